@@ -1,0 +1,1 @@
+"""The conversation between nodes (inbox, delivery, remote actors, discovery)."""

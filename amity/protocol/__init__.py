@@ -1,0 +1,1 @@
+"""Pure protocol code: documents, validation, canonical JSON and signatures. No I/O."""

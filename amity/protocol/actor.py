@@ -1,0 +1,108 @@
+"""Actor documents for the three kinds of node (ActivityPub section 4.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .contexts import ACTOR_CONTEXT
+from .multikey import encode_ed25519_public
+
+# A school is an Organization; a hub relays for others, so it is a Service; an authority
+# speaks for the group of schools it vouches for, so it is a Group.
+ACTOR_TYPES = {"school": "Organization", "hub": "Service", "authority": "Group"}
+RSA_KEY_FRAGMENT = "#main-key"
+ED25519_KEY_FRAGMENT = "#ed25519-key"
+
+
+@dataclass(frozen=True)
+class ActorUrls:
+    """Every address an actor publishes, derived from the node's base URL and a handle."""
+
+    base_url: str
+    handle: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.base_url}/actors/{self.handle}"
+
+    @property
+    def inbox(self) -> str:
+        return f"{self.id}/inbox"
+
+    @property
+    def outbox(self) -> str:
+        return f"{self.id}/outbox"
+
+    @property
+    def followers(self) -> str:
+        return f"{self.id}/followers"
+
+    @property
+    def following(self) -> str:
+        return f"{self.id}/following"
+
+    @property
+    def profile(self) -> str:
+        return f"{self.id}/profile"
+
+    @property
+    def shared_inbox(self) -> str:
+        return f"{self.base_url}/inbox"
+
+    @property
+    def rsa_key_id(self) -> str:
+        return self.id + RSA_KEY_FRAGMENT
+
+    @property
+    def ed25519_key_id(self) -> str:
+        return self.id + ED25519_KEY_FRAGMENT
+
+
+def actor_document(
+    urls: ActorUrls,
+    kind: str,
+    *,
+    name: str,
+    summary: str | None,
+    rsa_public_pem: str,
+    ed25519_public: bytes,
+    published: str,
+    has_profile: bool,
+) -> dict[str, Any]:
+    """The ActivityPub actor of a node's account, with both of its public keys."""
+    doc: dict[str, Any] = {
+        "@context": ACTOR_CONTEXT,
+        "id": urls.id,
+        "type": ACTOR_TYPES[kind],
+        "nodeKind": kind,
+        "preferredUsername": urls.handle,
+        "name": name,
+        "url": urls.id,
+        "inbox": urls.inbox,
+        "outbox": urls.outbox,
+        "followers": urls.followers,
+        "following": urls.following,
+        "endpoints": {"sharedInbox": urls.shared_inbox},
+        "manuallyApprovesFollowers": False,
+        "discoverable": True,
+        "published": published,
+        "publicKey": {
+            "id": urls.rsa_key_id,
+            "owner": urls.id,
+            "publicKeyPem": rsa_public_pem,
+        },
+        "assertionMethod": [
+            {
+                "id": urls.ed25519_key_id,
+                "type": "Multikey",
+                "controller": urls.id,
+                "publicKeyMultibase": encode_ed25519_public(ed25519_public),
+            }
+        ],
+    }
+    if summary:
+        doc["summary"] = summary
+    if has_profile:
+        doc["schoolProfile"] = urls.profile
+    return doc

@@ -1,0 +1,51 @@
+"""JSON-LD context URLs and Amity's own inline context.
+
+Documents are produced and read in compact form; no context is ever fetched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ACTIVITYSTREAMS = "https://www.w3.org/ns/activitystreams"
+SECURITY_V1 = "https://w3id.org/security/v1"
+DATA_INTEGRITY_V2 = "https://w3id.org/security/data-integrity/v2"
+MULTIKEY_V1 = "https://w3id.org/security/multikey/v1"
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+
+AMITY_NS = "https://amity-network.org/ns#"
+
+# The terms Amity adds to ActivityStreams; an identifier, never dereferenced.
+AMITY_TERMS: dict[str, Any] = {
+    "amity": AMITY_NS,
+    "schema": "http://schema.org/",
+    "SchoolProfile": "amity:SchoolProfile",
+    "nodeKind": "amity:nodeKind",
+    "schoolProfile": {"@id": "amity:schoolProfile", "@type": "@id"},
+    "country": "schema:addressCountry",
+    "locality": "schema:addressLocality",
+    "timezone": "amity:timezone",
+    "languages": "amity:languages",
+    "instruction": {"@id": "amity:instructionLanguage", "@container": "@set"},
+    "learning": {"@id": "amity:learningLanguage", "@container": "@set"},
+    "ages": {"@id": "amity:ageRange", "@container": "@list"},
+    "subjects": {"@id": "amity:subject", "@container": "@set"},
+    "modes": {"@id": "amity:mode", "@container": "@set"},
+    "schoolDays": {"@id": "amity:schoolDay", "@container": "@set"},
+    "schoolHours": {"@id": "amity:schoolHours", "@container": "@list"},
+    "terms": {"@id": "amity:term", "@container": "@set"},
+    "start": "schema:startDate",
+    "end": "schema:endDate",
+    "capacity": "amity:partnershipCapacity",
+    "discoverable": "http://joinmastodon.org/ns#discoverable",
+    "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
+}
+
+ACTOR_CONTEXT: list[Any] = [
+    ACTIVITYSTREAMS,
+    SECURITY_V1,
+    DATA_INTEGRITY_V2,
+    MULTIKEY_V1,
+    AMITY_TERMS,
+]
+PROFILE_CONTEXT: list[Any] = [ACTIVITYSTREAMS, DATA_INTEGRITY_V2, AMITY_TERMS]
