@@ -15,13 +15,18 @@ PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 
 AMITY_NS = "https://amity-network.org/ns#"
 
-# The terms Amity adds to ActivityStreams; an identifier, never dereferenced.
-AMITY_TERMS: dict[str, Any] = {
+# The terms Amity adds to ActivityStreams. The namespace is an identifier, never dereferenced.
+ACTOR_TERMS: dict[str, Any] = {
+    "amity": AMITY_NS,
+    "nodeKind": "amity:nodeKind",
+    "schoolProfile": {"@id": "amity:schoolProfile", "@type": "@id"},
+    "discoverable": "http://joinmastodon.org/ns#discoverable",
+    "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
+}
+PROFILE_TERMS: dict[str, Any] = {
     "amity": AMITY_NS,
     "schema": "http://schema.org/",
     "SchoolProfile": "amity:SchoolProfile",
-    "nodeKind": "amity:nodeKind",
-    "schoolProfile": {"@id": "amity:schoolProfile", "@type": "@id"},
     "country": "schema:addressCountry",
     "locality": "schema:addressLocality",
     "timezone": "amity:timezone",
@@ -37,8 +42,6 @@ AMITY_TERMS: dict[str, Any] = {
     "start": "schema:startDate",
     "end": "schema:endDate",
     "capacity": "amity:partnershipCapacity",
-    "discoverable": "http://joinmastodon.org/ns#discoverable",
-    "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
 }
 
 ACTOR_CONTEXT: list[Any] = [
@@ -46,6 +49,6 @@ ACTOR_CONTEXT: list[Any] = [
     SECURITY_V1,
     DATA_INTEGRITY_V2,
     MULTIKEY_V1,
-    AMITY_TERMS,
+    ACTOR_TERMS,
 ]
-PROFILE_CONTEXT: list[Any] = [ACTIVITYSTREAMS, DATA_INTEGRITY_V2, AMITY_TERMS]
+PROFILE_CONTEXT: list[Any] = [ACTIVITYSTREAMS, DATA_INTEGRITY_V2, PROFILE_TERMS]

@@ -1,0 +1,143 @@
+"""The `amity` command: a thin layer over node/ (the operator contract in DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import IO
+
+import click
+from babel import Locale
+
+from .. import __version__
+from ..node.backup import backup_node
+from ..node.node import Node, init_node
+from ..node.pages import profile_facts
+from ..node.server import serve_node
+from ..protocol.errors import ValidationFailed
+from ..protocol.profile import display_name, parse_profile_json
+from ..protocol.vocabulary import NODE_KINDS
+from .options import data_option, fail, user_errors
+
+MAX_PROFILE_BYTES = 64 * 1024
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="amity")
+def cli() -> None:
+    """Amity: find partner schools abroad, on a network nobody owns."""
+
+
+def read_profile(source: IO[bytes]) -> dict[str, object]:
+    """A validated profile from a file; ValidationFailed names the file's problems."""
+    raw = source.read(MAX_PROFILE_BYTES + 1)
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise ValidationFailed([("profile", f"file is over {MAX_PROFILE_BYTES // 1024} KiB")])
+    return parse_profile_json(raw)
+
+
+@cli.command()
+@data_option
+@click.option("--name", "handle", required=True, help="Short account name, as in @NAME@host.")
+@click.option("--base-url", required=True, help="Public address, e.g. https://school.example.")
+@click.option("--kind", type=click.Choice(NODE_KINDS), default="school", show_default=True)
+@click.option("--profile", "profile_file", type=click.File("rb"), help="School profile JSON.")
+@user_errors
+def init(
+    data_dir: Path, handle: str, base_url: str, kind: str, profile_file: IO[bytes] | None
+) -> None:
+    """Create a node: config, database and keys in the data directory."""
+    profile = read_profile(profile_file) if profile_file else None
+    node = init_node(data_dir, handle=handle, base_url=base_url, kind=kind, profile=profile)
+    try:
+        config = node.config
+        click.echo(f"Created {kind} node '{handle}' in {data_dir}")
+        click.echo(f"  actor:  {node.urls.id}")
+        click.echo(f"  handle: @{handle}@{config.host}")
+        if kind == "school" and profile is None:
+            click.echo(f"Next: amity profile import FILE.json --data {data_dir}")
+        click.echo(f"Start it with: amity serve --data {data_dir}")
+    finally:
+        node.close()
+
+
+@cli.command()
+@data_option
+@click.option("--bind", default=None, help="Address to listen on (default from config: 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: the base URL's, else 8080).")
+@click.option(
+    "--allow-private-network",
+    is_flag=True,
+    help="Let the node talk to loopback and private addresses (tests, a school LAN).",
+)
+@user_errors
+def serve(data_dir: Path, bind: str | None, port: int | None, allow_private_network: bool) -> None:
+    """Serve the node until Ctrl-C or SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    node = Node.open(data_dir)
+    serve_node(node, bind or node.config.bind, port or node.config.port)
+
+
+@cli.group()
+def profile() -> None:
+    """Show or replace this school's profile."""
+
+
+@profile.command("show")
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="The profile in its import format.")
+@click.option("--signed", is_flag=True, help="The published object with its proof.")
+@user_errors
+def profile_show(data_dir: Path, as_json: bool, signed: bool) -> None:
+    """Print the current profile."""
+    node = Node.open(data_dir)
+    try:
+        stored = node.profile()
+        if stored is None:
+            fail([f"no profile yet; import one with: amity profile import FILE --data {data_dir}"])
+            return
+        if signed or as_json:
+            document = stored.document if signed else stored.data
+            click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+            return
+        click.echo(f"{display_name(stored.data)}  (@{node.config.handle}@{node.config.host})")
+        for label, value in profile_facts(stored.data, Locale("en")):
+            click.echo(f"  {label + ':':<19}{value}")
+        if "description" in stored.data:
+            click.echo(f"  {'About:':<19}{stored.data['description']}")
+        click.echo(f"  {'Updated:':<19}{stored.updated}")
+        click.echo(f"  {'Published at:':<19}{node.urls.profile}")
+    finally:
+        node.close()
+
+
+@profile.command("import")
+@data_option
+@click.argument("file", type=click.File("rb"))
+@user_errors
+def profile_import(data_dir: Path, file: IO[bytes]) -> None:
+    """Replace the profile with FILE (JSON; - for stdin), signed anew."""
+    data = read_profile(file)
+    node = Node.open(data_dir)
+    try:
+        stored = node.publish_profile(data)
+        click.echo(f"Profile of '{display_name(data)}' published, updated {stored.updated}")
+    finally:
+        node.close()
+
+
+@cli.command()
+@data_option
+@click.argument("destination", type=click.Path(path_type=Path))
+@user_errors
+def backup(data_dir: Path, destination: Path) -> None:
+    """Copy the node (config, keys, a consistent database) to DESTINATION, even while serving."""
+    backup_node(data_dir, destination)
+    click.echo(
+        f"Backed up {data_dir} to {destination}; restore by serving with --data {destination}"
+    )
+
+
+def main() -> None:
+    cli()

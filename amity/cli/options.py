@@ -1,0 +1,50 @@
+"""Options every command shares, and the translation of errors into one-line messages."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..node.errors import NodeError
+from ..protocol.errors import ProtocolError, ValidationFailed
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+data_option = click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="./amity-data",
+    envvar="AMITY_DATA",
+    show_default=True,
+    help="The node's data directory (config, database, keys). Also AMITY_DATA.",
+)
+
+
+def fail(lines: list[str]) -> None:
+    """Print each line as an error on stderr and exit non-zero."""
+    for line in lines:
+        click.echo(f"error: {line}", err=True)
+    sys.exit(1)
+
+
+def user_errors(command: F) -> F:
+    """Turn the errors an operator can act on into `error: ...` lines, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ValidationFailed as exc:
+            fail([f"profile field {field!r}: {message}" for field, message in exc.problems])
+        except (NodeError, ProtocolError) as exc:
+            fail([str(exc)])
+        except OSError as exc:
+            fail([f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")])
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""One running node: configuration, storage, keys and the HTTP application."""

@@ -1,0 +1,36 @@
+"""What request handlers share: the app's keys and small response helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from .node import Node
+
+T = TypeVar("T")
+
+NODE = web.AppKey("node", Node)
+DB_EXECUTOR = web.AppKey("db_executor", ThreadPoolExecutor)
+
+
+async def run_db(request: web.Request, fn: Callable[[Node], T]) -> T:
+    """Run `fn(node)` on the node's one database thread, off the event loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(request.app[DB_EXECUTOR], fn, request.app[NODE])
+
+
+def json_response(document: Any, content_type: str, status: int = 200) -> web.Response:
+    """`document` as UTF-8 JSON with exactly the given Content-Type."""
+    body = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+    response = web.Response(body=body, status=status)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+def error_response(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)

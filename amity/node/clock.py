@@ -1,0 +1,33 @@
+"""Time as the node writes it into documents (UTC, whole seconds, xsd:dateTime)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """`2026-11-28T22:04:28Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def later_than(previous: str | None, now: datetime) -> str:
+    """`now`, or one second after `previous` if the clock has not moved past it.
+
+    Every profile version gets a strictly later `updated`, so peers can order them.
+    """
+    if previous is not None:
+        floor = parse_time(previous) + timedelta(seconds=1)
+        if now < floor:
+            return format_time(floor)
+    return format_time(now)

@@ -1,0 +1,136 @@
+"""HTTP routes: discovery (WebFinger, NodeInfo), actors, profiles, collections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .. import __version__
+from ..protocol.contexts import ACTIVITYSTREAMS
+from ..protocol.discovery import (
+    NODEINFO_CONTENT_TYPE,
+    nodeinfo_document,
+    nodeinfo_links,
+    parse_acct,
+    webfinger_document,
+)
+from .app_state import NODE, json_response, run_db
+from .negotiation import choose_representation
+from .node import Node
+from .pages import render_actor_page
+
+routes = web.RouteTableDef()
+JRD = "application/jrd+json"
+
+
+def _require_actor(request: web.Request) -> Node:
+    """The node, when the path names its account; 404 otherwise."""
+    node = request.app[NODE]
+    handle = request.match_info["handle"]
+    if handle != node.config.handle:
+        raise web.HTTPNotFound(text=f"no actor {handle!r} on this node")
+    return node
+
+
+def _negotiated(request: web.Request, document: dict[str, Any], html: str) -> web.Response:
+    representation = choose_representation(request.headers.get("Accept"))
+    if representation == "html":
+        response = web.Response(text=html, content_type="text/html", charset="utf-8")
+    else:
+        response = json_response(document, representation)
+    response.headers["Vary"] = "Accept"
+    return response
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.Response:
+    raise web.HTTPFound(request.app[NODE].urls.id)
+
+
+@routes.get("/.well-known/webfinger")
+async def webfinger(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    resource = request.query.get("resource")
+    if not resource:
+        raise web.HTTPBadRequest(text="the resource parameter is required (RFC 7033 4.2)")
+    if resource.startswith("acct:"):
+        handle, host = parse_acct(resource)
+        found = handle == node.config.handle and host == node.config.host
+    else:
+        found = resource == node.urls.id
+    if not found:
+        raise web.HTTPNotFound(text=f"no actor {resource} on this node")
+    document = webfinger_document(node.config.handle, node.config.host, node.urls.id)
+    response = json_response(document, JRD)
+    response.headers["Access-Control-Allow-Origin"] = "*"  # RFC 7033 section 5
+    return response
+
+
+@routes.get("/.well-known/nodeinfo")
+async def nodeinfo_discovery(request: web.Request) -> web.Response:
+    return json_response(nodeinfo_links(request.app[NODE].config.base_url), "application/json")
+
+
+@routes.get("/nodeinfo/2.1")
+async def nodeinfo(request: web.Request) -> web.Response:
+    def build(node: Node) -> dict[str, Any]:
+        return nodeinfo_document(
+            version=__version__,
+            kind=node.config.kind,
+            actors=node.store.count_actors(),
+            profiles=node.store.count_profiles(),
+            metadata={"nodeName": node.config.handle},
+        )
+
+    return json_response(await run_db(request, build), NODEINFO_CONTENT_TYPE)
+
+
+@routes.get("/actors/{handle}")
+async def actor(request: web.Request) -> web.Response:
+    _require_actor(request)
+
+    def build(node: Node) -> tuple[dict[str, Any], str]:
+        document = node.actor_document()
+        profile = node.profile()
+        html = render_actor_page(
+            document,
+            profile.data if profile else None,
+            f"@{node.config.handle}@{node.config.host}",
+            profile.updated if profile else None,
+        )
+        return document, html
+
+    document, html = await run_db(request, build)
+    return _negotiated(request, document, html)
+
+
+@routes.get("/actors/{handle}/profile")
+async def profile(request: web.Request) -> web.Response:
+    _require_actor(request)
+    stored = await run_db(request, lambda node: node.profile())
+    if stored is None:
+        raise web.HTTPNotFound(text="this node has not published a school profile")
+    if choose_representation(request.headers.get("Accept")) == "html":
+        raise web.HTTPFound(request.app[NODE].urls.id)
+    response = json_response(stored.document, choose_representation(request.headers.get("Accept")))
+    response.headers["Vary"] = "Accept"
+    return response
+
+
+def _empty_collection(collection_id: str) -> dict[str, Any]:
+    return {
+        "@context": ACTIVITYSTREAMS,
+        "id": collection_id,
+        "type": "OrderedCollection",
+        "totalItems": 0,
+        "orderedItems": [],
+    }
+
+
+@routes.get("/actors/{handle}/{collection:outbox|followers|following}")
+async def collection(request: web.Request) -> web.Response:
+    node = _require_actor(request)
+    name = request.match_info["collection"]
+    # Federation (following, delivering) is not built yet: these collections are empty.
+    return json_response(_empty_collection(f"{node.urls.id}/{name}"), "application/activity+json")

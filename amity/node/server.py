@@ -1,0 +1,35 @@
+"""Serving a node until SIGTERM or SIGINT, then shutting down cleanly."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from .app import create_app
+from .node import Node
+
+log = logging.getLogger("amity")
+
+
+def serve_node(node: Node, bind: str, port: int) -> None:
+    """Serve `node` on bind:port; returns after a signal has stopped the server."""
+    app = create_app(node)
+    config = node.config
+
+    def announce(_: str) -> None:
+        log.info(
+            "Amity %s node '%s' serving %s on http://%s:%d (Ctrl-C to stop)",
+            config.kind,
+            config.handle,
+            config.base_url,
+            bind,
+            port,
+        )
+
+    try:
+        # run_app turns SIGINT and SIGTERM into a graceful shutdown.
+        web.run_app(app, host=bind, port=port, print=announce, access_log=None, shutdown_timeout=5)
+    finally:
+        node.close()
+        log.info("Amity node '%s' stopped", config.handle)

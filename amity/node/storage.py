@@ -1,0 +1,88 @@
+"""SQLite storage through sqlite-utils: WAL, migrations at open, the node's rows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from .errors import NodeError
+from .schema import migrations
+
+
+def open_database(path: Path) -> Database:
+    """Open (or create) the database, switch to WAL and bring the schema up to date."""
+    try:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db = Database(conn)
+        conn.execute("PRAGMA busy_timeout = 10000")  # the CLI and `serve` share the file
+        db.enable_wal()
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrations.apply(db)
+    except sqlite3.DatabaseError as exc:
+        raise NodeError(f"cannot open database {path}: {exc}") from exc
+    return db
+
+
+@dataclass(frozen=True)
+class StoredProfile:
+    """A school's current profile: what was imported and what is published."""
+
+    data: dict[str, Any]
+    document: dict[str, Any]
+    published: str
+    updated: str
+
+
+class Store:
+    """The node's rows; every method is one short transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def close(self) -> None:
+        self.db.close()
+
+    def add_actor(self, handle: str, kind: str, published: str) -> None:
+        with self.db.atomic():
+            self.db["actors"].insert({"handle": handle, "kind": kind, "published": published})
+
+    def actor(self, handle: str) -> dict[str, Any] | None:
+        rows = list(self.db["actors"].rows_where("handle = ?", [handle]))
+        return rows[0] if rows else None
+
+    def count_actors(self) -> int:
+        return self.db["actors"].count
+
+    def count_profiles(self) -> int:
+        return self.db["profiles"].count
+
+    def save_profile(self, handle: str, profile: StoredProfile) -> None:
+        with self.db.atomic():
+            self.db["profiles"].upsert(
+                {
+                    "handle": handle,
+                    "data": json.dumps(profile.data, ensure_ascii=False),
+                    "document": json.dumps(profile.document, ensure_ascii=False),
+                    "published": profile.published,
+                    "updated": profile.updated,
+                },
+                pk="handle",
+            )
+
+    def profile(self, handle: str) -> StoredProfile | None:
+        rows = list(self.db["profiles"].rows_where("handle = ?", [handle]))
+        if not rows:
+            return None
+        row = rows[0]
+        return StoredProfile(
+            data=json.loads(row["data"]),
+            document=json.loads(row["document"]),
+            published=row["published"],
+            updated=row["updated"],
+        )
