@@ -18,12 +18,12 @@ from ..node.server import serve_node
 from ..protocol.errors import ValidationFailed
 from ..protocol.profile import display_name, parse_profile_json
 from ..protocol.vocabulary import NODE_KINDS
-from .options import data_option, fail, user_errors
+from .options import OneLineErrorGroup, data_option, fail, user_errors
 
 MAX_PROFILE_BYTES = 64 * 1024
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="amity")
 def cli() -> None:
     """Amity: find partner schools abroad, on a network nobody owns."""

@@ -1,0 +1,49 @@
+"""Shared fixtures: example profiles, nodes in temporary directories, served subprocesses."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amity.node.node import Node, init_node
+
+from .helpers import EXAMPLE_PROFILE, ServedNode
+
+
+@pytest.fixture
+def profile() -> dict[str, Any]:
+    """A fresh copy of the example profile, safe to modify."""
+    return copy.deepcopy(EXAMPLE_PROFILE)
+
+
+@pytest.fixture
+def school(tmp_path: Path, profile: dict[str, Any]) -> Iterator[Node]:
+    """A school node with the example profile, in a temporary data directory."""
+    node = init_node(
+        tmp_path / "school",
+        handle="benito",
+        base_url="http://127.0.0.1:8080",
+        kind="school",
+        profile=profile,
+    )
+    yield node
+    node.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Any]:
+    """A factory of served nodes; every one is stopped at the end of the test."""
+    started: list[ServedNode] = []
+
+    def serve(data: Path, port: int) -> ServedNode:
+        node = ServedNode(data, port).start()
+        started.append(node)
+        return node
+
+    yield serve
+    for node in started:
+        node.stop()
