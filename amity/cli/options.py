@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,11 +58,18 @@ _NO_ARGS_IS_HELP: type[click.ClickException] = getattr(
 class OneLineErrorGroup(click.Group):
     """A command group whose usage errors, like every other error, are one `error:` line."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, False, **extra)
         try:
-            super().main(*args, standalone_mode=False, **kwargs)
+            super().main(args, prog_name, complete_var, False, **extra)
         except _NO_ARGS_IS_HELP as exc:  # a bare group: show its help, as click would
             click.echo(exc.format_message(), err=True)
             sys.exit(exc.exit_code)

@@ -13,7 +13,7 @@ migrations = Migrations("amity")
 
 @migrations()
 def m001_actors(db: Database) -> None:
-    db["actors"].create(
+    db.table("actors").create(
         {"handle": str, "kind": str, "published": str},
         pk="handle",
     )
@@ -22,7 +22,7 @@ def m001_actors(db: Database) -> None:
 @migrations()
 def m002_profiles(db: Database) -> None:
     # `data` is the import format; `document` the signed object exactly as served.
-    db["profiles"].create(
+    db.table("profiles").create(
         {"handle": str, "data": str, "document": str, "published": str, "updated": str},
         pk="handle",
         foreign_keys=[("handle", "actors", "handle")],

@@ -50,7 +50,7 @@ class Store:
 
     def add_actor(self, handle: str, kind: str, published: str) -> None:
         with self.db.atomic():
-            self.db["actors"].insert({"handle": handle, "kind": kind, "published": published})
+            self.db.table("actors").insert({"handle": handle, "kind": kind, "published": published})
 
     def actor(self, handle: str) -> dict[str, Any] | None:
         rows = list(self.db["actors"].rows_where("handle = ?", [handle]))
@@ -64,7 +64,7 @@ class Store:
 
     def save_profile(self, handle: str, profile: StoredProfile) -> None:
         with self.db.atomic():
-            self.db["profiles"].upsert(
+            self.db.table("profiles").upsert(
                 {
                     "handle": handle,
                     "data": json.dumps(profile.data, ensure_ascii=False),
