@@ -3,18 +3,59 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import rfc8785
 
+from .contexts import ACTOR_CONTEXT, PROFILE_CONTEXT
 from .errors import MalformedDocument
+
+# The standard library's sorted, compact encoder writes exactly JCS's bytes unless the
+# document holds a float (JCS formats numbers the ECMAScript way), an integer beyond 2^53
+# (JCS refuses it), or a key with a character from U+E000 up (Python sorts by code point,
+# JCS by UTF-16 code unit). Such documents go through rfc8785 instead.
+_MAX_SAFE_INT = 2**53 - 1
+_SORT_SAFE_BELOW = "\ue000"
+# Contexts known to be plain need no walk (a list comparison runs in C).
+_PLAIN_CONTEXTS = (PROFILE_CONTEXT, ACTOR_CONTEXT)
+
+
+def _is_plain(root: Any) -> bool:
+    """True when json.dumps(sort_keys=True) writes exactly what JCS writes for `root`."""
+    stack = [root]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is str or kind is bool or value is None:
+            continue
+        if kind is int:
+            if not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+                return False
+        elif kind is dict:
+            for key, item in value.items():
+                if type(key) is not str or not (
+                    key.isascii() or not key or max(key) < _SORT_SAFE_BELOW
+                ):
+                    return False
+                if key != "@context" or item not in _PLAIN_CONTEXTS:
+                    stack.append(item)
+        elif kind is list:
+            stack.extend(value)
+        else:
+            return False  # floats and anything JSON has no word for
+    return True
 
 
 def canonical_bytes(document: Any) -> bytes:
     """Serialize `document` per RFC 8785; refuse what JCS cannot represent."""
     try:
+        if _is_plain(document):
+            return json.dumps(
+                document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            ).encode("utf-8")
         return rfc8785.dumps(document)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
         raise MalformedDocument(f"cannot canonicalize document: {exc}") from exc
 
 

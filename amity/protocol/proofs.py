@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from nacl.exceptions import BadSignatureError
@@ -28,6 +29,12 @@ class ProofInfo:
 
     verification_method: str
     created: str
+
+
+@lru_cache(maxsize=64)
+def _signing_key(seed: bytes) -> SigningKey:
+    """Deriving the key pair from the seed costs as much as a signature; do it once."""
+    return SigningKey(seed)
 
 
 def _hash_data(proof_options: dict[str, Any], unsecured: dict[str, Any]) -> bytes:
@@ -56,7 +63,7 @@ def sign_document(
     if "@context" in unsecured:
         # FEP-8b32: the proof carries the document's context so it can be checked alone.
         options["@context"] = unsecured["@context"]
-    signature = SigningKey(seed).sign(_hash_data(options, unsecured)).signature
+    signature = _signing_key(seed).sign(_hash_data(options, unsecured)).signature
     return {**unsecured, "proof": {**options, "proofValue": encode_multibase(signature)}}
 
 
