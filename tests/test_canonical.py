@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amity.protocol.canonical import canonical_bytes
 from amity.protocol.contexts import PROFILE_CONTEXT
+from amity.protocol.errors import MalformedDocument
 
 json_scalars = (
     st.none()
@@ -52,9 +54,5 @@ def test_known_context_inside_document_is_still_canonical() -> None:
 
 
 def test_lone_surrogates_are_malformed() -> None:
-    import pytest
-
-    from amity.protocol.errors import MalformedDocument
-
     with pytest.raises(MalformedDocument):
         canonical_bytes({"name": "\ud800"})

@@ -23,25 +23,15 @@ ACTOR_TERMS: dict[str, Any] = {
     "discoverable": "http://joinmastodon.org/ns#discoverable",
     "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
 }
+# Profile terms not defined by ActivityStreams fall into Amity's namespace through @vocab;
+# a short context matters because every proof carries a copy of it (FEP-8b32).
 PROFILE_TERMS: dict[str, Any] = {
-    "amity": AMITY_NS,
+    "@vocab": AMITY_NS,
     "schema": "http://schema.org/",
-    "SchoolProfile": "amity:SchoolProfile",
     "country": "schema:addressCountry",
     "locality": "schema:addressLocality",
-    "timezone": "amity:timezone",
-    "languages": "amity:languages",
-    "instruction": {"@id": "amity:instructionLanguage", "@container": "@set"},
-    "learning": {"@id": "amity:learningLanguage", "@container": "@set"},
-    "ages": {"@id": "amity:ageRange", "@container": "@list"},
-    "subjects": {"@id": "amity:subject", "@container": "@set"},
-    "modes": {"@id": "amity:mode", "@container": "@set"},
-    "schoolDays": {"@id": "amity:schoolDay", "@container": "@set"},
-    "schoolHours": {"@id": "amity:schoolHours", "@container": "@list"},
-    "terms": {"@id": "amity:term", "@container": "@set"},
     "start": "schema:startDate",
     "end": "schema:endDate",
-    "capacity": "amity:partnershipCapacity",
 }
 
 ACTOR_CONTEXT: list[Any] = [
