@@ -19,12 +19,12 @@ def serve_node(node: Node, bind: str, port: int) -> None:
 
     def announce(_: str) -> None:
         log.info(
-            "Amity %s node '%s' serving %s on http://%s:%d (Ctrl-C to stop)",
+            "Amity %s node %r listening on http://%s:%d, public address %s (Ctrl-C stops it)",
             config.kind,
             config.handle,
-            config.base_url,
             bind,
             port,
+            config.base_url,
         )
 
     try:

@@ -21,29 +21,42 @@ _SORT_SAFE_BELOW = "\ue000"
 _PLAIN_CONTEXTS = (PROFILE_CONTEXT, ACTOR_CONTEXT)
 
 
+def _keys_sort_alike(mapping: dict[Any, Any]) -> bool:
+    """True when every key is a string that sorts the same by code point and code unit."""
+    try:
+        keys = "".join(mapping)
+    except TypeError:  # a key that is not a string
+        return False
+    return keys.isascii() or not keys or max(keys) < _SORT_SAFE_BELOW
+
+
 def _is_plain(root: Any) -> bool:
     """True when json.dumps(sort_keys=True) writes exactly what JCS writes for `root`."""
+    if type(root) is not dict and type(root) is not list:
+        return _is_plain([root])
     stack = [root]
     while stack:
-        value = stack.pop()
-        kind = type(value)
-        if kind is str or kind is bool or value is None:
-            continue
-        if kind is int:
-            if not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+        container = stack.pop()
+        if type(container) is dict:
+            if not _keys_sort_alike(container):
                 return False
-        elif kind is dict:
-            for key, item in value.items():
-                if type(key) is not str or not (
-                    key.isascii() or not key or max(key) < _SORT_SAFE_BELOW
-                ):
-                    return False
-                if key != "@context" or item not in _PLAIN_CONTEXTS:
-                    stack.append(item)
-        elif kind is list:
-            stack.extend(value)
+            context = container.get("@context")
+            items = [
+                v for k, v in container.items() if k != "@context" or context not in _PLAIN_CONTEXTS
+            ]
         else:
-            return False  # floats and anything JSON has no word for
+            items = container
+        for item in items:
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is int:
+                if not -_MAX_SAFE_INT <= item <= _MAX_SAFE_INT:
+                    return False
+            elif kind is dict or kind is list:
+                stack.append(item)
+            else:
+                return False  # floats and anything JSON has no word for
     return True
 
 
