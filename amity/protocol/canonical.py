@@ -34,14 +34,14 @@ def _is_plain(root: Any) -> bool:
     """True when json.dumps(sort_keys=True) writes exactly what JCS writes for `root`."""
     if type(root) is not dict and type(root) is not list:
         return _is_plain([root])
-    stack = [root]
+    stack: list[Any] = [root]
     while stack:
         container = stack.pop()
         if type(container) is dict:
             if not _keys_sort_alike(container):
                 return False
             context = container.get("@context")
-            items = [
+            items: list[Any] = [
                 v for k, v in container.items() if k != "@context" or context not in _PLAIN_CONTEXTS
             ]
         else:
