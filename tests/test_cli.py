@@ -41,6 +41,7 @@ def test_init_creates_config_database_and_private_keys(tmp_path: Path) -> None:
         mode = stat.S_IMODE((data / "keys" / key).stat().st_mode)
         assert mode == 0o600
     assert stat.S_IMODE((data / "amity.toml").stat().st_mode) == 0o600
+    assert stat.S_IMODE((data / "amity.db").stat().st_mode) == 0o600
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
 
 

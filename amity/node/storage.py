@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from .schema import migrations
 def open_database(path: Path) -> Database:
     """Open (or create) the database, switch to WAL and bring the schema up to date."""
     try:
+        if not path.exists():  # owner only, like the keys and the config
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         db = Database(conn)
         conn.execute("PRAGMA busy_timeout = 10000")  # the CLI and `serve` share the file
