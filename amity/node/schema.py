@@ -27,3 +27,71 @@ def m002_profiles(db: Database) -> None:
         pk="handle",
         foreign_keys=[("handle", "actors", "handle")],
     )
+
+
+@migrations()
+def m003_federation(db: Database) -> None:
+    # Remote actors as last fetched; `fetched_at` is epoch seconds.
+    db.table("remote_actors").create(
+        {"id": str, "document": str, "inbox": str, "shared_inbox": str, "fetched_at": float},
+        pk="id",
+    )
+    db.table("followers").create(
+        {"handle": str, "actor": str, "inbox": str, "follow_id": str, "created": str},
+        pk=("handle", "actor"),
+    )
+    # state: pending (Follow sent), accepted, rejected
+    db.table("following").create(
+        {"handle": str, "actor": str, "follow_id": str, "state": str, "created": str},
+        pk=("handle", "actor"),
+    )
+    # Every activity id processed, so a second delivery of the same one does nothing.
+    db.table("seen_activities").create(
+        {"id": str, "type": str, "actor": str, "received_at": float}, pk="id"
+    )
+    # Objects other nodes published (profiles among them); deleted ones keep a tombstone.
+    db.table("objects").create(
+        {
+            "id": str,
+            "type": str,
+            "attributed_to": str,
+            "document": str,
+            "updated": str,
+            "deleted_at": str,
+            "received_at": float,
+        },
+        pk="id",
+    )
+    db.table("objects").create_index(["attributed_to"])
+    # What this node's actors sent, newest last (the outbox collection).
+    db.table("outbox").create(
+        {"id": str, "handle": str, "type": str, "document": str, "published": str}, pk="id"
+    )
+    # state: pending or dead; a delivered row is deleted.
+    db.table("deliveries").create(
+        {
+            "id": int,
+            "activity_id": str,
+            "handle": str,
+            "inbox": str,
+            "host": str,
+            "body": str,
+            "state": str,
+            "attempts": int,
+            "next_attempt_at": float,
+            "last_error": str,
+            "created_at": float,
+        },
+        pk="id",
+    )
+    db.table("deliveries").create_index(["state", "next_attempt_at"])
+    db.table("deliveries").create_index(["host"])
+    db.table("hosts").create(
+        {"host": str, "unavailable_since": float, "next_probe_at": float, "last_success": float},
+        pk="host",
+    )
+    # kind: domain or actor
+    db.table("blocks").create({"target": str, "kind": str, "created": str}, pk="target")
+    db.table("reports").create(
+        {"id": str, "actor": str, "document": str, "received_at": float}, pk="id"
+    )

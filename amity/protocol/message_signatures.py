@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import http_sf
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -34,7 +35,7 @@ class _Request:
 def message_key_id(headers: dict[str, str]) -> str:
     """The `keyid` of the (single) signature in `Signature-Input`; headers by lower-case name."""
     try:
-        inputs = http_sf.parse(headers["signature-input"].encode("ascii"), tltype="dictionary")
+        inputs: Any = http_sf.parse(headers["signature-input"].encode("ascii"), tltype="dictionary")
     except (KeyError, UnicodeEncodeError, ValueError) as exc:
         raise MalformedDocument("Signature-Input is not a structured dictionary") from exc
     if len(inputs) != 1:

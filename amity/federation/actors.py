@@ -1,0 +1,89 @@
+"""Remote actors: fetched with a signed GET, cached with a time-to-live, keys looked up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..protocol.activities import host_of
+from ..protocol.errors import UnknownKey
+from ..protocol.httpsig import PublicKey, key_from_document
+from . import store
+from .client import FederationClient, Signer
+from .errors import FetchFailed
+from .runner import DbRunner
+
+ACTOR_TTL = 24 * 3600.0
+ACTOR_TYPES = frozenset({"Person", "Organization", "Service", "Group", "Application"})
+
+
+def check_actor(document: Any, fetched_from: str) -> dict[str, Any]:
+    """`document` when it is an actor served by the host its id names."""
+    if not isinstance(document, dict) or not isinstance(document.get("id"), str):
+        raise FetchFailed(f"{fetched_from} did not return an object with an id")
+    if host_of(document["id"]) != host_of(fetched_from):
+        raise FetchFailed(f"{fetched_from} returned a document of another host")
+    return document
+
+
+class RemoteActors:
+    """The cache of other nodes' actors, backed by the remote_actors table."""
+
+    def __init__(
+        self,
+        db: DbRunner,
+        client: FederationClient,
+        signer: Callable[[], Signer],
+        ttl: float = ACTOR_TTL,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.signer = signer
+        self.ttl = ttl
+        self.now = now
+
+    async def fetch(self, url: str) -> dict[str, Any]:
+        """Fetch `url` now (signed, so authorized-fetch servers answer) and cache it if an actor."""
+        document = check_actor(await self.client.get_json(url, self.signer()), url)
+        if document.get("type") in ACTOR_TYPES:
+            fetched_at = self.now()
+            await self.db(lambda db: store.cache_actor(db, document, fetched_at))
+        return document
+
+    async def _document(self, url: str, refresh: bool) -> dict[str, Any]:
+        if not refresh:
+            cached = await self.db(lambda db: store.cached_actor(db, url))
+            if cached is not None and self.now() - cached[1] < self.ttl:
+                return cached[0]
+        return await self.fetch(url)
+
+    async def get(self, actor_id: str, refresh: bool = False) -> dict[str, Any]:
+        """The actor document, from the cache while it is fresh."""
+        document = await self._document(actor_id, refresh)
+        if document.get("type") not in ACTOR_TYPES or document["id"] != actor_id:
+            raise FetchFailed(f"{actor_id} is not an actor")
+        return document
+
+    async def key(
+        self, key_id: str, refresh: bool = False
+    ) -> tuple[str, PublicKey, dict[str, Any]]:
+        """(owner, public key, owner's actor document) for a key id.
+
+        A key missing from a cached document triggers one fresh fetch (the key may be new).
+        """
+        document = await self._document(key_id.split("#", 1)[0], refresh)
+        try:
+            owner, key = key_from_document(document, key_id)
+        except UnknownKey:
+            if refresh:
+                raise
+            return await self.key(key_id, refresh=True)
+        if owner == document["id"]:
+            return owner, key, document
+        # A stand-alone key document: its owner must publish the same key.
+        actor = await self.get(owner, refresh)
+        if key_from_document(actor, key_id)[0] != owner:
+            raise UnknownKey(f"{owner} does not claim key {key_id}")
+        return owner, key, actor

@@ -1,0 +1,137 @@
+"""The delivery worker: takes due rows from the queue, signs each attempt anew, posts them.
+
+Rows stay in SQLite until an inbox accepts them, so a crash or kill -9 loses nothing; a
+row posted just before a crash is posted again, and receivers drop the repeat by its id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from sqlite_utils import Database
+
+from . import store
+from .backoff import MAX_ATTEMPTS, PROBE_INTERVAL, is_permanent_failure, retry_delay
+from .client import FederationClient, Signer
+from .errors import FetchFailed
+from .runner import DbRunner
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryWorker:
+    """Posts queued activities with bounded concurrency, per host and in all."""
+
+    def __init__(
+        self,
+        db: DbRunner,
+        client: FederationClient,
+        signer_for: Callable[[str], Signer],
+        *,
+        max_total: int = 32,
+        max_per_host: int = 4,
+        poll_interval: float = 1.0,
+        now: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.signer_for = signer_for
+        self.max_total = max_total
+        self.max_per_host = max_per_host
+        self.poll_interval = poll_interval
+        self.now = now
+        self.jitter = jitter
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._per_host: Counter[str] = Counter()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look at the queue now rather than at the next poll (new rows were added)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+        try:
+            while True:
+                self._wake.clear()
+                await self.run_single_cycle()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        finally:
+            for task in list(self._in_flight.values()):
+                task.cancel()
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    async def run_single_cycle(self) -> int:
+        """Start every delivery that is due and fits the limits; returns how many started."""
+        room = self.max_total - len(self._in_flight)
+        if room <= 0:
+            return 0
+        exclude = set(self._in_flight)
+        now = self.now()
+        due = await self.db(lambda db: store.due_deliveries(db, now, exclude, room * 4))
+        started = 0
+        for delivery in due:
+            if started >= room:
+                break
+            if self._per_host[delivery.host] >= self.max_per_host:
+                continue
+            self._per_host[delivery.host] += 1
+            task = asyncio.create_task(self._attempt(delivery))
+            self._in_flight[delivery.id] = task
+            started += 1
+        return started
+
+    async def drain(self) -> None:
+        """Wait for every delivery in flight (tests step the queue with this)."""
+        await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    async def _attempt(self, delivery: store.Delivery) -> None:
+        try:
+            await self._post(delivery)
+        except Exception:
+            log.exception("delivery %s to %s failed unexpectedly", delivery.id, delivery.inbox)
+        finally:
+            self._in_flight.pop(delivery.id, None)
+            self._per_host[delivery.host] -= 1
+            self.wake()
+
+    async def _post(self, delivery: store.Delivery) -> None:
+        retry_after: float | None = None
+        try:
+            result = await self.client.post(
+                delivery.inbox, delivery.body, self.signer_for(delivery.handle)
+            )
+            status, retry_after = result.status, result.retry_after
+            error = f"HTTP {status}"
+        except FetchFailed as exc:
+            status, error = 0, str(exc)
+        now = self.now()
+        if 200 <= status < 300:
+            await self.db(lambda db: store.delivered(db, delivery.id, delivery.host, now))
+            return
+        attempts = delivery.attempts + 1
+        if is_permanent_failure(status) or attempts >= MAX_ATTEMPTS:
+            log.warning(
+                "delivery to %s is dead after %d attempts: %s", delivery.inbox, attempts, error
+            )
+            exhausted = not is_permanent_failure(status)
+
+            def dead(db: Database) -> None:
+                store.failed(db, delivery, error, None, now, PROBE_INTERVAL)
+                if exhausted:
+                    store.mark_unavailable(db, delivery.host, now, PROBE_INTERVAL)
+
+            await self.db(dead)
+            return
+        delay = max(retry_delay(attempts, self.jitter()), retry_after or 0.0)
+        await self.db(
+            lambda db: store.failed(db, delivery, error, now + delay, now, PROBE_INTERVAL)
+        )

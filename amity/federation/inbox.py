@@ -1,0 +1,344 @@
+"""Inbox processing: authenticate a POSTed activity, then apply it once.
+
+Order of checks: signature present (401), sender not blocked (403), rate limit (429),
+well-formed JSON activity (400), signature valid with the sender's key, refetched once
+(401), origin: key owner = actor, activity id on the actor's host (401), then the
+activity's effect, applied in one transaction together with its id, so a repeat does
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..protocol import activities
+from ..protocol.activities import IncomingActivity, host_of, read_activity
+from ..protocol.errors import BadSignature, MalformedDocument, ProtocolError, UnknownKey
+from ..protocol.httpsig import (
+    check_digest,
+    parse_signature_header,
+    verify_request,
+)
+from ..protocol.message_signatures import message_key_id, verify_message
+from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
+from ..protocol.proofs import verify_with_actor
+from . import store
+from .actors import ACTOR_TYPES, RemoteActors
+from .errors import FetchFailed
+from .ratelimit import RateLimiter
+from .runner import DbRunner
+
+log = logging.getLogger(__name__)
+Effect = Callable[[Database], object]
+
+
+@dataclass(frozen=True)
+class InboxRequest:
+    """A POST to an inbox, as the sender addressed it."""
+
+    url: str  # the node's base URL + path + query
+    target: str  # path + query, as in (request-target)
+    headers: Mapping[str, str]  # lower-case names
+    header_items: list[tuple[str, str]]  # every field line, for RFC 9421
+    body: bytes
+
+
+@dataclass(frozen=True)
+class InboxResult:
+    status: int
+    reason: str
+    retry_after: float | None = None
+
+
+class Rejected(Exception):
+    """The request is refused with `status`."""
+
+    def __init__(self, status: int, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who signed the request."""
+
+    key_id: str
+    owner: str
+    actor_document: dict[str, Any]
+
+
+class Inbox:
+    """Receives activities for the node's local actors (each inbox and the shared one)."""
+
+    def __init__(
+        self,
+        db: DbRunner,
+        actors: RemoteActors,
+        *,
+        local_actors: Mapping[str, str],
+        clock: Callable[[], datetime],
+        limiter: RateLimiter,
+        queued: Callable[[], None],
+        deliver_follow_accept: Callable[[Database, str, dict[str, Any], str], None],
+    ) -> None:
+        self.db = db
+        self.actors = actors
+        self.local_actors = local_actors  # actor id -> handle
+        self.clock = clock
+        self.limiter = limiter
+        self.queued = queued
+        self.deliver_follow_accept = deliver_follow_accept
+        self.handlers: dict[str, Callable[[IncomingActivity, Sender], Awaitable[Effect | None]]] = {
+            "Follow": self._follow,
+            "Accept": self._answer("accepted"),
+            "Reject": self._answer("rejected"),
+            "Undo": self._undo,
+            "Create": self._create_or_update,
+            "Update": self._create_or_update,
+            "Delete": self._delete,
+            "Announce": self._announce,
+            "Flag": self._flag,
+        }
+
+    async def receive(self, request: InboxRequest) -> InboxResult:
+        """Process one POST; never raises for bad input, answers with a status instead."""
+        try:
+            return await self._receive(request)
+        except Rejected as exc:
+            return InboxResult(exc.status, exc.reason, exc.retry_after)
+
+    async def _receive(self, request: InboxRequest) -> InboxResult:
+        key_id = _key_id(request.headers)
+        if await self.db(lambda db: store.is_blocked(db, key_id)):
+            raise Rejected(403, "blocked")
+        wait = self.limiter.check(_safe_host(key_id))
+        if wait:
+            raise Rejected(429, "too many requests", retry_after=wait)
+        try:
+            activity = read_activity(json.loads(request.body))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise Rejected(400, "body is not JSON") from exc
+        except MalformedDocument as exc:
+            raise Rejected(400, str(exc)) from exc
+        if await self.db(lambda db: store.is_blocked(db, activity.actor, activity.id)):
+            raise Rejected(403, "blocked")
+        sender = await self._authenticate(request, key_id)
+        relayed_by_other = sender.owner != activity.actor
+        if not relayed_by_other and host_of(activity.id) != host_of(activity.actor):
+            raise Rejected(401, "activity id and actor are on different hosts")
+        if relayed_by_other and activity.type not in ("Create", "Update"):
+            raise Rejected(401, "the signing key does not belong to the activity's actor")
+        handler = self.handlers.get(activity.type)
+        effect: Effect | None = None
+        if handler is not None:
+            try:
+                effect = await handler(activity, sender)
+            except (ProtocolError, FetchFailed) as exc:
+                raise Rejected(400, f"{activity.type} refused: {exc}") from exc
+        now = time.time()
+        sender_host = _safe_host(sender.key_id)
+
+        def apply(db: Database) -> bool:
+            with db.atomic():
+                store.host_available(db, sender_host, now)
+                if not store.mark_seen(db, activity.id, activity.type, activity.actor, now):
+                    return False
+                if effect is not None:
+                    effect(db)
+                return True
+
+        fresh = await self.db(apply)
+        if fresh and effect is not None:
+            self.queued()
+        return InboxResult(202, "accepted" if fresh else "already processed")
+
+    async def _authenticate(self, request: InboxRequest, key_id: str) -> Sender:
+        """The verified sender; one fresh fetch of the key when the cached one fails."""
+        for refresh in (False, True):
+            try:
+                owner, key, document = await self.actors.key(key_id, refresh=refresh)
+            except (FetchFailed, ProtocolError) as exc:
+                raise Rejected(401, f"cannot get key {key_id}: {exc}") from exc
+            try:
+                self._verify(request, key_id, key)
+            except BadSignature as exc:
+                if refresh:
+                    raise Rejected(401, str(exc)) from exc
+                continue
+            except MalformedDocument as exc:
+                raise Rejected(401, str(exc)) from exc
+            return Sender(key_id, owner, document)
+        raise AssertionError("unreachable")
+
+    def _verify(self, request: InboxRequest, key_id: str, key: Any) -> None:
+        now = self.clock()
+        if "signature-input" in request.headers:
+            verify_message(
+                method="POST",
+                url=request.url,
+                headers=request.header_items,
+                body=request.body,
+                key_id=key_id,
+                public_key=key,
+                now=now,
+            )
+            return
+        params = parse_signature_header(request.headers["signature"])
+        verify_request(
+            params,
+            method="POST",
+            target=request.target,
+            headers=request.headers,
+            public_key=key,
+            now=now,
+            require=("(request-target)", "host", "date", "digest"),
+        )
+        check_digest(request.headers.get("digest"), request.body)
+
+    # -- handlers: network work first, then an effect for the database transaction -------
+
+    def _local_handle(self, target: Any) -> str:
+        handle = self.local_actors.get(target if isinstance(target, str) else "")
+        if handle is None:
+            raise MalformedDocument("object is not an actor of this node")
+        return handle
+
+    async def _follow(self, activity: IncomingActivity, sender: Sender) -> Effect:
+        handle = self._local_handle(activity.object)
+        actor = sender.actor_document
+        endpoints = actor.get("endpoints")
+        shared = endpoints.get("sharedInbox") if isinstance(endpoints, dict) else None
+        inbox = shared if isinstance(shared, str) else actor.get("inbox")
+        if not isinstance(inbox, str):
+            raise MalformedDocument("follower has no inbox")
+        personal_inbox = actor.get("inbox")
+        stamp = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        def effect(db: Database) -> None:
+            store.add_follower(db, handle, activity.actor, inbox, activity.id, stamp)
+            self.deliver_follow_accept(db, handle, activity.document, str(personal_inbox))
+
+        return effect
+
+    def _answer(self, state: str) -> Callable[[IncomingActivity, Sender], Awaitable[Effect]]:
+        async def handler(activity: IncomingActivity, sender: Sender) -> Effect:
+            follow_id = activity.object_id
+            if follow_id is None:
+                raise MalformedDocument(f"{activity.type} names no Follow")
+
+            def effect(db: Database) -> None:
+                store.answer_follow(db, follow_id, activity.actor, state)
+
+            return effect
+
+        return handler
+
+    async def _undo(self, activity: IncomingActivity, sender: Sender) -> Effect | None:
+        inner = activity.object
+        if not isinstance(inner, dict) or inner.get("type") != "Follow":
+            return None  # only Undo of Follow means something here
+        if inner.get("actor") != activity.actor:
+            raise MalformedDocument("an actor can only undo its own Follow")
+        handle = self._local_handle(inner.get("object"))
+        return lambda db: store.remove_follower(db, handle, activity.actor)
+
+    async def _verified_object(self, obj: dict[str, Any], author: str) -> None:
+        """Check `obj`'s integrity proof against its author's published key."""
+        actor = await self.actors.get(author)
+        try:
+            verify_with_actor(obj, actor)
+        except (BadSignature, UnknownKey):
+            verify_with_actor(obj, await self.actors.get(author, refresh=True))
+
+    async def _create_or_update(self, activity: IncomingActivity, sender: Sender) -> Effect | None:
+        obj = activity.object
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+            raise MalformedDocument(f"{activity.type} needs an embedded object with an id")
+        if obj.get("type") in ACTOR_TYPES:
+            if obj["id"] != activity.actor or sender.owner != activity.actor:
+                raise MalformedDocument("an actor can only update itself")
+            fetched_at = time.time()
+            return lambda db: store.cache_actor(db, obj, fetched_at)
+        author = obj.get("attributedTo")
+        if not isinstance(author, str) or host_of(author) != host_of(obj["id"]):
+            raise MalformedDocument("object must be attributed to an actor on its own host")
+        relayed = sender.owner != activity.actor
+        if obj.get("type") == PROFILE_TYPE or relayed or "proof" in obj:
+            # Profiles always carry a proof; a relayed object is trusted only through one.
+            await self._verified_object(obj, author)
+        elif author != activity.actor:
+            raise MalformedDocument("object is attributed to someone else")
+        if obj.get("type") == PROFILE_TYPE:
+            profile_from_document(obj)  # refuses what a profile may not contain
+        now = time.time()
+        return lambda db: store.store_object(db, obj, author, now)
+
+    async def _delete(self, activity: IncomingActivity, sender: Sender) -> Effect:
+        object_id = activity.object_id
+        if object_id is None:
+            raise MalformedDocument("Delete names no object")
+        when = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = time.time()
+        if object_id == activity.actor:
+            return lambda db: store.tombstone_actor(db, activity.actor, when, now)
+        if host_of(object_id) != host_of(activity.actor):
+            raise MalformedDocument("an actor can only delete objects of its own host")
+        return lambda db: store.tombstone_object(db, object_id, activity.actor, when, now)
+
+    async def _announce(self, activity: IncomingActivity, sender: Sender) -> Effect | None:
+        obj = activity.object
+        if isinstance(obj, str):
+            return None  # a bare link: nothing to keep until someone asks for it
+        if not isinstance(obj, dict) or not isinstance(obj.get("attributedTo"), str):
+            raise MalformedDocument("Announce needs an attributed object")
+        if "proof" not in obj:
+            return None  # relayed content is kept only when its author's proof travels with it
+        author = obj["attributedTo"]
+        await self._verified_object(obj, author)
+        if obj.get("type") == PROFILE_TYPE:
+            profile_from_document(obj)
+        now = time.time()
+        return lambda db: store.store_object(db, obj, author, now)
+
+    async def _flag(self, activity: IncomingActivity, sender: Sender) -> Effect:
+        now = time.time()
+        return lambda db: store.add_report(db, activity.document, now)
+
+
+def new_activity_id(actor_id: str) -> str:
+    return f"{actor_id}/activities/{uuid.uuid4()}"
+
+
+def _key_id(headers: Mapping[str, str]) -> str:
+    try:
+        if "signature-input" in headers:
+            key_id = message_key_id(dict(headers))
+        elif "signature" in headers:
+            key_id = parse_signature_header(headers["signature"]).key_id
+        else:
+            raise Rejected(401, "request is not signed")
+        host_of(key_id)
+    except MalformedDocument as exc:
+        raise Rejected(401, f"bad signature header: {exc}") from exc
+    return key_id
+
+
+def _safe_host(url: str) -> str:
+    try:
+        return host_of(url)
+    except MalformedDocument:
+        return url
+
+
+__all__ = ["Inbox", "InboxRequest", "InboxResult", "activities", "new_activity_id"]

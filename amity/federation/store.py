@@ -1,0 +1,393 @@
+"""The federation's rows in the node's SQLite database (tables made by node/schema.py).
+
+Every function takes the sqlite-utils Database and runs on the node's database thread.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..protocol.activities import host_of
+from ..protocol.errors import ProtocolError
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One activity on its way to one inbox."""
+
+    id: int
+    activity_id: str
+    handle: str
+    inbox: str
+    host: str
+    body: bytes
+    attempts: int
+
+
+# -- remote actors -----------------------------------------------------------------------
+
+
+def cached_actor(db: Database, actor_id: str) -> tuple[dict[str, Any], float] | None:
+    row = db.execute(
+        "SELECT document, fetched_at FROM remote_actors WHERE id = ?", [actor_id]
+    ).fetchone()
+    return (json.loads(row[0]), row[1]) if row else None
+
+
+def cache_actor(db: Database, document: dict[str, Any], fetched_at: float) -> None:
+    endpoints = document.get("endpoints")
+    shared = endpoints.get("sharedInbox") if isinstance(endpoints, dict) else None
+    with db.atomic():
+        db.table("remote_actors").upsert(
+            {
+                "id": document["id"],
+                "document": json.dumps(document),
+                "inbox": document.get("inbox"),
+                "shared_inbox": shared if isinstance(shared, str) else None,
+                "fetched_at": fetched_at,
+            },
+            pk="id",
+        )
+
+
+# -- seen activities ---------------------------------------------------------------------
+
+
+def mark_seen(db: Database, activity_id: str, kind: str, actor: str, now: float) -> bool:
+    """Record the id; False when it was already there (the activity is a repeat)."""
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO seen_activities (id, type, actor, received_at) VALUES (?, ?, ?, ?)",
+        [activity_id, kind, actor, now],
+    )
+    return cursor.rowcount == 1
+
+
+# -- followers and following -------------------------------------------------------------
+
+
+def add_follower(
+    db: Database, handle: str, actor: str, inbox: str, follow_id: str, now: str
+) -> None:
+    db.table("followers").upsert(
+        {"handle": handle, "actor": actor, "inbox": inbox, "follow_id": follow_id, "created": now},
+        pk=("handle", "actor"),
+    )
+
+
+def remove_follower(db: Database, handle: str | None, actor: str) -> None:
+    if handle is None:
+        db.execute("DELETE FROM followers WHERE actor = ?", [actor])
+    else:
+        db.execute("DELETE FROM followers WHERE handle = ? AND actor = ?", [handle, actor])
+
+
+def follower_inboxes(db: Database, handle: str) -> list[str]:
+    """Distinct inboxes to reach every follower: one POST per shared inbox."""
+    rows = db.execute(
+        "SELECT DISTINCT inbox FROM followers WHERE handle = ? ORDER BY inbox", [handle]
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def list_actors(
+    db: Database, table: str, handle: str, offset: int, limit: int
+) -> tuple[int, list[str]]:
+    """(total, page of actor ids) of `followers` or `following` (accepted only), oldest first."""
+    where = "handle = ?" + (" AND state = 'accepted'" if table == "following" else "")
+    total = db.execute(f"SELECT count(*) FROM {table} WHERE {where}", [handle]).fetchone()[0]
+    rows = db.execute(
+        f"SELECT actor FROM {table} WHERE {where} ORDER BY created, actor LIMIT ? OFFSET ?",
+        [handle, limit, offset],
+    ).fetchall()
+    return total, [row[0] for row in rows]
+
+
+def set_following(
+    db: Database, handle: str, actor: str, follow_id: str, state: str, now: str
+) -> None:
+    db.table("following").upsert(
+        {"handle": handle, "actor": actor, "follow_id": follow_id, "state": state, "created": now},
+        pk=("handle", "actor"),
+    )
+
+
+def answer_follow(db: Database, follow_id: str, actor: str, state: str) -> bool:
+    """Mark our Follow `follow_id` to `actor` accepted or rejected; False if there is none."""
+    cursor = db.execute(
+        "UPDATE following SET state = ? WHERE follow_id = ? AND actor = ?",
+        [state, follow_id, actor],
+    )
+    return cursor.rowcount == 1
+
+
+def following_state(db: Database, handle: str, actor: str) -> str | None:
+    row = db.execute(
+        "SELECT state FROM following WHERE handle = ? AND actor = ?", [handle, actor]
+    ).fetchone()
+    return row[0] if row else None
+
+
+# -- objects from other nodes ------------------------------------------------------------
+
+
+def stored_object(db: Database, object_id: str) -> dict[str, Any] | None:
+    row = db.execute(
+        "SELECT id, type, attributed_to, document, updated, deleted_at FROM objects WHERE id = ?",
+        [object_id],
+    ).fetchone()
+    if row is None:
+        return None
+    keys = ("id", "type", "attributed_to", "document", "updated", "deleted_at")
+    return dict(zip(keys, row, strict=True))
+
+
+def store_object(db: Database, document: dict[str, Any], attributed_to: str, now: float) -> bool:
+    """Keep `document` unless a tombstone or a version at least as new is already stored."""
+    existing = stored_object(db, document["id"])
+    updated = str(document.get("updated") or document.get("published") or "")
+    if existing is not None and (existing["deleted_at"] or (existing["updated"] or "") >= updated):
+        return False
+    db.table("objects").upsert(
+        {
+            "id": document["id"],
+            "type": str(document.get("type")),
+            "attributed_to": attributed_to,
+            "document": json.dumps(document, ensure_ascii=False),
+            "updated": updated,
+            "deleted_at": None,
+            "received_at": now,
+        },
+        pk="id",
+    )
+    return True
+
+
+def tombstone_object(
+    db: Database, object_id: str, attributed_to: str, when: str, now: float
+) -> None:
+    """Replace the object by a tombstone (also for ids never seen, so they stay deleted)."""
+    existing = stored_object(db, object_id)
+    if existing is not None and existing["attributed_to"] != attributed_to:
+        return
+    db.table("objects").upsert(
+        {
+            "id": object_id,
+            "type": "Tombstone",
+            "attributed_to": attributed_to,
+            "document": None,
+            "updated": when,
+            "deleted_at": when,
+            "received_at": now,
+        },
+        pk="id",
+    )
+
+
+def tombstone_actor(db: Database, actor: str, when: str, now: float) -> None:
+    """An actor deleted itself: tombstone all it published and forget it as a follower."""
+    for (object_id,) in db.execute(
+        "SELECT id FROM objects WHERE attributed_to = ? AND deleted_at IS NULL", [actor]
+    ).fetchall():
+        tombstone_object(db, object_id, actor, when, now)
+    remove_follower(db, None, actor)
+    db.execute("DELETE FROM remote_actors WHERE id = ?", [actor])
+
+
+def add_report(db: Database, activity: dict[str, Any], now: float) -> None:
+    db.table("reports").insert(
+        {
+            "id": activity["id"],
+            "actor": activity["actor"],
+            "document": json.dumps(activity),
+            "received_at": now,
+        },
+        pk="id",
+        ignore=True,
+    )
+
+
+# -- outbox and deliveries ---------------------------------------------------------------
+
+
+def enqueue(
+    db: Database,
+    handle: str,
+    activity: dict[str, Any],
+    inboxes: list[str],
+    now: float,
+    published: str,
+) -> None:
+    """Record `activity` in the outbox and queue one delivery per distinct inbox."""
+    body = json.dumps(activity, ensure_ascii=False)
+    db.table("outbox").insert(
+        {
+            "id": activity["id"],
+            "handle": handle,
+            "type": activity["type"],
+            "document": body,
+            "published": published,
+        },
+        pk="id",
+        ignore=True,
+    )
+    for inbox in dict.fromkeys(inboxes):
+        db.table("deliveries").insert(
+            {
+                "activity_id": activity["id"],
+                "handle": handle,
+                "inbox": inbox,
+                "host": host_of(inbox),
+                "body": body,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "last_error": None,
+                "created_at": now,
+            }
+        )
+
+
+def due_deliveries(db: Database, now: float, exclude: set[int], limit: int) -> list[Delivery]:
+    """Pending deliveries whose time has come, to hosts that are available or due a probe."""
+    rows = db.execute(
+        """
+        SELECT d.id, d.activity_id, d.handle, d.inbox, d.host, d.body, d.attempts
+        FROM deliveries d LEFT JOIN hosts h ON h.host = d.host
+        WHERE d.state = 'pending' AND d.next_attempt_at <= ?
+          AND (h.unavailable_since IS NULL OR h.next_probe_at <= ?)
+        ORDER BY d.next_attempt_at, d.id
+        LIMIT ?
+        """,
+        [now, now, limit + len(exclude)],
+    ).fetchall()
+    return [
+        Delivery(r[0], r[1], r[2], r[3], r[4], r[5].encode("utf-8"), r[6])
+        for r in rows
+        if r[0] not in exclude
+    ][:limit]
+
+
+def delivered(db: Database, delivery_id: int, host: str, now: float) -> None:
+    """Success: drop the row; a host that was unavailable is back, so its queue is due now."""
+    with db.atomic():
+        db.execute("DELETE FROM deliveries WHERE id = ?", [delivery_id])
+        host_available(db, host, now)
+
+
+def host_available(db: Database, host: str, now: float) -> None:
+    row = db.execute("SELECT unavailable_since FROM hosts WHERE host = ?", [host]).fetchone()
+    if row is not None and row[0] is not None:
+        db.execute(
+            "UPDATE deliveries SET next_attempt_at = ? WHERE host = ? AND state = 'pending'",
+            [now, host],
+        )
+    db.table("hosts").upsert(
+        {"host": host, "unavailable_since": None, "next_probe_at": None, "last_success": now},
+        pk="host",
+    )
+
+
+def failed(
+    db: Database,
+    delivery: Delivery,
+    error: str,
+    next_attempt_at: float | None,
+    now: float,
+    probe_interval: float,
+) -> None:
+    """Record a failure: retry at `next_attempt_at`, or (None) mark the delivery dead."""
+    with db.atomic():
+        if next_attempt_at is None:
+            db.execute(
+                "UPDATE deliveries SET state = 'dead', attempts = attempts + 1, last_error = ? "
+                "WHERE id = ?",
+                [error, delivery.id],
+            )
+        else:
+            db.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, "
+                "next_attempt_at = ? WHERE id = ?",
+                [error, next_attempt_at, delivery.id],
+            )
+        row = db.execute(
+            "SELECT unavailable_since FROM hosts WHERE host = ?", [delivery.host]
+        ).fetchone()
+        if row is not None and row[0] is not None:
+            db.execute(
+                "UPDATE hosts SET next_probe_at = ? WHERE host = ?",
+                [now + probe_interval, delivery.host],
+            )
+
+
+def mark_unavailable(db: Database, host: str, now: float, probe_interval: float) -> None:
+    db.table("hosts").upsert(
+        {"host": host, "unavailable_since": now, "next_probe_at": now + probe_interval},
+        pk="host",
+    )
+
+
+def queue_rows(db: Database) -> list[dict[str, Any]]:
+    """Every queued or dead delivery, for `amity queue`."""
+    rows = db.execute(
+        """
+        SELECT d.id, d.activity_id, d.inbox, d.state, d.attempts, d.next_attempt_at,
+               d.last_error, h.unavailable_since
+        FROM deliveries d LEFT JOIN hosts h ON h.host = d.host ORDER BY d.id
+        """
+    ).fetchall()
+    keys = (
+        "id",
+        "activity",
+        "inbox",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "host_unavailable_since",
+    )
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+# -- blocks ------------------------------------------------------------------------------
+
+
+def add_block(db: Database, target: str, kind: str, now: str) -> None:
+    """Block a domain or an actor; forget what it follows and drop what was queued to it."""
+    with db.atomic():
+        db.table("blocks").upsert({"target": target, "kind": kind, "created": now}, pk="target")
+        if kind == "actor":
+            db.execute("DELETE FROM followers WHERE actor = ?", [target])
+        else:
+            for (actor,) in db.execute("SELECT actor FROM followers").fetchall():
+                if host_of(actor) == target:
+                    db.execute("DELETE FROM followers WHERE actor = ?", [actor])
+            db.execute("DELETE FROM deliveries WHERE host = ?", [target])
+
+
+def remove_block(db: Database, target: str) -> bool:
+    return db.execute("DELETE FROM blocks WHERE target = ?", [target]).rowcount == 1
+
+
+def is_blocked(db: Database, *urls: str) -> bool:
+    """True when any of `urls` is a blocked actor or lives on a blocked domain."""
+    targets = set(urls)
+    for url in urls:
+        try:
+            host = host_of(url)
+        except ProtocolError:  # a malformed URL cannot be on a blocked host
+            continue
+        targets.add(host)
+        targets.add(host.split(":")[0])
+    marks = ",".join("?" * len(targets))
+    row = db.execute(
+        f"SELECT 1 FROM blocks WHERE target IN ({marks}) LIMIT 1", list(targets)
+    ).fetchone()
+    return row is not None
+
+
+def list_blocks(db: Database) -> list[dict[str, Any]]:
+    return [dict(r) for r in db.table("blocks").rows]

@@ -1,0 +1,106 @@
+"""ActivityStreams activities: building the ones Amity sends, reading the ones it receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from .contexts import ACTIVITYSTREAMS, DATA_INTEGRITY_V2, PUBLIC
+from .errors import MalformedDocument
+
+HANDLED_TYPES = frozenset(
+    {"Follow", "Accept", "Reject", "Undo", "Create", "Update", "Delete", "Announce", "Flag"}
+)
+MAX_ID_LENGTH = 2048
+
+
+@dataclass(frozen=True)
+class IncomingActivity:
+    """The fields of a received activity that inbox processing relies on."""
+
+    id: str
+    type: str
+    actor: str
+    object: Any
+    document: dict[str, Any]
+
+    @property
+    def object_id(self) -> str | None:
+        """The id of the object, whether it is embedded or a bare URL."""
+        if isinstance(self.object, str):
+            return self.object
+        if isinstance(self.object, dict) and isinstance(self.object.get("id"), str):
+            return str(self.object["id"])
+        return None
+
+
+def host_of(url: str) -> str:
+    """The lower-case authority (host[:port]) of an http(s) URL; MalformedDocument otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise MalformedDocument(f"{url[:100]!r} is not an http(s) URL")
+    return parts.netloc.lower()
+
+
+def _id_of(value: Any, field: str) -> str:
+    if isinstance(value, dict):
+        value = value.get("id")
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+        raise MalformedDocument(f"activity {field} must be a URL")
+    host_of(value)
+    return value
+
+
+def read_activity(document: Any) -> IncomingActivity:
+    """The checked core of an incoming activity; MalformedDocument names what is missing."""
+    if not isinstance(document, dict):
+        raise MalformedDocument("activity must be a JSON object")
+    kind = document.get("type")
+    if not isinstance(kind, str):
+        raise MalformedDocument("activity has no type")
+    activity_id = _id_of(document.get("id"), "id")
+    actor = _id_of(document.get("actor"), "actor")
+    if kind in HANDLED_TYPES and "object" not in document:
+        raise MalformedDocument(f"{kind} has no object")
+    return IncomingActivity(activity_id, kind, actor, document.get("object"), document)
+
+
+def _activity(kind: str, activity_id: str, actor: str, obj: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "@context": ACTIVITYSTREAMS,
+        "id": activity_id,
+        "type": kind,
+        "actor": actor,
+        "object": obj,
+        **extra,
+    }
+
+
+def follow(activity_id: str, actor: str, target: str) -> dict[str, Any]:
+    return _activity("Follow", activity_id, actor, target)
+
+
+def accept(activity_id: str, actor: str, follow_activity: dict[str, Any]) -> dict[str, Any]:
+    return _activity("Accept", activity_id, actor, follow_activity, to=[follow_activity["actor"]])
+
+
+def undo(activity_id: str, actor: str, inner: dict[str, Any]) -> dict[str, Any]:
+    return _activity("Undo", activity_id, actor, inner)
+
+
+def update(
+    activity_id: str, actor: str, obj: dict[str, Any], followers: str, published: str
+) -> dict[str, Any]:
+    """An Update of `obj` addressed to the public and the actor's followers."""
+    document = _activity(
+        "Update", activity_id, actor, obj, to=[PUBLIC], cc=[followers], published=published
+    )
+    if isinstance(obj.get("proof"), dict):
+        document["@context"] = [ACTIVITYSTREAMS, DATA_INTEGRITY_V2]
+    return document
+
+
+def delete(activity_id: str, actor: str, object_id: str, followers: str) -> dict[str, Any]:
+    tombstone = {"id": object_id, "type": "Tombstone"}
+    return _activity("Delete", activity_id, actor, tombstone, to=[PUBLIC], cc=[followers])
