@@ -149,7 +149,17 @@ async def test_collections_are_ordered_collections(client: TestClient, name: str
     collection = await response.json(content_type=None)
     assert collection["id"] == f"{ACTOR}/{name}"
     assert collection["type"] == "OrderedCollection"
-    assert collection["totalItems"] == len(collection["orderedItems"])
+    first_path = collection["first"].removeprefix("http://127.0.0.1:8080")
+    first = await (await client.get(first_path, headers={"Accept": AP})).json(
+        content_type=None
+    )
+    assert first["type"] == "OrderedCollectionPage"
+    assert first["partOf"] == f"{ACTOR}/{name}"
+    assert collection["totalItems"] == len(first["orderedItems"])
+    # init published the profile once: the outbox holds its Update; nobody follows yet.
+    assert collection["totalItems"] == (1 if name == "outbox" else 0)
+    bad = await client.get(f"/actors/benito/{name}?page=0", headers={"Accept": AP})
+    assert bad.status == 400
 
 
 async def test_school_without_profile_has_no_profile_link(

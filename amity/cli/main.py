@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 from babel import Locale
 
 from .. import __version__
+from ..federation import store as fed_store
+from ..federation.actors import ACTOR_TYPES, check_actor
+from ..federation.client import FederationClient
+from ..federation.errors import FetchFailed
+from ..federation.webfinger import resolve_actor_url
 from ..node.backup import backup_node
 from ..node.node import Node, init_node
 from ..node.pages import profile_facts
@@ -76,7 +83,7 @@ def serve(data_dir: Path, bind: str | None, port: int | None, allow_private_netw
     """Serve the node until Ctrl-C or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     node = Node.open(data_dir)
-    serve_node(node, bind or node.config.bind, port or node.config.port)
+    serve_node(node, bind or node.config.bind, port or node.config.port, allow_private_network)
 
 
 @cli.group()
@@ -127,6 +134,106 @@ def profile_import(data_dir: Path, file: IO[bytes]) -> None:
         node.close()
 
 
+private_network_option = click.option(
+    "--allow-private-network",
+    is_flag=True,
+    help="Let the node talk to loopback and private addresses (tests, a school LAN).",
+)
+
+
+@cli.command()
+@data_option
+@click.argument("target")
+@private_network_option
+@user_errors
+def follow(data_dir: Path, target: str, allow_private_network: bool) -> None:
+    """Follow a school, hub or authority: NAME@HOST or an actor URL."""
+    node = Node.open(data_dir)
+    try:
+        actor = asyncio.run(fetch_remote_actor(node, target, allow_private_network))
+        node.follow(actor)
+        name = actor.get("name") or actor.get("preferredUsername") or actor["id"]
+        click.echo(f"Follow of {name} ({actor['id']}) queued.")
+        click.echo("It is delivered while the node serves; `amity queue` shows what is pending.")
+    finally:
+        node.close()
+
+
+@cli.command()
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@user_errors
+def queue(data_dir: Path, as_json: bool) -> None:
+    """Deliveries waiting, retrying or dead."""
+    node = Node.open(data_dir)
+    try:
+        rows = fed_store.queue_rows(node.store.db)
+    finally:
+        node.close()
+    for row in rows:
+        row["state"] = describe_state(row)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    counts = {state: sum(1 for r in rows if r["state"] == state) for state in STATES}
+    click.echo(", ".join(f"{count} {state}" for state, count in counts.items()))
+    for row in rows:
+        when = (
+            "" if row["state"] == "dead" else f", next try {format_epoch(row['next_attempt_at'])}"
+        )
+        error = f", last error: {row['last_error']}" if row["last_error"] else ""
+        click.echo(
+            f"  [{row['state']}] {row['inbox']} after {row['attempts']} attempts{when}{error}"
+        )
+
+
+@cli.command()
+@data_option
+@click.argument("target")
+@user_errors
+def block(data_dir: Path, target: str) -> None:
+    """Block a domain (example.org) or an actor URL: their requests get 403, nothing is kept."""
+    node = Node.open(data_dir)
+    try:
+        kind = node.block(target)
+    finally:
+        node.close()
+    click.echo(f"Blocked {kind} {target}")
+
+
+@cli.command()
+@data_option
+@click.argument("target")
+@user_errors
+def unblock(data_dir: Path, target: str) -> None:
+    """Lift a block made with `amity block`."""
+    node = Node.open(data_dir)
+    try:
+        if not node.unblock(target):
+            fail([f"{target} is not blocked"])
+    finally:
+        node.close()
+    click.echo(f"Unblocked {target}")
+
+
+@cli.group()
+def keys() -> None:
+    """Manage this node's keys."""
+
+
+@keys.command("rotate")
+@data_option
+@user_errors
+def keys_rotate(data_dir: Path) -> None:
+    """Make new keys, re-sign the profile, and tell followers (old signatures stop working)."""
+    node = Node.open(data_dir)
+    try:
+        node.rotate_keys()
+    finally:
+        node.close()
+    click.echo("New keys in place; followers get the updated actor while the node serves.")
+
+
 @cli.command()
 @data_option
 @click.argument("destination", type=click.Path(path_type=Path))
@@ -137,6 +244,36 @@ def backup(data_dir: Path, destination: Path) -> None:
     click.echo(
         f"Backed up {data_dir} to {destination}; restore by serving with --data {destination}"
     )
+
+
+STATES = ("pending", "retrying", "dead", "held")
+
+
+def describe_state(row: dict[str, Any]) -> str:
+    """pending (never tried), retrying, dead, or held (its host is unavailable)."""
+    if row["state"] == "dead":
+        return "dead"
+    if row["host_unavailable_since"] is not None:
+        return "held"
+    return "retrying" if row["attempts"] else "pending"
+
+
+def format_epoch(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+async def fetch_remote_actor(
+    node: Node, target: str, allow_private_network: bool
+) -> dict[str, Any]:
+    """The actor document of a handle or URL, fetched with this node's signature."""
+    async with FederationClient(
+        allow_private_network=allow_private_network, clock=node.clock
+    ) as client:
+        url = await resolve_actor_url(client, target)
+        actor = check_actor(await client.get_json(url, node.signer()), url)
+        if actor.get("type") not in ACTOR_TYPES:
+            raise FetchFailed(f"{url} is not an actor")
+        return actor
 
 
 def main() -> None:

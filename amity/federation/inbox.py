@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +19,6 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..protocol import activities
 from ..protocol.activities import IncomingActivity, host_of, read_activity
 from ..protocol.errors import BadSignature, MalformedDocument, ProtocolError, UnknownKey
 from ..protocol.httpsig import (
@@ -316,10 +314,6 @@ class Inbox:
         return lambda db: store.add_report(db, activity.document, now)
 
 
-def new_activity_id(actor_id: str) -> str:
-    return f"{actor_id}/activities/{uuid.uuid4()}"
-
-
 def _key_id(headers: Mapping[str, str]) -> str:
     try:
         if "signature-input" in headers:
@@ -339,6 +333,3 @@ def _safe_host(url: str) -> str:
         return host_of(url)
     except MalformedDocument:
         return url
-
-
-__all__ = ["Inbox", "InboxRequest", "InboxResult", "activities", "new_activity_id"]

@@ -251,6 +251,17 @@ def enqueue(
         )
 
 
+def public_outbox(db: Database, handle: str, offset: int, limit: int) -> tuple[int, list[Any]]:
+    """(total, page) of the public activities an account sent (Update, Delete), newest first."""
+    where = "handle = ? AND type IN ('Update', 'Delete')"
+    total = db.execute(f"SELECT count(*) FROM outbox WHERE {where}", [handle]).fetchone()[0]
+    rows = db.execute(
+        f"SELECT document FROM outbox WHERE {where} ORDER BY rowid DESC LIMIT ? OFFSET ?",
+        [handle, limit, offset],
+    ).fetchall()
+    return total, [json.loads(row[0]) for row in rows]
+
+
 def due_deliveries(db: Database, now: float, exclude: set[int], limit: int) -> list[Delivery]:
     """Pending deliveries whose time has come, to hosts that are available or due a probe."""
     rows = db.execute(

@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from aiohttp import web
 
+from ..federation.actors import RemoteActors
+from ..federation.client import FederationClient
+from ..federation.delivery import DeliveryWorker
+from ..federation.inbox import Inbox
+from ..federation.ratelimit import RateLimiter
+from ..federation.runner import DbRunner
 from ..protocol.errors import ProtocolError
-from .app_state import DB_EXECUTOR, NODE, error_response
+from . import outbox
+from .app_state import DB, INBOX, NODE, WORKER, error_response
+from .inbox_routes import routes as inbox_routes
 from .node import Node
 from .routes import routes
 
 log = logging.getLogger(__name__)
 
-MAX_REQUEST_BYTES = 1024 * 1024
+
+@dataclass(frozen=True)
+class FederationSettings:
+    """How this node talks to others; tests and benchmarks tune the limits."""
+
+    allow_private_network: bool = False
+    inbox_per_minute: float = 600.0
+    inbox_burst: int = 300
+    deliver: bool = True
+    poll_interval: float = 1.0
 
 
 @web.middleware
@@ -36,17 +55,52 @@ async def error_middleware(
         return error_response(500, "internal error")
 
 
-def create_app(node: Node) -> web.Application:
+def create_app(node: Node, settings: FederationSettings | None = None) -> web.Application:
     """The application serving `node`; the caller keeps ownership of `node`."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_REQUEST_BYTES)
+    settings = settings or FederationSettings()
+    app = web.Application(middlewares=[error_middleware])
     app[NODE] = node
-    app.cleanup_ctx.append(_db_executor)
+    app.cleanup_ctx.append(_federation(settings))
     app.add_routes(routes)
+    app.add_routes(inbox_routes)
     return app
 
 
-async def _db_executor(app: web.Application) -> AsyncIterator[None]:
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="amity-db")
-    app[DB_EXECUTOR] = executor
-    yield
-    executor.shutdown(wait=True)
+def _federation(
+    settings: FederationSettings,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        node = app[NODE]
+        runner = DbRunner(node.store.db)
+        app[DB] = runner
+        async with FederationClient(
+            allow_private_network=settings.allow_private_network, clock=node.clock
+        ) as client:
+            actors = RemoteActors(runner, client, node.signer)
+            worker = DeliveryWorker(
+                runner, client, lambda _handle: node.signer(), poll_interval=settings.poll_interval
+            )
+            app[WORKER] = worker
+            app[INBOX] = Inbox(
+                runner,
+                actors,
+                local_actors={node.urls.id: node.config.handle},
+                clock=node.clock,
+                limiter=RateLimiter(settings.inbox_per_minute, settings.inbox_burst),
+                queued=worker.wake,
+                deliver_follow_accept=lambda db, _handle, follow, inbox: outbox.accept_follow(
+                    db, node.urls, follow, inbox, node.now()
+                ),
+            )
+            task = asyncio.create_task(worker.run()) if settings.deliver else None
+            try:
+                yield
+            finally:
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        runner.close()
+
+    return context

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from aiohttp import web
 
+from ..federation.delivery import DeliveryWorker
+from ..federation.inbox import Inbox
+from ..federation.runner import DbRunner
 from .node import Node
 
 T = TypeVar("T")
 
 NODE = web.AppKey("node", Node)
-DB_EXECUTOR = web.AppKey("db_executor", ThreadPoolExecutor)
+DB = web.AppKey("db", DbRunner)
+INBOX = web.AppKey("inbox", Inbox)
+WORKER = web.AppKey("worker", DeliveryWorker)
 
 
 async def run_db(request: web.Request, fn: Callable[[Node], T]) -> T:
     """Run `fn(node)` on the node's one database thread, off the event loop."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(request.app[DB_EXECUTOR], fn, request.app[NODE])
+    node = request.app[NODE]
+    return await request.app[DB](lambda _db: fn(node))
 
 
 def json_response(document: Any, content_type: str, status: int = 200) -> web.Response:

@@ -6,6 +6,7 @@ Each key lives in its own file under keys/, created with mode 0600.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,3 +90,22 @@ def load_keys(keys_dir: Path, handle: str) -> ActorKeys:
     if not isinstance(private, rsa.RSAPrivateKey):
         raise NodeError(f"{rsa_path} does not hold an RSA private key")
     return ActorKeys(ed25519_seed=seed, rsa_private=private)
+
+
+def replace_keys(keys_dir: Path, handle: str, keys: ActorKeys) -> None:
+    """Swap in new keys: each written to a temporary file, then renamed over the old one."""
+    staging = keys_dir / f".{handle}.new"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(mode=0o700)
+    save_keys(staging, handle, keys)
+    for new in staging.iterdir():
+        os.replace(new, keys_dir / new.name)
+    staging.rmdir()
+
+
+def keys_stamp(keys_dir: Path, handle: str) -> tuple[int, ...]:
+    """Modification times of the key files: a change means they were rotated."""
+    try:
+        return tuple(path.stat().st_mtime_ns for path in _paths(keys_dir, handle))
+    except FileNotFoundError:
+        return ()

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..federation import store as fed_store
+from ..federation.client import Signer
+from ..protocol import activities
+from ..protocol.activities import host_of
 from ..protocol.actor import ActorUrls, actor_document
 from ..protocol.profile import display_name
 from ..protocol.profile_document import profile_document
 from ..protocol.proofs import sign_document
+from . import outbox
 from .clock import Clock, format_time, later_than, system_clock
 from .config import (
     NodeConfig,
@@ -23,7 +29,7 @@ from .config import (
     write_config,
 )
 from .errors import NodeError
-from .keys import ActorKeys, generate_keys, load_keys, save_keys
+from .keys import ActorKeys, generate_keys, keys_stamp, load_keys, replace_keys, save_keys
 from .storage import Store, StoredProfile, open_database
 
 
@@ -35,6 +41,10 @@ class Node:
     store: Store
     keys: ActorKeys
     clock: Clock = field(default=system_clock)
+    keys_stamp: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.keys_stamp = keys_stamp(self.config.keys_dir, self.config.handle)
 
     @classmethod
     def open(cls, data_dir: Path, clock: Clock = system_clock) -> Node:
@@ -59,6 +69,7 @@ class Node:
 
     def actor_document(self) -> dict[str, Any]:
         """The account's actor, named after its school profile when it has one."""
+        self.reload_keys_if_rotated()
         actor = self.store.actor(self.config.handle)
         if actor is None:
             raise NodeError(f"the database has no account {self.config.handle!r}")
@@ -90,8 +101,77 @@ class Node:
         )
         signed = sign_document(document, self.keys.ed25519_seed, urls.ed25519_key_id, updated)
         stored = StoredProfile(data=data, document=signed, published=published, updated=updated)
-        self.store.save_profile(self.config.handle, stored)
+        with self.store.db.atomic():
+            self.store.save_profile(self.config.handle, stored)
+            outbox.update_object(self.store.db, urls, signed, updated)
         return stored
+
+    def signer(self) -> Signer:
+        """The key this account signs HTTP requests with."""
+        self.reload_keys_if_rotated()
+        return Signer(self.urls.rsa_key_id, self.keys.rsa_private)
+
+    def reload_keys_if_rotated(self) -> None:
+        """Pick up keys that `amity keys rotate` replaced while this process runs."""
+        stamp = keys_stamp(self.config.keys_dir, self.config.handle)
+        if stamp != self.keys_stamp:
+            self.keys = load_keys(self.config.keys_dir, self.config.handle)
+            self.keys_stamp = stamp
+
+    def now(self) -> str:
+        return format_time(self.clock())
+
+    def follow(self, target: dict[str, Any]) -> str:
+        """Queue a Follow of the remote actor `target`; returns the Follow's id."""
+        inbox = target.get("inbox")
+        if not isinstance(inbox, str):
+            raise NodeError(f"{target.get('id')} has no inbox; it cannot be followed")
+        if target["id"] == self.urls.id:
+            raise NodeError("a node cannot follow itself")
+        db = self.store.db
+        if fed_store.is_blocked(db, target["id"]):
+            raise NodeError(f"{target['id']} is blocked here; unblock it first")
+        follow_id = outbox.new_activity_id(self.urls)
+        activity = activities.follow(follow_id, self.urls.id, target["id"])
+        with db.atomic():
+            fed_store.cache_actor(db, target, time.time())
+            fed_store.set_following(
+                db, self.config.handle, target["id"], follow_id, "pending", self.now()
+            )
+            outbox.send(db, self.config.handle, activity, [inbox], self.now())
+        return follow_id
+
+    def following_state(self, actor_id: str) -> str | None:
+        return fed_store.following_state(self.store.db, self.config.handle, actor_id)
+
+    def block(self, target: str) -> str:
+        """Block an actor URL or a domain; returns which of the two it was."""
+        kind = "actor" if "://" in target else "domain"
+        if kind == "actor":
+            host_of(target)
+        elif not target or "/" in target or "@" in target:
+            raise NodeError(f"{target!r}: give a domain (example.org) or an actor URL")
+        fed_store.add_block(
+            self.store.db, target.lower() if kind == "domain" else target, kind, self.now()
+        )
+        return kind
+
+    def unblock(self, target: str) -> bool:
+        key = target if "://" in target else target.lower()
+        with self.store.db.atomic():
+            return fed_store.remove_block(self.store.db, key)
+
+    def rotate_keys(self) -> None:
+        """New keys; the profile re-signed; followers told of the new actor and profile."""
+        new_keys = generate_keys()
+        replace_keys(self.config.keys_dir, self.config.handle, new_keys)
+        self.keys = new_keys
+        self.keys_stamp = keys_stamp(self.config.keys_dir, self.config.handle)
+        profile = self.profile()
+        if profile is not None:
+            self.publish_profile(profile.data)
+        with self.store.db.atomic():
+            outbox.update_object(self.store.db, self.urls, self.actor_document(), self.now())
 
 
 def init_node(

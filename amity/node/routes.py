@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
+from ..federation import store as fed_store
 from ..protocol.contexts import ACTIVITYSTREAMS
 from ..protocol.discovery import (
     NODEINFO_CONTENT_TYPE,
@@ -118,19 +119,58 @@ async def profile(request: web.Request) -> web.Response:
     return response
 
 
-def _empty_collection(collection_id: str) -> dict[str, Any]:
-    return {
+PAGE_SIZE = 50
+
+
+def _collection(
+    collection_id: str, total: int, page: int | None, items: list[Any]
+) -> dict[str, Any]:
+    """An OrderedCollection whose items come in pages of PAGE_SIZE (`?page=N`, from 1)."""
+    if page is None:
+        return {
+            "@context": ACTIVITYSTREAMS,
+            "id": collection_id,
+            "type": "OrderedCollection",
+            "totalItems": total,
+            "first": f"{collection_id}?page=1",
+        }
+    document: dict[str, Any] = {
         "@context": ACTIVITYSTREAMS,
-        "id": collection_id,
-        "type": "OrderedCollection",
-        "totalItems": 0,
-        "orderedItems": [],
+        "id": f"{collection_id}?page={page}",
+        "type": "OrderedCollectionPage",
+        "partOf": collection_id,
+        "totalItems": total,
+        "orderedItems": items,
     }
+    if page * PAGE_SIZE < total:
+        document["next"] = f"{collection_id}?page={page + 1}"
+    if page > 1:
+        document["prev"] = f"{collection_id}?page={page - 1}"
+    return document
+
+
+def _page(request: web.Request) -> int | None:
+    raw = request.query.get("page")
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise web.HTTPBadRequest(text="page must be a number from 1")
+    return int(raw)
 
 
 @routes.get("/actors/{handle}/{collection:outbox|followers|following}")
 async def collection(request: web.Request) -> web.Response:
     node = _require_actor(request)
     name = request.match_info["collection"]
-    # Federation (following, delivering) is not built yet: these collections are empty.
-    return json_response(_empty_collection(f"{node.urls.id}/{name}"), "application/activity+json")
+    page = _page(request)
+    offset = ((page or 1) - 1) * PAGE_SIZE
+
+    def read(node: Node) -> tuple[int, list[Any]]:
+        db, handle = node.store.db, node.config.handle
+        if name == "outbox":
+            return fed_store.public_outbox(db, handle, offset, PAGE_SIZE)
+        return fed_store.list_actors(db, name, handle, offset, PAGE_SIZE)
+
+    total, items = await run_db(request, read)
+    document = _collection(f"{node.urls.id}/{name}", total, page, items)
+    return json_response(document, "application/activity+json")

@@ -6,15 +6,15 @@ import logging
 
 from aiohttp import web
 
-from .app import create_app
+from .app import FederationSettings, create_app
 from .node import Node
 
 log = logging.getLogger("amity")
 
 
-def serve_node(node: Node, bind: str, port: int) -> None:
+def serve_node(node: Node, bind: str, port: int, allow_private_network: bool = False) -> None:
     """Serve `node` on bind:port; returns after a signal has stopped the server."""
-    app = create_app(node)
+    app = create_app(node, FederationSettings(allow_private_network=allow_private_network))
     config = node.config
 
     def announce(_: str) -> None:

@@ -1,0 +1,43 @@
+"""What this node's account sends: activities built, recorded and queued in one transaction."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..federation import store
+from ..protocol import activities
+from ..protocol.actor import ActorUrls
+
+
+def new_activity_id(urls: ActorUrls) -> str:
+    return f"{urls.id}/activities/{uuid.uuid4()}"
+
+
+def send(
+    db: Database, handle: str, activity: dict[str, Any], inboxes: list[str], published: str
+) -> None:
+    """Record `activity` in the outbox and queue it to `inboxes` (call inside a transaction)."""
+    store.enqueue(db, handle, activity, inboxes, time.time(), published)
+
+
+def send_to_followers(
+    db: Database, urls: ActorUrls, activity: dict[str, Any], published: str
+) -> None:
+    send(db, urls.handle, activity, store.follower_inboxes(db, urls.handle), published)
+
+
+def accept_follow(
+    db: Database, urls: ActorUrls, follow: dict[str, Any], inbox: str, published: str
+) -> None:
+    activity = activities.accept(new_activity_id(urls), urls.id, follow)
+    send(db, urls.handle, activity, [inbox], published)
+
+
+def update_object(db: Database, urls: ActorUrls, obj: dict[str, Any], published: str) -> None:
+    """Tell every follower that `obj` (the profile, or the actor itself) changed."""
+    activity = activities.update(new_activity_id(urls), urls.id, obj, urls.followers, published)
+    send_to_followers(db, urls, activity, published)
