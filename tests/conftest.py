@@ -39,8 +39,8 @@ def served(tmp_path: Path) -> Iterator[Any]:
     """A factory of served nodes; every one is stopped at the end of the test."""
     started: list[ServedNode] = []
 
-    def serve(data: Path, port: int) -> ServedNode:
-        node = ServedNode(data, port).start()
+    def serve(data: Path, port: int, *extra: str) -> ServedNode:
+        node = ServedNode(data, port, *extra).start()
         started.append(node)
         return node
 

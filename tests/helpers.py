@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import signal
 import socket
 import subprocess
@@ -39,15 +40,16 @@ def amity(
 class ServedNode:
     """`amity serve` running in a subprocess on 127.0.0.1."""
 
-    def __init__(self, data: Path, port: int) -> None:
+    def __init__(self, data: Path, port: int, *extra: str) -> None:
         self.data = data
         self.port = port
+        self.extra = extra
         self.base_url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> ServedNode:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "amity.cli", "serve", "--data", str(self.data)],
+            [sys.executable, "-m", "amity.cli", "serve", "--data", str(self.data), *self.extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -84,3 +86,45 @@ class ServedNode:
             self.process.wait(timeout=20)
         if self.process is not None and self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def query(data: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Rows from a node's database, read through a separate connection (as another process)."""
+    connection = sqlite3.connect(f"file:{data / 'amity.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        return connection.execute(sql, params).fetchall()
+    finally:
+        connection.close()
+
+
+def make_school(tmp_path: Path, handle: str, port: int, **profile_changes: Any) -> Path:
+    """`amity init` a school node on 127.0.0.1:port with the example profile (changed)."""
+    data = tmp_path / handle
+    profile = {**EXAMPLE_PROFILE, **profile_changes}
+    profile_file = tmp_path / f"{handle}.json"
+    profile_file.write_text(json.dumps(profile))
+    amity(
+        "init",
+        "--name",
+        handle,
+        "--base-url",
+        f"http://127.0.0.1:{port}",
+        "--profile",
+        str(profile_file),
+        data=data,
+    )
+    with (data / "amity.toml").open("a") as config:
+        config.write("\n[federation]\nfirst_retry_seconds = 1\n")
+    return data

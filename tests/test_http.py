@@ -150,9 +150,7 @@ async def test_collections_are_ordered_collections(client: TestClient, name: str
     assert collection["id"] == f"{ACTOR}/{name}"
     assert collection["type"] == "OrderedCollection"
     first_path = collection["first"].removeprefix("http://127.0.0.1:8080")
-    first = await (await client.get(first_path, headers={"Accept": AP})).json(
-        content_type=None
-    )
+    first = await (await client.get(first_path, headers={"Accept": AP})).json(content_type=None)
     assert first["type"] == "OrderedCollectionPage"
     assert first["partOf"] == f"{ACTOR}/{name}"
     assert collection["totalItems"] == len(first["orderedItems"])

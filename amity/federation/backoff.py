@@ -9,9 +9,9 @@ MAX_ATTEMPTS = 20
 PROBE_INTERVAL = 12 * 3600.0  # how often an unavailable host is tried again
 
 
-def retry_delay(attempts: int, jitter: float) -> float:
+def retry_delay(attempts: int, jitter: float, first_delay: float = FIRST_DELAY) -> float:
     """Seconds to wait after the `attempts`-th failure; `jitter` in [0, 1) spreads retries."""
-    base = min(FIRST_DELAY * 2.0 ** (attempts - 1), MAX_DELAY)
+    base = min(first_delay * 2.0 ** (attempts - 1), MAX_DELAY)
     return base * (0.75 + 0.5 * jitter)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from sqlite_utils import Database
 
 from . import store
-from .backoff import MAX_ATTEMPTS, PROBE_INTERVAL, is_permanent_failure, retry_delay
+from .backoff import FIRST_DELAY, MAX_ATTEMPTS, PROBE_INTERVAL, is_permanent_failure, retry_delay
 from .client import FederationClient, Signer
 from .errors import FetchFailed
 from .runner import DbRunner
@@ -37,6 +37,7 @@ class DeliveryWorker:
         max_total: int = 32,
         max_per_host: int = 4,
         poll_interval: float = 1.0,
+        first_retry: float = FIRST_DELAY,
         now: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
     ) -> None:
@@ -46,6 +47,7 @@ class DeliveryWorker:
         self.max_total = max_total
         self.max_per_host = max_per_host
         self.poll_interval = poll_interval
+        self.first_retry = first_retry
         self.now = now
         self.jitter = jitter
         self._in_flight: dict[int, asyncio.Task[None]] = {}
@@ -131,7 +133,7 @@ class DeliveryWorker:
 
             await self.db(dead)
             return
-        delay = max(retry_delay(attempts, self.jitter()), retry_after or 0.0)
+        delay = max(retry_delay(attempts, self.jitter(), self.first_retry), retry_after or 0.0)
         await self.db(
             lambda db: store.failed(db, delivery, error, now + delay, now, PROBE_INTERVAL)
         )

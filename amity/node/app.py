@@ -35,6 +35,7 @@ class FederationSettings:
     inbox_burst: int = 300
     deliver: bool = True
     poll_interval: float = 1.0
+    first_retry: float = 60.0
 
 
 @web.middleware
@@ -79,7 +80,11 @@ def _federation(
         ) as client:
             actors = RemoteActors(runner, client, node.signer)
             worker = DeliveryWorker(
-                runner, client, lambda _handle: node.signer(), poll_interval=settings.poll_interval
+                runner,
+                client,
+                lambda _handle: node.signer(),
+                poll_interval=settings.poll_interval,
+                first_retry=settings.first_retry,
             )
             app[WORKER] = worker
             app[INBOX] = Inbox(

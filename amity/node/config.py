@@ -29,6 +29,8 @@ class NodeConfig:
     base_url: str
     bind: str
     port: int
+    # Seconds before the first retry of a failed delivery; later ones double from it.
+    first_retry_seconds: float = 60.0
 
     @property
     def host(self) -> str:
@@ -111,6 +113,9 @@ def load_config(data_dir: Path) -> NodeConfig:
             base_url=check_base_url(node["base_url"]),
             bind=str(serve.get("bind", "127.0.0.1")),
             port=int(serve.get("port", default_port(node["base_url"]))),
+            first_retry_seconds=float(
+                document.get("federation", {}).get("first_retry_seconds", 60.0)
+            ),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError, NodeError) as exc:
         raise NodeError(f"{path} is damaged: {exc}") from exc

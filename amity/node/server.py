@@ -14,7 +14,11 @@ log = logging.getLogger("amity")
 
 def serve_node(node: Node, bind: str, port: int, allow_private_network: bool = False) -> None:
     """Serve `node` on bind:port; returns after a signal has stopped the server."""
-    app = create_app(node, FederationSettings(allow_private_network=allow_private_network))
+    settings = FederationSettings(
+        allow_private_network=allow_private_network,
+        first_retry=node.config.first_retry_seconds,
+    )
+    app = create_app(node, settings)
     config = node.config
 
     def announce(_: str) -> None:
