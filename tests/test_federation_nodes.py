@@ -41,7 +41,9 @@ def test_three_nodes_follow_and_an_update_reaches_every_follower(
     amity("follow", actor_a, PRIVATE, data=c)  # by URL
     wait_until(lambda: _accepted(b, actor_a) and _accepted(c, actor_a))
     followers = {row[0] for row in query(a, "SELECT actor FROM followers")}
-    assert followers == {f"http://127.0.0.1:{p}/actors/{n}" for n, p in zip("bc", ports[1:])}
+    assert followers == {
+        f"http://127.0.0.1:{p}/actors/{n}" for n, p in zip("bc", ports[1:], strict=True)
+    }
 
     _import(a, tmp_path, capacity=9)
     wait_until(lambda: _profile_capacity(b, actor_a) == 9 and _profile_capacity(c, actor_a) == 9)
