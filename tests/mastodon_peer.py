@@ -110,10 +110,6 @@ class MastodonPeer:
             "content-type": "application/activity+json",
         }
         names = ("(request-target)", "host", "date", "digest", "content-type")
-        import base64
-
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
 
         signature = self.users[name].key.sign(
             signing_string("POST", path, headers, names), padding.PKCS1v15(), hashes.SHA256()
