@@ -43,6 +43,13 @@ class RemoteActors:
         self.signer = signer
         self.ttl = ttl
         self.now = now
+        # Parsed keys by key id, so a busy inbox skips the database and PEM parsing.
+        self._keys: dict[str, tuple[float, str, PublicKey, dict[str, Any]]] = {}
+
+    def forget(self, actor_id: str) -> None:
+        """Drop what is held in memory about an actor (it changed or was deleted)."""
+        for key_id in [k for k, v in self._keys.items() if v[1] == actor_id]:
+            del self._keys[key_id]
 
     async def fetch(self, url: str) -> dict[str, Any]:
         """Fetch `url` now (signed, so authorized-fetch servers answer) and cache it if an actor."""
@@ -73,13 +80,25 @@ class RemoteActors:
 
         A key missing from a cached document triggers one fresh fetch (the key may be new).
         """
+        held = self._keys.get(key_id)
+        if held is not None and not refresh and self.now() - held[0] < self.ttl:
+            return held[1], held[2], held[3]
+        owner, key, actor = await self._lookup_key(key_id, refresh)
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[key_id] = (self.now(), owner, key, actor)
+        return owner, key, actor
+
+    async def _lookup_key(
+        self, key_id: str, refresh: bool
+    ) -> tuple[str, PublicKey, dict[str, Any]]:
         document = await self._document(key_id.split("#", 1)[0], refresh)
         try:
             owner, key = key_from_document(document, key_id)
         except UnknownKey:
             if refresh:
                 raise
-            return await self.key(key_id, refresh=True)
+            return await self._lookup_key(key_id, refresh=True)
         if owner == document["id"]:
             return owner, key, document
         # A stand-alone key document: its owner must publish the same key.

@@ -1,10 +1,10 @@
 """Inbox processing: authenticate a POSTed activity, then apply it once.
 
-Order of checks: signature present (401), sender not blocked (403), rate limit (429),
-well-formed JSON activity (400), signature valid with the sender's key, refetched once
-(401), origin: key owner = actor, activity id on the actor's host (401), then the
-activity's effect, applied in one transaction together with its id, so a repeat does
-nothing.
+Order of checks: signature present (401), rate limit per signing host (429), well-formed
+JSON activity (400), neither key, actor nor id on a blocked host (403), signature valid
+with the sender's key, refetched once (401), origin: key owner = actor, activity id on the
+actor's host (401); then the activity's effect, applied in one transaction together with
+its id, so a repeat does nothing.
 """
 
 from __future__ import annotations
@@ -118,8 +118,6 @@ class Inbox:
 
     async def _receive(self, request: InboxRequest) -> InboxResult:
         key_id = _key_id(request.headers)
-        if await self.db(lambda db: store.is_blocked(db, key_id)):
-            raise Rejected(403, "blocked")
         wait = self.limiter.check(_safe_host(key_id))
         if wait:
             raise Rejected(429, "too many requests", retry_after=wait)
@@ -129,7 +127,7 @@ class Inbox:
             raise Rejected(400, "body is not JSON") from exc
         except MalformedDocument as exc:
             raise Rejected(400, str(exc)) from exc
-        if await self.db(lambda db: store.is_blocked(db, activity.actor, activity.id)):
+        if await self.db(lambda db: store.is_blocked(db, key_id, activity.actor, activity.id)):
             raise Rejected(403, "blocked")
         sender = await self._authenticate(request, key_id)
         relayed_by_other = sender.owner != activity.actor
@@ -266,6 +264,7 @@ class Inbox:
         if obj.get("type") in ACTOR_TYPES:
             if obj["id"] != activity.actor or sender.owner != activity.actor:
                 raise MalformedDocument("an actor can only update itself")
+            self.actors.forget(activity.actor)
             fetched_at = time.time()
             return lambda db: store.cache_actor(db, obj, fetched_at)
         author = obj.get("attributedTo")
@@ -289,6 +288,7 @@ class Inbox:
         when = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
         now = time.time()
         if object_id == activity.actor:
+            self.actors.forget(activity.actor)
             return lambda db: store.tombstone_actor(db, activity.actor, when, now)
         if host_of(object_id) != host_of(activity.actor):
             raise MalformedDocument("an actor can only delete objects of its own host")

@@ -151,17 +151,17 @@ def store_object(db: Database, document: dict[str, Any], attributed_to: str, now
     updated = str(document.get("updated") or document.get("published") or "")
     if existing is not None and (existing["deleted_at"] or (existing["updated"] or "") >= updated):
         return False
-    db.table("objects").upsert(
-        {
-            "id": document["id"],
-            "type": str(document.get("type")),
-            "attributed_to": attributed_to,
-            "document": json.dumps(document, ensure_ascii=False),
-            "updated": updated,
-            "deleted_at": None,
-            "received_at": now,
-        },
-        pk="id",
+    db.execute(
+        "INSERT OR REPLACE INTO objects (id, type, attributed_to, document, updated, deleted_at, "
+        "received_at) VALUES (?, ?, ?, ?, ?, NULL, ?)",
+        [
+            document["id"],
+            str(document.get("type")),
+            attributed_to,
+            json.dumps(document, ensure_ascii=False),
+            updated,
+            now,
+        ],
     )
     return True
 
@@ -290,15 +290,18 @@ def delivered(db: Database, delivery_id: int, host: str, now: float) -> None:
 
 
 def host_available(db: Database, host: str, now: float) -> None:
+    """`host` answered: if it was marked unavailable, clear that and make its queue due now."""
     row = db.execute("SELECT unavailable_since FROM hosts WHERE host = ?", [host]).fetchone()
-    if row is not None and row[0] is not None:
-        db.execute(
-            "UPDATE deliveries SET next_attempt_at = ? WHERE host = ? AND state = 'pending'",
-            [now, host],
-        )
-    db.table("hosts").upsert(
-        {"host": host, "unavailable_since": None, "next_probe_at": None, "last_success": now},
-        pk="host",
+    if row is None or row[0] is None:
+        return  # the common case, on every inbox request: nothing to write
+    db.execute(
+        "UPDATE deliveries SET next_attempt_at = ? WHERE host = ? AND state = 'pending'",
+        [now, host],
+    )
+    db.execute(
+        "UPDATE hosts SET unavailable_since = NULL, next_probe_at = NULL, last_success = ? "
+        "WHERE host = ?",
+        [now, host],
     )
 
 

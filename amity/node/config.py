@@ -31,6 +31,9 @@ class NodeConfig:
     port: int
     # Seconds before the first retry of a failed delivery; later ones double from it.
     first_retry_seconds: float = 60.0
+    # Inbox requests accepted per remote host: sustained per minute, and in a burst.
+    inbox_per_minute: float = 600.0
+    inbox_burst: int = 300
 
     @property
     def host(self) -> str:
@@ -106,6 +109,7 @@ def load_config(data_dir: Path) -> NodeConfig:
         with path.open("rb") as handle:
             document = tomllib.load(handle)
         node, serve = document["node"], document.get("serve", {})
+        federation = document.get("federation", {})
         return NodeConfig(
             data_dir=data_dir,
             handle=check_handle(node["name"]),
@@ -113,9 +117,9 @@ def load_config(data_dir: Path) -> NodeConfig:
             base_url=check_base_url(node["base_url"]),
             bind=str(serve.get("bind", "127.0.0.1")),
             port=int(serve.get("port", default_port(node["base_url"]))),
-            first_retry_seconds=float(
-                document.get("federation", {}).get("first_retry_seconds", 60.0)
-            ),
+            first_retry_seconds=float(federation.get("first_retry_seconds", 60.0)),
+            inbox_per_minute=float(federation.get("inbox_per_minute", 600.0)),
+            inbox_burst=int(federation.get("inbox_burst", 300)),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError, NodeError) as exc:
         raise NodeError(f"{path} is damaged: {exc}") from exc

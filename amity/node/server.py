@@ -17,6 +17,8 @@ def serve_node(node: Node, bind: str, port: int, allow_private_network: bool = F
     settings = FederationSettings(
         allow_private_network=allow_private_network,
         first_retry=node.config.first_retry_seconds,
+        inbox_per_minute=node.config.inbox_per_minute,
+        inbox_burst=node.config.inbox_burst,
     )
     app = create_app(node, settings)
     config = node.config

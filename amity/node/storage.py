@@ -24,7 +24,7 @@ def open_database(path: Path) -> Database:
         db = Database(conn)
         conn.execute("PRAGMA busy_timeout = 10000")  # the CLI and `serve` share the file
         db.enable_wal()
-        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         migrations.apply(db)
     except sqlite3.DatabaseError as exc:
