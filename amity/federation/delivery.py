@@ -78,7 +78,9 @@ class DeliveryWorker:
             return 0
         exclude = set(self._in_flight)
         now = self.now()
-        due = await self.db(lambda db: store.due_deliveries(db, now, exclude, room * 4))
+        due = await self.db(
+            lambda db: store.due_deliveries(db, now, exclude, room * 4, PROBE_INTERVAL)
+        )
         started = 0
         for delivery in due:
             if started >= room:

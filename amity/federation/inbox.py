@@ -133,7 +133,12 @@ class Inbox:
         relayed_by_other = sender.owner != activity.actor
         if not relayed_by_other and host_of(activity.id) != host_of(activity.actor):
             raise Rejected(401, "activity id and actor are on different hosts")
-        if relayed_by_other and activity.type not in ("Create", "Update"):
+        if relayed_by_other and (
+            activity.type not in ("Create", "Update")
+            or not isinstance(activity.object, dict)
+            or "proof" not in activity.object
+        ):
+            # Only an object with its author's own integrity proof may come from someone else.
             raise Rejected(401, "the signing key does not belong to the activity's actor")
         handler = self.handlers.get(activity.type)
         effect: Effect | None = None

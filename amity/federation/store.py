@@ -262,11 +262,16 @@ def public_outbox(db: Database, handle: str, offset: int, limit: int) -> tuple[i
     return total, [json.loads(row[0]) for row in rows]
 
 
-def due_deliveries(db: Database, now: float, exclude: set[int], limit: int) -> list[Delivery]:
-    """Pending deliveries whose time has come, to hosts that are available or due a probe."""
+def due_deliveries(
+    db: Database, now: float, exclude: set[int], limit: int, probe_interval: float
+) -> list[Delivery]:
+    """Pending deliveries whose time has come, to hosts that are available; for a host marked
+    unavailable whose probe time has come, only its oldest one (the probe), and the next
+    probe is pushed back at once so no second one starts while this one is out."""
     rows = db.execute(
         """
-        SELECT d.id, d.activity_id, d.handle, d.inbox, d.host, d.body, d.attempts
+        SELECT d.id, d.activity_id, d.handle, d.inbox, d.host, d.body, d.attempts,
+               h.unavailable_since
         FROM deliveries d LEFT JOIN hosts h ON h.host = d.host
         WHERE d.state = 'pending' AND d.next_attempt_at <= ?
           AND (h.unavailable_since IS NULL OR h.next_probe_at <= ?)
@@ -275,11 +280,18 @@ def due_deliveries(db: Database, now: float, exclude: set[int], limit: int) -> l
         """,
         [now, now, limit + len(exclude)],
     ).fetchall()
-    return [
-        Delivery(r[0], r[1], r[2], r[3], r[4], r[5].encode("utf-8"), r[6])
-        for r in rows
-        if r[0] not in exclude
-    ][:limit]
+    chosen: list[Delivery] = []
+    probed: set[str] = set()
+    for r in rows:
+        if r[0] in exclude or r[4] in probed or len(chosen) >= limit:
+            continue
+        if r[7] is not None:
+            probed.add(r[4])
+            db.execute(
+                "UPDATE hosts SET next_probe_at = ? WHERE host = ?", [now + probe_interval, r[4]]
+            )
+        chosen.append(Delivery(r[0], r[1], r[2], r[3], r[4], r[5].encode("utf-8"), r[6]))
+    return chosen
 
 
 def delivered(db: Database, delivery_id: int, host: str, now: float) -> None:

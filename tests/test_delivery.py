@@ -1,0 +1,187 @@
+"""The delivery queue stepped by hand with a controlled clock: back-off, dead, held, probes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from amity.federation import store
+from amity.federation.backoff import MAX_ATTEMPTS, PROBE_INTERVAL, retry_delay
+from amity.federation.client import FederationClient
+from amity.federation.delivery import DeliveryWorker
+from amity.federation.runner import DbRunner
+from amity.node.node import Node, init_node
+
+from .helpers import EXAMPLE_PROFILE, free_port
+
+
+class Peer:
+    """An inbox whose answer the test sets; it counts what it receives."""
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.retry_after: str | None = None
+        self.received = 0
+        self.port = free_port()
+
+    async def inbox(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.received += 1
+        headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+        return web.Response(status=self.status, headers=headers)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[tuple[Node, Peer, DeliveryWorker, Clock]]:
+    peer = Peer()
+    app = web.Application()
+    app.router.add_post("/inbox", peer.inbox)
+    server = TestServer(app, host="127.0.0.1", port=peer.port)
+    await server.start_server()
+    node = init_node(
+        tmp_path / "n",
+        handle="school",
+        base_url="http://127.0.0.1:9",
+        kind="school",
+        profile=dict(EXAMPLE_PROFILE),
+    )
+    clock = Clock()
+    runner = DbRunner(node.store.db)
+    async with FederationClient(
+        allow_private_network=True, clock=lambda: datetime.now(UTC)
+    ) as client:
+        worker = DeliveryWorker(
+            runner, client, lambda _h: node.signer(), now=clock, jitter=lambda: 0.5
+        )
+        yield node, peer, worker, clock
+    runner.close()
+    node.close()
+    await server.close()
+
+
+def _queue(node: Node, inbox: str, n: int = 1) -> None:
+    for i in range(n):
+        activity = {
+            "id": f"{node.urls.id}/activities/{inbox}-{i}-{len(_rows(node))}",
+            "type": "Update",
+            "actor": node.urls.id,
+            "object": {},
+        }
+        store.enqueue(node.store.db, "school", activity, [inbox], 1_800_000_000.0, "x")
+
+
+def _rows(node: Node) -> list[dict[str, object]]:
+    return store.queue_rows(node.store.db)
+
+
+async def _step(worker: DeliveryWorker) -> int:
+    started = await worker.run_single_cycle()
+    await worker.drain()
+    return started
+
+
+def test_retries_span_about_three_days() -> None:
+    total = sum(retry_delay(n, 0.5) for n in range(1, MAX_ATTEMPTS))
+    assert 2.5 * 86400 < total < 3.5 * 86400
+    spread = {retry_delay(3, j) for j in (0.0, 0.5, 0.99)}
+    assert len(spread) == 3  # jitter spreads retries of many deliveries
+
+
+async def test_failing_host_goes_dead_then_held_then_probed_then_flushed(
+    setup: tuple[Node, Peer, DeliveryWorker, Clock],
+) -> None:
+    node, peer, worker, clock = setup
+    inbox = f"http://127.0.0.1:{peer.port}/inbox"
+    _queue(node, inbox)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        assert await _step(worker) == 1
+        assert await _step(worker) == 0  # not due again before its back-off
+        row = _rows(node)[0]
+        if attempt < MAX_ATTEMPTS:
+            assert row["state"] == "pending" and row["attempts"] == attempt
+            clock.now = float(row["next_attempt_at"])  # type: ignore[arg-type]
+    assert peer.received == MAX_ATTEMPTS
+    assert _rows(node)[0]["state"] == "dead"
+    assert _rows(node)[0]["host_unavailable_since"] is not None
+
+    _queue(node, inbox, 3)  # new deliveries are kept but not attempted
+    clock.now += 3600
+    assert await _step(worker) == 0
+    assert peer.received == MAX_ATTEMPTS
+
+    peer.status = 202
+    clock.now += PROBE_INTERVAL
+    assert await _step(worker) == 1  # one probe
+    assert await _step(worker) == 2  # the host answered: the rest are due at once
+    assert peer.received == MAX_ATTEMPTS + 3
+    assert [row["state"] for row in _rows(node)] == ["dead"]
+
+
+async def test_permanent_refusal_is_dead_at_once_without_marking_the_host(
+    setup: tuple[Node, Peer, DeliveryWorker, Clock],
+) -> None:
+    node, peer, worker, _ = setup
+    peer.status = 410
+    _queue(node, f"http://127.0.0.1:{peer.port}/inbox")
+    await _step(worker)
+    [row] = _rows(node)
+    assert row["state"] == "dead" and row["attempts"] == 1
+    assert row["host_unavailable_since"] is None
+
+
+async def test_retry_after_is_honoured(setup: tuple[Node, Peer, DeliveryWorker, Clock]) -> None:
+    node, peer, worker, clock = setup
+    peer.status, peer.retry_after = 429, "7200"
+    _queue(node, f"http://127.0.0.1:{peer.port}/inbox")
+    await _step(worker)
+    [row] = _rows(node)
+    assert float(row["next_attempt_at"]) - clock.now >= 7200  # type: ignore[arg-type]
+
+
+async def test_each_attempt_is_signed_anew(setup: tuple[Node, Peer, DeliveryWorker, Clock]) -> None:
+    node, _peer, worker, clock = setup
+    signatures: list[str] = []
+
+    async def inbox(request: web.Request) -> web.Response:
+        signatures.append(request.headers["Signature"] + request.headers["Date"])
+        return web.Response(status=503)
+
+    app = web.Application()
+    app.router.add_post("/inbox", inbox)
+    port = free_port()
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    try:
+        _queue(node, f"http://127.0.0.1:{port}/inbox")
+        await _step(worker)
+        clock.now = float(_rows(node)[0]["next_attempt_at"])  # type: ignore[arg-type]
+        await asyncio.sleep(1.1)  # a new Date second, so a new signature
+        await _step(worker)
+        assert len(signatures) == 2 and signatures[0] != signatures[1]
+        assert _rows(node)[0]["attempts"] == 2
+    finally:
+        await server.close()
+
+
+async def test_concurrency_is_bounded_per_host(
+    setup: tuple[Node, Peer, DeliveryWorker, Clock],
+) -> None:
+    node, peer, worker, _ = setup
+    peer.status = 202
+    _queue(node, f"http://127.0.0.1:{peer.port}/inbox", 10)
+    assert await worker.run_single_cycle() == worker.max_per_host
+    await worker.drain()
