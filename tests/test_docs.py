@@ -63,9 +63,14 @@ def test_protocol_examples_verify_and_match_the_code() -> None:
 
 def test_protocol_lists_every_route_and_subject(school: Node) -> None:
     app = create_app(school)
-    paths = {route.resource.canonical for route in app.router.routes() if route.method == "GET"}
-    for path in paths:
+    routes = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.method in ("GET", "POST")
+    }
+    assert ("POST", "/inbox") in routes
+    for method, path in routes:
         documented = path.replace("{handle}", "HANDLE").split("/{collection")[0]
-        assert f"`GET {documented}" in PROTOCOL, f"{path} is not in docs/protocol.md"
+        assert f"`{method} {documented}" in PROTOCOL, f"{method} {path} is not in protocol.md"
     for subject in SUBJECTS:
         assert f"`{subject}`" in PROTOCOL
