@@ -196,3 +196,31 @@ def test_missing_file_and_damaged_config_are_one_line(tmp_path: Path, school: No
     assert result.exit_code == 1
     assert "damaged" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_block_unblock_followers_following_and_queue_commands(tmp_path: Path) -> None:
+    data = str(tmp_path / "node")
+    run(
+        "init",
+        "--data",
+        data,
+        "--name",
+        "benito",
+        "--base-url",
+        "http://127.0.0.1:8080",
+        "--profile",
+        EXAMPLE,
+    )
+    assert run("followers", "--data", data).stdout.strip() == "no followers yet"
+    assert json.loads(run("following", "--json", "--data", data).stdout) == []
+    assert run("queue", "--data", data).stdout.startswith("0 pending, 0 retrying, 0 dead")
+    assert run("block", "spam.example", "--data", data).stdout.strip() == (
+        "Blocked domain spam.example"
+    )
+    result = run("block", "https://spam.example/users/x", "--data", data)
+    assert result.stdout.strip() == "Blocked actor https://spam.example/users/x"
+    bad = run("block", "not a domain/x", "--data", data)
+    assert bad.exit_code == 1 and bad.stderr.startswith("error:")
+    assert run("unblock", "SPAM.example", "--data", data).exit_code == 0
+    again = run("unblock", "spam.example", "--data", data)
+    assert again.exit_code == 1 and "is not blocked" in again.stderr

@@ -163,6 +163,44 @@ def follow(data_dir: Path, target: str, allow_private_network: bool) -> None:
 @data_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @user_errors
+def followers(data_dir: Path, as_json: bool) -> None:
+    """The actors that follow this node."""
+    node = Node.open(data_dir)
+    try:
+        rows = fed_store.relations(node.store.db, "followers", node.config.handle)
+    finally:
+        node.close()
+    _print_relations(rows, as_json, "no followers yet")
+
+
+@cli.command()
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@user_errors
+def following(data_dir: Path, as_json: bool) -> None:
+    """The actors this node follows, and whether each accepted."""
+    node = Node.open(data_dir)
+    try:
+        rows = fed_store.relations(node.store.db, "following", node.config.handle)
+    finally:
+        node.close()
+    _print_relations(rows, as_json, "not following anyone yet")
+
+
+def _print_relations(rows: list[dict[str, Any]], as_json: bool, empty: str) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo(empty)
+    for row in [] if as_json else rows:
+        state = f"  [{row['state']}]" if "state" in row else ""
+        click.echo(f"{row['actor']}{state}  since {row['since']}")
+
+
+@cli.command()
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@user_errors
 def queue(data_dir: Path, as_json: bool) -> None:
     """Deliveries waiting, retrying or dead."""
     node = Node.open(data_dir)

@@ -106,6 +106,17 @@ def list_actors(
     return total, [row[0] for row in rows]
 
 
+def relations(db: Database, table: str, handle: str) -> list[dict[str, Any]]:
+    """Every row of `followers` or `following` for `amity followers` / `amity following`."""
+    state = ", state" if table == "following" else ""
+    rows = db.execute(
+        f"SELECT actor, created{state} FROM {table} WHERE handle = ? ORDER BY created, actor",
+        [handle],
+    ).fetchall()
+    keys = ("actor", "since", "state")
+    return [dict(zip(keys, row, strict=False)) for row in rows]
+
+
 def set_following(
     db: Database, handle: str, actor: str, follow_id: str, state: str, now: str
 ) -> None:
