@@ -206,3 +206,26 @@ async def test_follow_gets_accept_and_profile_updates_flow(
             )
         )
     )
+
+
+async def test_blocking_drops_what_was_stored_from_the_blocked(
+    pair: tuple[LiveNode, LiveNode], session: aiohttp.ClientSession
+) -> None:
+    receiver, sender = pair
+    note = {
+        "id": f"{sender.actor}/notes/1",
+        "type": "Note",
+        "attributedTo": sender.actor,
+        "content": "hello",
+    }
+    create = follow(sender, receiver, type="Create", object=note)
+    assert (await post_signed(session, f"{receiver.base}/inbox", create, sender.node))[0] == 202
+    assert (
+        await post_signed(session, f"{receiver.base}/inbox", follow(sender, receiver), sender.node)
+    )[0] == 202
+    state = receiver.state()
+    assert len(state["objects"]) == 1 and len(state["followers"]) == 1
+    receiver.node.block("127.0.0.1")
+    state = receiver.state()
+    assert state["objects"] == [] and state["followers"] == []
+    assert [row[0] for row in state["blocks"]] == ["127.0.0.1"]

@@ -393,16 +393,30 @@ def queue_rows(db: Database) -> list[dict[str, Any]]:
 
 
 def add_block(db: Database, target: str, kind: str, now: str) -> None:
-    """Block a domain or an actor; forget what it follows and drop what was queued to it."""
+    """Block a domain or an actor, and drop what the node holds from it: it is no longer a
+    follower, what it published is deleted, and nothing more is queued to it."""
     with db.atomic():
         db.table("blocks").upsert({"target": target, "kind": kind, "created": now}, pk="target")
         if kind == "actor":
             db.execute("DELETE FROM followers WHERE actor = ?", [target])
-        else:
-            for (actor,) in db.execute("SELECT actor FROM followers").fetchall():
-                if host_of(actor) == target:
-                    db.execute("DELETE FROM followers WHERE actor = ?", [actor])
-            db.execute("DELETE FROM deliveries WHERE host = ?", [target])
+            db.execute("DELETE FROM objects WHERE attributed_to = ?", [target])
+            db.execute("DELETE FROM remote_actors WHERE id = ?", [target])
+            return
+        for table, column in (("followers", "actor"), ("objects", "id"), ("remote_actors", "id")):
+            for (value,) in db.execute(f"SELECT {column} FROM {table}").fetchall():
+                if _on_domain(value, target):
+                    db.execute(f"DELETE FROM {table} WHERE {column} = ?", [value])
+        for (host,) in db.execute("SELECT DISTINCT host FROM deliveries").fetchall():
+            if _on_domain(f"http://{host}/", target):
+                db.execute("DELETE FROM deliveries WHERE host = ?", [host])
+
+
+def _on_domain(url: str, domain: str) -> bool:
+    try:
+        host = host_of(url)
+    except ProtocolError:
+        return False
+    return host == domain or host.split(":")[0] == domain
 
 
 def remove_block(db: Database, target: str) -> bool:
