@@ -56,17 +56,13 @@ def init(
 ) -> None:
     """Create a node: config, database and keys in the data directory."""
     profile = read_profile(profile_file) if profile_file else None
-    node = init_node(data_dir, handle=handle, base_url=base_url, kind=kind, profile=profile)
-    try:
-        config = node.config
+    with init_node(data_dir, handle=handle, base_url=base_url, kind=kind, profile=profile) as node:
         click.echo(f"Created {kind} node '{handle}' in {data_dir}")
         click.echo(f"  actor:  {node.urls.id}")
-        click.echo(f"  handle: @{handle}@{config.host}")
-        if kind == "school" and profile is None:
-            click.echo(f"Next: amity profile import FILE.json --data {data_dir}")
-        click.echo(f"Start it with: amity serve --data {data_dir}")
-    finally:
-        node.close()
+        click.echo(f"  handle: @{handle}@{node.config.host}")
+    if kind == "school" and profile is None:
+        click.echo(f"Next: amity profile import FILE.json --data {data_dir}")
+    click.echo(f"Start it with: amity serve --data {data_dir}")
 
 
 @cli.command()
@@ -98,8 +94,7 @@ def profile() -> None:
 @user_errors
 def profile_show(data_dir: Path, as_json: bool, signed: bool) -> None:
     """Print the current profile."""
-    node = Node.open(data_dir)
-    try:
+    with Node.open(data_dir) as node:
         stored = node.profile()
         if stored is None:
             fail([f"no profile yet; import one with: amity profile import FILE --data {data_dir}"])
@@ -115,8 +110,6 @@ def profile_show(data_dir: Path, as_json: bool, signed: bool) -> None:
             click.echo(f"  {'About:':<19}{stored.data['description']}")
         click.echo(f"  {'Updated:':<19}{stored.updated}")
         click.echo(f"  {'Published at:':<19}{node.urls.profile}")
-    finally:
-        node.close()
 
 
 @profile.command("import")
@@ -126,12 +119,9 @@ def profile_show(data_dir: Path, as_json: bool, signed: bool) -> None:
 def profile_import(data_dir: Path, file: IO[bytes]) -> None:
     """Replace the profile with FILE (JSON; - for stdin), signed anew."""
     data = read_profile(file)
-    node = Node.open(data_dir)
-    try:
+    with Node.open(data_dir) as node:
         stored = node.publish_profile(data)
         click.echo(f"Profile of '{display_name(data)}' published, updated {stored.updated}")
-    finally:
-        node.close()
 
 
 private_network_option = click.option(
@@ -148,15 +138,12 @@ private_network_option = click.option(
 @user_errors
 def follow(data_dir: Path, target: str, allow_private_network: bool) -> None:
     """Follow a school, hub or authority: NAME@HOST or an actor URL."""
-    node = Node.open(data_dir)
-    try:
+    with Node.open(data_dir) as node:
         actor = asyncio.run(fetch_remote_actor(node, target, allow_private_network))
         node.follow(actor)
         name = actor.get("name") or actor.get("preferredUsername") or actor["id"]
         click.echo(f"Follow of {name} ({actor['id']}) queued.")
         click.echo("It is delivered while the node serves; `amity queue` shows what is pending.")
-    finally:
-        node.close()
 
 
 @cli.command()
@@ -165,12 +152,7 @@ def follow(data_dir: Path, target: str, allow_private_network: bool) -> None:
 @user_errors
 def followers(data_dir: Path, as_json: bool) -> None:
     """The actors that follow this node."""
-    node = Node.open(data_dir)
-    try:
-        rows = fed_store.relations(node.store.db, "followers", node.config.handle)
-    finally:
-        node.close()
-    _print_relations(rows, as_json, "no followers yet")
+    _show_relations(data_dir, "followers", as_json, "no followers yet")
 
 
 @cli.command()
@@ -179,15 +161,12 @@ def followers(data_dir: Path, as_json: bool) -> None:
 @user_errors
 def following(data_dir: Path, as_json: bool) -> None:
     """The actors this node follows, and whether each accepted."""
-    node = Node.open(data_dir)
-    try:
-        rows = fed_store.relations(node.store.db, "following", node.config.handle)
-    finally:
-        node.close()
-    _print_relations(rows, as_json, "not following anyone yet")
+    _show_relations(data_dir, "following", as_json, "not following anyone yet")
 
 
-def _print_relations(rows: list[dict[str, Any]], as_json: bool, empty: str) -> None:
+def _show_relations(data_dir: Path, table: str, as_json: bool, empty: str) -> None:
+    with Node.open(data_dir) as node:
+        rows = fed_store.relations(node.store.db, table, node.config.handle)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif not rows:
@@ -203,11 +182,8 @@ def _print_relations(rows: list[dict[str, Any]], as_json: bool, empty: str) -> N
 @user_errors
 def queue(data_dir: Path, as_json: bool) -> None:
     """Deliveries waiting, retrying or dead."""
-    node = Node.open(data_dir)
-    try:
+    with Node.open(data_dir) as node:
         rows = fed_store.queue_rows(node.store.db)
-    finally:
-        node.close()
     for row in rows:
         row["state"] = describe_state(row)
     if as_json:
@@ -231,11 +207,8 @@ def queue(data_dir: Path, as_json: bool) -> None:
 @user_errors
 def block(data_dir: Path, target: str) -> None:
     """Block a domain (example.org) or an actor URL: their requests get 403, nothing is kept."""
-    node = Node.open(data_dir)
-    try:
+    with Node.open(data_dir) as node:
         kind = node.block(target)
-    finally:
-        node.close()
     click.echo(f"Blocked {kind} {target}")
 
 
@@ -245,12 +218,9 @@ def block(data_dir: Path, target: str) -> None:
 @user_errors
 def unblock(data_dir: Path, target: str) -> None:
     """Lift a block made with `amity block`."""
-    node = Node.open(data_dir)
-    try:
+    with Node.open(data_dir) as node:
         if not node.unblock(target):
             fail([f"{target} is not blocked"])
-    finally:
-        node.close()
     click.echo(f"Unblocked {target}")
 
 
@@ -264,11 +234,8 @@ def keys() -> None:
 @user_errors
 def keys_rotate(data_dir: Path) -> None:
     """Make new keys, re-sign the profile, and tell followers (old signatures stop working)."""
-    node = Node.open(data_dir)
-    try:
+    with Node.open(data_dir) as node:
         node.rotate_keys()
-    finally:
-        node.close()
     click.echo("New keys in place; followers get the updated actor while the node serves.")
 
 

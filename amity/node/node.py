@@ -60,6 +60,12 @@ class Node:
     def close(self) -> None:
         self.store.close()
 
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def urls(self) -> ActorUrls:
         return ActorUrls(self.config.base_url, self.config.handle)
