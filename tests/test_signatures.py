@@ -66,6 +66,27 @@ def test_rsa_sha256_round_trip_and_tampering() -> None:
         )  # type: ignore[arg-type]
 
 
+def test_hs2019_with_an_rsa_key() -> None:
+    headers = sign_request(
+        method="POST",
+        url="https://s.example/inbox",
+        body=b"{}",
+        key_id="k",
+        private_key=RSA_KEY,
+        now=NOW,
+    )
+    params = parse_signature_header(headers["Signature"].replace("rsa-sha256", "hs2019"))
+    assert params.algorithm == "hs2019"
+    verify_request(
+        params,
+        method="POST",
+        target="/inbox",
+        headers=_lower(headers),
+        public_key=RSA_KEY.public_key(),
+        now=NOW,
+    )
+
+
 def test_hs2019_with_an_ed25519_key_and_created() -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     headers = {"host": "school.example", "digest": digest_header(b"{}")}
