@@ -7,18 +7,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp.test_utils import TestServer
 
 from amity.node.app import FederationSettings, create_app
+from amity.node.app_state import DB
 from amity.node.node import Node, init_node
 from amity.protocol.httpsig import sign_request
 
 from .helpers import EXAMPLE_PROFILE, free_port
 
+T = TypeVar("T")
+
 TABLES = (
+    "directory",
     "followers",
     "following",
     "objects",
@@ -43,8 +47,16 @@ class LiveNode:
     def base(self) -> str:
         return self.node.config.base_url
 
-    def state(self) -> dict[str, list[Any]]:
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the serving app's database thread: the node's connection is not shared
+        between threads, so tests touch the node only through here while it serves."""
+        return await self.server.app[DB](lambda _db: fn())
+
+    async def state(self) -> dict[str, list[Any]]:
         """Every federation table's rows, to show that a refused request changed nothing."""
+        return await self.run(self._state)
+
+    def _state(self) -> dict[str, list[Any]]:
         db = self.node.store.db
         return {
             t: sorted(map(tuple, db.execute(f"SELECT * FROM {t}").fetchall()), key=repr)

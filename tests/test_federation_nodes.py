@@ -13,7 +13,7 @@ PRIVATE = "--allow-private-network"
 
 
 def _profile_capacity(data: Path, actor: str) -> int | None:
-    rows = query(data, "SELECT document FROM objects WHERE attributed_to = ?", actor)
+    rows = query(data, "SELECT document FROM directory WHERE actor = ?", actor)
     return json.loads(rows[0][0])["capacity"] if rows and rows[0][0] else None
 
 

@@ -8,6 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from amity.node.app import create_app
+from amity.node.app_state import DB
 from amity.node.node import Node, init_node
 from amity.protocol.discovery import NODEINFO_CONTENT_TYPE
 from amity.protocol.profile_document import profile_from_document
@@ -197,7 +198,8 @@ async def test_profile_change_is_live_with_new_updated_and_proof(
 ) -> None:
     first = await (await client.get("/actors/benito/profile")).json(content_type=None)
     profile["capacity"] = 5
-    school.publish_profile(profile)
+    # On the app's database thread: the node's connection is not shared between threads.
+    await client.server.app[DB](lambda _db: school.publish_profile(profile))
     second = await (await client.get("/actors/benito/profile")).json(content_type=None)
     assert second["capacity"] == 5
     assert second["updated"] > first["updated"]

@@ -52,12 +52,12 @@ async def test_a_signed_follow_is_accepted_once(
     activity = follow(sender, receiver)
     inbox = f"{receiver.actor}/inbox"
     assert await post_signed(session, inbox, activity, sender.node) == (202, {"status": "accepted"})
-    after_first = receiver.state()
+    after_first = await receiver.state()
     assert [row[1] for row in after_first["followers"]] == [sender.actor]
     # The replay is acknowledged but changes nothing.
     status, answer = await post_signed(session, inbox, activity, sender.node)
     assert (status, answer) == (202, {"status": "already processed"})
-    assert receiver.state() == after_first
+    assert (await receiver.state()) == after_first
 
 
 BAD_REQUESTS = [
@@ -114,18 +114,18 @@ async def test_bad_requests_are_refused_and_change_nothing(
             activity = {k: v for k, v in activity.items() if k != "actor"}
             expected = 400
         elif case == "blocked host":
-            receiver.node.block("127.0.0.1")
+            await receiver.run(lambda: receiver.node.block("127.0.0.1"))
             expected = 403
         elif case == "blocked actor":
-            receiver.node.block(sender.actor)
+            await receiver.run(lambda: receiver.node.block(sender.actor))
             expected = 403
-        before = receiver.state()
+        before = await receiver.state()
         status, answer = await post_signed(session, inbox, activity, sender.node, **kwargs)
         assert "error" in answer
-        assert receiver.state() == before
+        assert (await receiver.state()) == before
     assert status == expected
-    assert receiver.state()["seen_activities"] == []
-    assert receiver.state()["followers"] == []
+    assert (await receiver.state())["seen_activities"] == []
+    assert (await receiver.state())["followers"] == []
 
 
 async def test_unsupported_type_is_accepted_and_ignored(
@@ -135,7 +135,7 @@ async def test_unsupported_type_is_accepted_and_ignored(
     activity = follow(sender, receiver, type="Like")
     status, _ = await post_signed(session, f"{receiver.base}/inbox", activity, sender.node)
     assert status == 202
-    assert receiver.state()["followers"] == []
+    assert (await receiver.state())["followers"] == []
 
 
 async def test_unknown_local_actor_inbox_is_404(
@@ -184,28 +184,31 @@ async def test_follow_gets_accept_and_profile_updates_flow(
 ) -> None:
     receiver, sender = pair
     # `amity follow` does this: record the Follow and queue it; the worker delivers it.
-    sender.node.follow(json.loads(json.dumps(receiver.node.actor_document())))
+    receiver_actor = await receiver.run(receiver.node.actor_document)
+    await sender.run(lambda: sender.node.follow(receiver_actor))
 
     async def until(check: Any) -> None:
         for _ in range(200):
-            if check():
+            if await check():
                 return
             await asyncio.sleep(0.05)
         raise AssertionError("condition not met")
 
-    await until(lambda: sender.node.following_state(receiver.actor) == "accepted")
-    profile = receiver.node.profile()
+    async def accepted() -> bool:
+        return await sender.run(lambda: sender.node.following_state(receiver.actor)) == "accepted"
+
+    await until(accepted)
+    profile = await receiver.run(receiver.node.profile)
     assert profile is not None
-    receiver.node.publish_profile({**profile.data, "capacity": 4})
-    await until(
-        lambda: (
-            receiver.state()["deliveries"] == []
-            and any(
-                row[0] == receiver.node.urls.profile and json.loads(row[3])["capacity"] == 4
-                for row in sender.state()["objects"]
-            )
+    await receiver.run(lambda: receiver.node.publish_profile({**profile.data, "capacity": 4}))
+
+    async def delivered() -> bool:
+        return (await receiver.state())["deliveries"] == [] and any(
+            row[0] == receiver.actor and json.loads(row[2])["capacity"] == 4
+            for row in (await sender.state())["directory"]
         )
-    )
+
+    await until(delivered)
 
 
 async def test_blocking_drops_what_was_stored_from_the_blocked(
@@ -223,9 +226,9 @@ async def test_blocking_drops_what_was_stored_from_the_blocked(
     assert (
         await post_signed(session, f"{receiver.base}/inbox", follow(sender, receiver), sender.node)
     )[0] == 202
-    state = receiver.state()
+    state = await receiver.state()
     assert len(state["objects"]) == 1 and len(state["followers"]) == 1
-    receiver.node.block("127.0.0.1")
-    state = receiver.state()
+    await receiver.run(lambda: receiver.node.block("127.0.0.1"))
+    state = await receiver.state()
     assert state["objects"] == [] and state["followers"] == []
     assert [row[0] for row in state["blocks"]] == ["127.0.0.1"]

@@ -53,7 +53,7 @@ def test_inbox_survives_arbitrary_input(tmp_path: Path) -> None:
     sender = loop.run_until_complete(start_node(tmp_path, "sender"))
     session = loop.run_until_complete(_session())
     url = f"{receiver.base}/inbox"
-    before = receiver.state()
+    before = loop.run_until_complete(receiver.state())
 
     async def post_raw(body: bytes, headers: dict[str, str]) -> int:
         async with session.post(url, data=body, headers=headers) as response:
@@ -85,7 +85,7 @@ def test_inbox_survives_arbitrary_input(tmp_path: Path) -> None:
     def unsigned_or_forged(body: bytes, headers: dict[str, str]) -> None:
         status = loop.run_until_complete(post_raw(body, headers))
         assert status < 500
-        assert receiver.state() == before
+        assert loop.run_until_complete(receiver.state()) == before
 
     from_sender = st.builds(
         lambda kind, obj, n: {

@@ -118,7 +118,7 @@ async def test_bovine_signed_follow_is_accepted_and_our_accept_verifies_in_bovin
             # A byte changed in the body, and bovine refuses it.
             accept["body"] = accept["body"].replace(b"Accept", b"Reject")
             assert await validate("post", accept["url"], accept["headers"], accept_body) is None
-        assert [row[1] for row in amity.state()["followers"]] == [actor["id"]]
+        assert [row[1] for row in (await amity.state())["followers"]] == [actor["id"]]
     finally:
         await amity.server.close()
         amity.node.close()

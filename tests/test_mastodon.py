@@ -43,9 +43,9 @@ async def test_mastodon_users_follow_get_updates_once_per_server_and_unfollow(
                 assert accept["actor"] == school.actor
             peer.received.clear()
 
-            profile = school.node.profile()
+            profile = await school.run(school.node.profile)
             assert profile is not None
-            school.node.publish_profile({**profile.data, "capacity": 6})
+            await school.run(lambda: school.node.publish_profile({**profile.data, "capacity": 6}))
             await _until(lambda: peer.received)
             await asyncio.sleep(0.3)  # time for a second POST, which must not come
             [(path, update)] = peer.received
@@ -55,12 +55,14 @@ async def test_mastodon_users_follow_get_updates_once_per_server_and_unfollow(
 
             undo = peer.activity("bob", "Undo", follows["bob"])
             assert await peer.post(session, "bob", inbox, undo) == 202
-            assert [row[1] for row in school.state()["followers"]] == [peer.actor_id("alice")]
+            assert [row[1] for row in (await school.state())["followers"]] == [
+                peer.actor_id("alice")
+            ]
 
             delete = peer.activity("alice", "Delete", peer.actor_id("alice"))
             delete["id"] = f"{peer.actor_id('alice')}#delete"
             assert await peer.post(session, "alice", f"{school.base}/inbox", delete) == 202
-            assert school.state()["followers"] == []
+            assert (await school.state())["followers"] == []
     finally:
         await school.server.close()
         school.node.close()

@@ -250,7 +250,7 @@ async def test_inbox_accepts_hs2019_ed25519_and_rfc9421_from_a_peer(tmp_path: Pa
             # The same RFC 9421 request with another body is refused.
             async with session.post(url, data=like(), headers=request.headers) as response:
                 assert response.status == 401
-        assert len(amity.state()["seen_activities"]) == 2
+        assert len((await amity.state())["seen_activities"]) == 2
     finally:
         await amity.server.close()
         amity.node.close()

@@ -100,11 +100,13 @@ async def test_deliveries_to_private_inboxes_are_not_attempted(
             "type": "Organization",
             "inbox": f"http://127.0.0.1:{listener.port}/inbox",
         }
-        node.node.follow(target)
+        await node.run(lambda: node.node.follow(target))
         for _ in range(100):
-            rows = node.node.store.db.execute(
-                "SELECT attempts, last_error, state FROM deliveries"
-            ).fetchall()
+            rows = await node.run(
+                lambda: node.node.store.db.execute(
+                    "SELECT attempts, last_error, state FROM deliveries"
+                ).fetchall()
+            )
             if rows and rows[0][0] >= 1:
                 break
             await asyncio.sleep(0.05)

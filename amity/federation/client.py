@@ -118,7 +118,7 @@ class FederationClient:
                         url = urljoin(url, response.headers["Location"])
                         continue
                     if response.status != 200:
-                        raise FetchFailed(f"GET {url} answered {response.status}")
+                        raise FetchFailed(f"GET {url} answered {response.status}", response.status)
                     body = await _read_limited(response)
             except AddressRefused:
                 raise

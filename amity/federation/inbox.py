@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlite_utils import Database
 
@@ -29,7 +29,7 @@ from ..protocol.httpsig import (
 from ..protocol.message_signatures import message_key_id, verify_message
 from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
 from ..protocol.proofs import verify_with_actor
-from . import store
+from . import directory, store
 from .actors import ACTOR_TYPES, RemoteActors
 from .errors import FetchFailed
 from .ratelimit import RateLimiter
@@ -76,6 +76,18 @@ class Sender:
     actor_document: dict[str, Any]
 
 
+class InboxHooks(Protocol):
+    """What the node does in reaction, inside the transaction that applies an activity."""
+
+    def accept_follow(
+        self, db: Database, handle: str, follow: dict[str, Any], inbox: str
+    ) -> None: ...
+
+    def follow_accepted(self, db: Database, actor: dict[str, Any] | None) -> None: ...
+
+    def profile_stored(self, db: Database, document: dict[str, Any]) -> None: ...
+
+
 class Inbox:
     """Receives activities for the node's local actors (each inbox and the shared one)."""
 
@@ -88,7 +100,7 @@ class Inbox:
         clock: Callable[[], datetime],
         limiter: RateLimiter,
         queued: Callable[[], None],
-        deliver_follow_accept: Callable[[Database, str, dict[str, Any], str], None],
+        hooks: InboxHooks,
     ) -> None:
         self.db = db
         self.actors = actors
@@ -96,7 +108,7 @@ class Inbox:
         self.clock = clock
         self.limiter = limiter
         self.queued = queued
-        self.deliver_follow_accept = deliver_follow_accept
+        self.hooks = hooks
         self.handlers: dict[str, Callable[[IncomingActivity, Sender], Awaitable[Effect | None]]] = {
             "Follow": self._follow,
             "Accept": self._answer("accepted"),
@@ -228,7 +240,7 @@ class Inbox:
 
         def effect(db: Database) -> None:
             store.add_follower(db, handle, activity.actor, inbox, activity.id, stamp)
-            self.deliver_follow_accept(db, handle, activity.document, str(personal_inbox))
+            self.hooks.accept_follow(db, handle, activity.document, str(personal_inbox))
 
         return effect
 
@@ -238,8 +250,12 @@ class Inbox:
             if follow_id is None:
                 raise MalformedDocument(f"{activity.type} names no Follow")
 
+            actor = sender.actor_document if sender.owner == activity.actor else None
+
             def effect(db: Database) -> None:
-                store.answer_follow(db, follow_id, activity.actor, state)
+                answered = store.answer_follow(db, follow_id, activity.actor, state)
+                if answered and state == "accepted":
+                    self.hooks.follow_accepted(db, actor)
 
             return effect
 
@@ -281,10 +297,7 @@ class Inbox:
             await self._verified_object(obj, author)
         elif author != activity.actor:
             raise MalformedDocument("object is attributed to someone else")
-        if obj.get("type") == PROFILE_TYPE:
-            profile_from_document(obj)  # refuses what a profile may not contain
-        now = time.time()
-        return lambda db: store.store_object(db, obj, author, now)
+        return self._keep(obj, author)
 
     async def _delete(self, activity: IncomingActivity, sender: Sender) -> Effect:
         object_id = activity.object_id
@@ -294,10 +307,21 @@ class Inbox:
         now = time.time()
         if object_id == activity.actor:
             self.actors.forget(activity.actor)
-            return lambda db: store.tombstone_actor(db, activity.actor, when, now)
+
+            def delete_actor(db: Database) -> None:
+                store.tombstone_actor(db, activity.actor, when, now)
+                directory.remove_profile(db, activity.actor, when, now)
+
+            return delete_actor
         if host_of(object_id) != host_of(activity.actor):
             raise MalformedDocument("an actor can only delete objects of its own host")
-        return lambda db: store.tombstone_object(db, object_id, activity.actor, when, now)
+
+        def delete_object(db: Database) -> None:
+            store.tombstone_object(db, object_id, activity.actor, when, now)
+            if directory.listing_of(db, object_id) == activity.actor:
+                directory.remove_profile(db, activity.actor, when, now)
+
+        return delete_object
 
     async def _announce(self, activity: IncomingActivity, sender: Sender) -> Effect | None:
         obj = activity.object
@@ -309,10 +333,20 @@ class Inbox:
             return None  # relayed content is kept only when its author's proof travels with it
         author = obj["attributedTo"]
         await self._verified_object(obj, author)
-        if obj.get("type") == PROFILE_TYPE:
-            profile_from_document(obj)
+        return self._keep(obj, author)
+
+    def _keep(self, obj: dict[str, Any], author: str) -> Effect:
+        """The effect that stores a checked object: a profile goes to the directory."""
         now = time.time()
-        return lambda db: store.store_object(db, obj, author, now)
+        if obj.get("type") != PROFILE_TYPE:
+            return lambda db: store.store_object(db, obj, author, now)
+        profile_from_document(obj)  # refuses what a profile may not contain
+
+        def keep_profile(db: Database) -> None:
+            if directory.store_profile(db, obj, now):
+                self.hooks.profile_stored(db, obj)
+
+        return keep_profile
 
     async def _flag(self, activity: IncomingActivity, sender: Sender) -> Effect:
         now = time.time()

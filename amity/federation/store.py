@@ -93,6 +93,34 @@ def follower_inboxes(db: Database, handle: str) -> list[str]:
     return [row[0] for row in rows]
 
 
+def followed_hub_inboxes(db: Database, handle: str) -> list[str]:
+    """Inboxes of the hubs this account follows (accepted), which relay its profile."""
+    rows = db.execute(
+        """
+        SELECT coalesce(r.shared_inbox, r.inbox) FROM following f
+        JOIN remote_actors r ON r.id = f.actor
+        WHERE f.handle = ? AND f.state = 'accepted'
+          AND json_extract(r.document, '$.nodeKind') = 'hub'
+        """,
+        [handle],
+    ).fetchall()
+    return [row[0] for row in rows if row[0]]
+
+
+def followed_hubs(db: Database, handle: str) -> list[dict[str, Any]]:
+    """Actor documents of the hubs this account follows (accepted)."""
+    rows = db.execute(
+        """
+        SELECT r.document FROM following f JOIN remote_actors r ON r.id = f.actor
+        WHERE f.handle = ? AND f.state = 'accepted'
+          AND json_extract(r.document, '$.nodeKind') = 'hub'
+        ORDER BY f.created
+        """,
+        [handle],
+    ).fetchall()
+    return [json.loads(row[0]) for row in rows]
+
+
 def list_actors(
     db: Database, table: str, handle: str, offset: int, limit: int
 ) -> tuple[int, list[str]]:
@@ -400,9 +428,15 @@ def add_block(db: Database, target: str, kind: str, now: str) -> None:
         if kind == "actor":
             db.execute("DELETE FROM followers WHERE actor = ?", [target])
             db.execute("DELETE FROM objects WHERE attributed_to = ?", [target])
+            db.execute("DELETE FROM directory WHERE actor = ?", [target])
             db.execute("DELETE FROM remote_actors WHERE id = ?", [target])
             return
-        for table, column in (("followers", "actor"), ("objects", "id"), ("remote_actors", "id")):
+        for table, column in (
+            ("followers", "actor"),
+            ("objects", "id"),
+            ("directory", "actor"),
+            ("remote_actors", "id"),
+        ):
             for (value,) in db.execute(f"SELECT {column} FROM {table}").fetchall():
                 if _on_domain(value, target):
                     db.execute(f"DELETE FROM {table} WHERE {column} = ?", [value])

@@ -16,9 +16,10 @@ from ..federation.delivery import DeliveryWorker
 from ..federation.inbox import Inbox
 from ..federation.ratelimit import RateLimiter
 from ..federation.runner import DbRunner
+from ..federation.sync import DirectorySync
 from ..protocol.errors import ProtocolError
-from . import outbox
 from .app_state import DB, INBOX, NODE, WORKER, error_response
+from .hooks import NodeHooks
 from .inbox_routes import routes as inbox_routes
 from .node import Node
 from .routes import routes
@@ -33,7 +34,7 @@ class FederationSettings:
     allow_private_network: bool = False
     inbox_per_minute: float = 600.0
     inbox_burst: int = 300
-    deliver: bool = True
+    sync_interval: float = 600.0
     poll_interval: float = 1.0
     first_retry: float = 60.0
 
@@ -87,6 +88,17 @@ def _federation(
                 first_retry=settings.first_retry,
             )
             app[WORKER] = worker
+            hooks = NodeHooks(node)
+            sync = DirectorySync(
+                runner,
+                client,
+                actors,
+                node.config.handle,
+                node.signer,
+                hooks.profile_stored,
+                interval=settings.sync_interval,
+            )
+            hooks.wake_sync = sync.wake
             app[INBOX] = Inbox(
                 runner,
                 actors,
@@ -94,16 +106,15 @@ def _federation(
                 clock=node.clock,
                 limiter=RateLimiter(settings.inbox_per_minute, settings.inbox_burst),
                 queued=worker.wake,
-                deliver_follow_accept=lambda db, _handle, follow, inbox: outbox.accept_follow(
-                    db, node.urls, follow, inbox, node.now()
-                ),
+                hooks=hooks,
             )
-            task = asyncio.create_task(worker.run()) if settings.deliver else None
+            tasks = [asyncio.create_task(worker.run()), asyncio.create_task(sync.run())]
             try:
                 yield
             finally:
-                if task is not None:
+                for task in tasks:
                     task.cancel()
+                for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
         runner.close()

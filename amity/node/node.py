@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..federation import directory
 from ..federation import store as fed_store
 from ..federation.client import Signer
 from ..protocol import activities
@@ -109,6 +110,7 @@ class Node:
         stored = StoredProfile(data=data, document=signed, published=published, updated=updated)
         with self.store.db.atomic():
             self.store.save_profile(self.config.handle, stored)
+            directory.store_profile(self.store.db, signed, time.time())
             outbox.update_object(self.store.db, urls, signed, updated)
         return stored
 

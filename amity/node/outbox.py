@@ -38,6 +38,7 @@ def accept_follow(
 
 
 def update_object(db: Database, urls: ActorUrls, obj: dict[str, Any], published: str) -> None:
-    """Tell every follower that `obj` (the profile, or the actor itself) changed."""
+    """Tell every follower, and every hub this account follows, that `obj` changed."""
     activity = activities.update(new_activity_id(urls), urls.id, obj, urls.followers, published)
-    send_to_followers(db, urls, activity, published)
+    inboxes = store.follower_inboxes(db, urls.handle) + store.followed_hub_inboxes(db, urls.handle)
+    send(db, urls.handle, activity, inboxes, published)

@@ -95,3 +95,39 @@ def m003_federation(db: Database) -> None:
     db.table("reports").create(
         {"id": str, "actor": str, "document": str, "received_at": float}, pk="id"
     )
+
+
+@migrations()
+def m004_directory(db: Database) -> None:
+    # The latest verified profile of every school this node knows (itself included), with
+    # the columns searches filter on. `seq` grows with every change, for sync cursors.
+    db.table("directory").create(
+        {
+            "actor": str,
+            "profile_id": str,
+            "document": str,
+            "updated": str,
+            "deleted_at": str,
+            "seq": int,
+            "received_at": float,
+            "name": str,
+            "country": str,
+            "locality": str,
+            "timezone": str,
+            "instruction": str,
+            "learning": str,
+            "age_min": int,
+            "age_max": int,
+            "subjects": str,
+            "modes": str,
+            "description": str,
+        },
+        pk="actor",
+    )
+    db.table("directory").create_index(["seq"], unique=True)
+    db.table("directory").create_index(["country"])
+    db.table("directory").enable_fts(
+        ["name", "locality", "description"], tokenize="unicode61", create_triggers=True
+    )
+    # How far this node has read each hub's directory.
+    db.table("sync_cursors").create({"hub": str, "seq": int}, pk="hub")

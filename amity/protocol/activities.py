@@ -101,6 +101,21 @@ def update(
     return document
 
 
+def announce(
+    activity_id: str, actor: str, obj: dict[str, Any], followers: str, published: str
+) -> dict[str, Any]:
+    """A hub relaying `obj` (which keeps its author's proof) to its followers."""
+    return _activity(
+        "Announce",
+        activity_id,
+        actor,
+        obj,
+        to=[PUBLIC],
+        cc=[followers],
+        published=published,
+    ) | {"@context": [ACTIVITYSTREAMS, DATA_INTEGRITY_V2]}
+
+
 def delete(activity_id: str, actor: str, object_id: str, followers: str) -> dict[str, Any]:
     tombstone = {"id": object_id, "type": "Tombstone"}
     return _activity("Delete", activity_id, actor, tombstone, to=[PUBLIC], cc=[followers])

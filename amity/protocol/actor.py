@@ -47,6 +47,10 @@ class ActorUrls:
         return f"{self.id}/profile"
 
     @property
+    def directory(self) -> str:
+        return f"{self.base_url}/directory"
+
+    @property
     def shared_inbox(self) -> str:
         return f"{self.base_url}/inbox"
 
@@ -84,6 +88,7 @@ def actor_document(
         "followers": urls.followers,
         "following": urls.following,
         "endpoints": {"sharedInbox": urls.shared_inbox},
+        "directory": urls.directory,
         "manuallyApprovesFollowers": False,
         "discoverable": True,
         "published": published,

@@ -20,6 +20,7 @@ ACTOR_TERMS: dict[str, Any] = {
     "amity": AMITY_NS,
     "nodeKind": "amity:nodeKind",
     "schoolProfile": {"@id": "amity:schoolProfile", "@type": "@id"},
+    "directory": {"@id": "amity:directory", "@type": "@id"},
     "discoverable": "http://joinmastodon.org/ns#discoverable",
     "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
 }

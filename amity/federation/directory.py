@@ -1,0 +1,182 @@
+"""The directory: the latest verified profile of each school, searchable, with sync cursors.
+
+Every function takes the node's sqlite-utils Database (node/schema.py makes the tables).
+A profile enters only after its proof was checked; the caller does that.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..protocol.profile import display_name
+from ..protocol.profile_document import profile_from_document
+
+
+def _next_seq(db: Database) -> int:
+    return int(db.execute("SELECT coalesce(max(seq), 0) + 1 FROM directory").fetchone()[0])
+
+
+def store_profile(db: Database, document: dict[str, Any], now: float) -> bool:
+    """Keep `document` as its school's listing if it is newer than what is held.
+
+    False when the same or a newer version, or a later deletion, is already there: the
+    caller then neither counts it as news nor relays it.
+    """
+    actor, updated = document["attributedTo"], document["updated"]
+    row = db.execute(
+        "SELECT updated, deleted_at FROM directory WHERE actor = ?", [actor]
+    ).fetchone()
+    if row is not None and (row[0] >= updated or (row[1] is not None and row[1] >= updated)):
+        return False
+    profile = profile_from_document(document)
+    db.execute(
+        """
+        INSERT OR REPLACE INTO directory (actor, profile_id, document, updated, deleted_at, seq,
+            received_at, name, country, locality, timezone, instruction, learning, age_min,
+            age_max, subjects, modes, description)
+        VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        [
+            actor,
+            document["id"],
+            json.dumps(document, ensure_ascii=False),
+            updated,
+            _next_seq(db),
+            now,
+            display_name(profile),
+            profile["country"],
+            profile.get("locality", ""),
+            profile["timezone"],
+            json.dumps(profile["languages"]["instruction"]),
+            json.dumps(profile["languages"]["learning"]),
+            profile["ages"][0],
+            profile["ages"][1],
+            json.dumps(profile["subjects"]),
+            json.dumps(profile["modes"]),
+            profile.get("description", ""),
+        ],
+    )
+    return True
+
+
+def remove_profile(db: Database, actor: str, deleted_at: str, now: float) -> bool:
+    """Replace a school's listing by a tombstone; False if it was already gone by then."""
+    row = db.execute(
+        "SELECT updated, deleted_at, profile_id FROM directory WHERE actor = ?", [actor]
+    ).fetchone()
+    if row is not None and (row[1] is not None or row[0] > deleted_at):
+        return False
+    profile_id = row[2] if row else f"{actor}/profile"
+    db.execute(
+        """
+        INSERT OR REPLACE INTO directory (actor, profile_id, document, updated, deleted_at, seq,
+            received_at, name, country, locality, timezone, instruction, learning, age_min,
+            age_max, subjects, modes, description)
+        VALUES (?, ?, NULL, ?, ?, ?, ?, '', '', '', '', '[]', '[]', 0, 0, '[]', '[]', '')
+        """,
+        [actor, profile_id, deleted_at, deleted_at, _next_seq(db), now],
+    )
+    return True
+
+
+def listing_of(db: Database, profile_id: str) -> str | None:
+    """The school whose current listing is the profile `profile_id`."""
+    row = db.execute(
+        "SELECT actor FROM directory WHERE profile_id = ? AND deleted_at IS NULL", [profile_id]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def changes_since(db: Database, seq: int, limit: int) -> list[dict[str, Any]]:
+    """Listings and tombstones changed after `seq`, oldest change first, for directory sync."""
+    rows = db.execute(
+        "SELECT seq, actor, profile_id, document, deleted_at FROM directory "
+        "WHERE seq > ? ORDER BY seq LIMIT ?",
+        [seq, limit],
+    ).fetchall()
+    return [
+        {
+            "seq": r[0],
+            "actor": r[1],
+            "profile_id": r[2],
+            "document": json.loads(r[3]) if r[3] else None,
+            "deleted_at": r[4],
+        }
+        for r in rows
+    ]
+
+
+def latest_seq(db: Database) -> int:
+    return int(db.execute("SELECT coalesce(max(seq), 0) FROM directory").fetchone()[0])
+
+
+def count_listings(db: Database) -> int:
+    return int(db.execute("SELECT count(*) FROM directory WHERE deleted_at IS NULL").fetchone()[0])
+
+
+def sync_cursor(db: Database, hub: str) -> int:
+    row = db.execute("SELECT seq FROM sync_cursors WHERE hub = ?", [hub]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def set_sync_cursor(db: Database, hub: str, seq: int) -> None:
+    db.execute("INSERT OR REPLACE INTO sync_cursors (hub, seq) VALUES (?, ?)", [hub, seq])
+
+
+@dataclass
+class Filters:
+    """What `amity directory` narrows listings by; empty means no filter."""
+
+    country: str | None = None
+    language: str | None = None  # taught in, or being learned
+    age: int | None = None
+    subject: str | None = None
+    mode: str | None = None
+    text: str | None = None
+    exclude: list[str] = field(default_factory=list)  # actor ids
+
+
+def search(db: Database, filters: Filters, limit: int, offset: int) -> list[dict[str, Any]]:
+    """Listings matching every filter, by name."""
+    where: list[str] = ["d.deleted_at IS NULL"]
+    args: list[Any] = []
+    if filters.country:
+        where.append("d.country = ?")
+        args.append(filters.country.upper())
+    if filters.language:
+        where.append(
+            "(EXISTS (SELECT 1 FROM json_each(d.instruction) WHERE lower(value) = lower(?))"
+            " OR EXISTS (SELECT 1 FROM json_each(d.learning) WHERE lower(value) = lower(?)))"
+        )
+        args += [filters.language, filters.language]
+    if filters.age is not None:
+        where.append("d.age_min <= ? AND d.age_max >= ?")
+        args += [filters.age, filters.age]
+    for column, value in (("subjects", filters.subject), ("modes", filters.mode)):
+        if value:
+            where.append(f"EXISTS (SELECT 1 FROM json_each(d.{column}) WHERE value = ?)")
+            args.append(value)
+    for actor in filters.exclude:
+        where.append("d.actor != ?")
+        args.append(actor)
+    source = "directory d"
+    if filters.text:
+        source = "directory d JOIN directory_fts f ON f.rowid = d.rowid"
+        where.append("directory_fts MATCH ?")
+        args.append(_fts_query(filters.text))
+    rows = db.execute(
+        f"SELECT d.actor, d.document, d.received_at FROM {source} WHERE {' AND '.join(where)} "
+        "ORDER BY d.name, d.actor LIMIT ? OFFSET ?",
+        [*args, limit, offset],
+    ).fetchall()
+    return [{"actor": r[0], "document": json.loads(r[1]), "received_at": r[2]} for r in rows]
+
+
+def _fts_query(text: str) -> str:
+    """Each word as a quoted prefix term, so user input is never FTS5 syntax."""
+    words = [w.replace('"', '""') for w in text.split()]
+    return " ".join(f'"{w}"*' for w in words if w)

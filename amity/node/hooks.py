@@ -1,0 +1,52 @@
+"""What this node does when the inbox applies an activity (federation's InboxHooks)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..protocol import activities
+from . import outbox
+from .node import Node
+
+
+class NodeHooks:
+    """Accepts follows; a school introduces itself to hubs; a hub relays what is new."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        # Set by the app once the directory sync exists: a hub's Accept starts a sync.
+        self.wake_sync: Callable[[], None] = lambda: None
+
+    def accept_follow(self, db: Database, handle: str, follow: dict[str, Any], inbox: str) -> None:
+        outbox.accept_follow(db, self.node.urls, follow, inbox, self.node.now())
+
+    def follow_accepted(self, db: Database, actor: dict[str, Any] | None) -> None:
+        """A hub took us as a follower: send it our profile, then read its directory."""
+        if actor is None or actor.get("nodeKind") != "hub":
+            return
+        profile = self.node.profile()
+        inbox = actor.get("inbox")
+        if profile is not None and isinstance(inbox, str):
+            urls = self.node.urls
+            update = activities.update(
+                outbox.new_activity_id(urls),
+                urls.id,
+                profile.document,
+                urls.followers,
+                self.node.now(),
+            )
+            outbox.send(db, urls.handle, update, [inbox], self.node.now())
+        self.wake_sync()
+
+    def profile_stored(self, db: Database, document: dict[str, Any]) -> None:
+        """On a hub, every new profile version goes on to all its followers."""
+        if self.node.config.kind != "hub":
+            return
+        urls = self.node.urls
+        announce = activities.announce(
+            outbox.new_activity_id(urls), urls.id, document, urls.followers, self.node.now()
+        )
+        outbox.send_to_followers(db, urls, announce, self.node.now())
