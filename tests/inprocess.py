@@ -68,15 +68,19 @@ StartNode = Callable[..., Awaitable[LiveNode]]
 
 
 async def start_node(
-    tmp_path: Path, handle: str, settings: FederationSettings | None = None
+    tmp_path: Path,
+    handle: str,
+    settings: FederationSettings | None = None,
+    kind: str = "school",
+    **profile_changes: Any,
 ) -> LiveNode:
     port = free_port()
     node = init_node(
         tmp_path / handle,
         handle=handle,
         base_url=f"http://127.0.0.1:{port}",
-        kind="school",
-        profile=dict(EXAMPLE_PROFILE),
+        kind=kind,
+        profile={**EXAMPLE_PROFILE, **profile_changes} if kind == "school" else None,
     )
     settings = settings or FederationSettings(
         allow_private_network=True, poll_interval=0.05, first_retry=0.2

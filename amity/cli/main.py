@@ -13,18 +13,21 @@ import click
 from babel import Locale
 
 from .. import __version__
+from ..federation import directory
 from ..federation import store as fed_store
 from ..federation.actors import ACTOR_TYPES, check_actor
 from ..federation.client import FederationClient
 from ..federation.errors import FetchFailed
 from ..federation.webfinger import resolve_actor_url
 from ..node.backup import backup_node
+from ..node.clock import format_time
+from ..node.liveness import STALE_AFTER
 from ..node.node import Node, init_node
 from ..node.pages import profile_facts
 from ..node.server import serve_node
 from ..protocol.errors import ValidationFailed
 from ..protocol.profile import display_name, parse_profile_json
-from ..protocol.vocabulary import NODE_KINDS
+from ..protocol.vocabulary import MODES, NODE_KINDS, SUBJECTS
 from .options import OneLineErrorGroup, data_option, fail, user_errors
 
 MAX_PROFILE_BYTES = 64 * 1024
@@ -199,6 +202,63 @@ def queue(data_dir: Path, as_json: bool) -> None:
         click.echo(
             f"  [{row['state']}] {row['inbox']} after {row['attempts']} attempts{when}{error}"
         )
+
+
+@cli.command("directory")
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON document: a list of listings.")
+@click.option("--country", help="ISO country code, e.g. KE.")
+@click.option("--language", help="Taught in or being learned, e.g. fr.")
+@click.option("--age", type=click.IntRange(3, 19), help="Pupils of this age.")
+@click.option("--subject", type=click.Choice(sorted(SUBJECTS)))
+@click.option("--mode", type=click.Choice(MODES))
+@click.option("--query", "text", help="Words in the name, place or description.")
+@click.option("--all", "show_all", is_flag=True, help="Also listings not refreshed for 60 days.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True)
+@user_errors
+def directory_command(
+    data_dir: Path,
+    as_json: bool,
+    country: str | None,
+    language: str | None,
+    age: int | None,
+    subject: str | None,
+    mode: str | None,
+    text: str | None,
+    show_all: bool,
+    limit: int,
+    page: int,
+) -> None:
+    """The schools this node knows, from the hubs and nodes it follows."""
+    with Node.open(data_dir) as node:
+        stale_before = format_time(node.clock() - STALE_AFTER)
+        filters = directory.Filters(
+            country=country,
+            language=language,
+            age=age,
+            subject=subject,
+            mode=mode,
+            text=text,
+            updated_since=None if show_all else stale_before,
+        )
+        rows = directory.search(node.store.db, filters, limit, (page - 1) * limit)
+    listings = [directory.summary(row["document"], stale_before) for row in rows]
+    if as_json:
+        click.echo(json.dumps(listings, indent=2, ensure_ascii=False))
+        return
+    if not listings:
+        click.echo("No schools found. Follow a hub to see the network: amity follow NAME@HOST")
+    for item in listings:
+        languages = "/".join(item["languages"]["instruction"])
+        learning = "/".join(item["languages"]["learning"]) or "-"
+        stale = "  (stale)" if item["stale"] else ""
+        click.echo(f"{item['name']}  [{item['country']}]{stale}")
+        click.echo(
+            f"    teaches in {languages}, learning {learning}; ages {item['ages'][0]}-"
+            f"{item['ages'][1]}; {', '.join(item['modes'])}; {item['timezone']}"
+        )
+        click.echo(f"    {item['actor']}")
 
 
 @cli.command()

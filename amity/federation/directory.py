@@ -138,6 +138,7 @@ class Filters:
     mode: str | None = None
     text: str | None = None
     exclude: list[str] = field(default_factory=list)  # actor ids
+    updated_since: str | None = None  # leaves out stale listings (not refreshed since then)
 
 
 def search(db: Database, filters: Filters, limit: int, offset: int) -> list[dict[str, Any]]:
@@ -160,6 +161,9 @@ def search(db: Database, filters: Filters, limit: int, offset: int) -> list[dict
         if value:
             where.append(f"EXISTS (SELECT 1 FROM json_each(d.{column}) WHERE value = ?)")
             args.append(value)
+    if filters.updated_since:
+        where.append("d.updated >= ?")
+        args.append(filters.updated_since)
     for actor in filters.exclude:
         where.append("d.actor != ?")
         args.append(actor)
@@ -180,3 +184,24 @@ def _fts_query(text: str) -> str:
     """Each word as a quoted prefix term, so user input is never FTS5 syntax."""
     words = [w.replace('"', '""') for w in text.split()]
     return " ".join(f'"{w}"*' for w in words if w)
+
+
+def summary(document: dict[str, Any], stale_before: str) -> dict[str, Any]:
+    """A listing as `amity directory --json` shows it."""
+    return {
+        "actor": document["attributedTo"],
+        "name": display_name(
+            {"name": document["name"]} if "name" in document else {"name_map": document["nameMap"]}
+        ),
+        "country": document["country"],
+        "locality": document.get("locality"),
+        "timezone": document["timezone"],
+        "languages": document["languages"],
+        "ages": document["ages"],
+        "subjects": document.get("subjects", []),
+        "modes": document["modes"],
+        "description": document.get("summary", ""),
+        "updated": document["updated"],
+        "last_active": document["updated"],
+        "stale": document["updated"] < stale_before,
+    }

@@ -85,7 +85,7 @@ class InboxHooks(Protocol):
 
     def follow_accepted(self, db: Database, actor: dict[str, Any] | None) -> None: ...
 
-    def profile_stored(self, db: Database, document: dict[str, Any]) -> None: ...
+    def profile_stored(self, db: Database, document: dict[str, Any], via: str | None) -> None: ...
 
 
 class Inbox:
@@ -297,7 +297,7 @@ class Inbox:
             await self._verified_object(obj, author)
         elif author != activity.actor:
             raise MalformedDocument("object is attributed to someone else")
-        return self._keep(obj, author)
+        return self._keep(obj, author, activity.actor)
 
     async def _delete(self, activity: IncomingActivity, sender: Sender) -> Effect:
         object_id = activity.object_id
@@ -333,9 +333,9 @@ class Inbox:
             return None  # relayed content is kept only when its author's proof travels with it
         author = obj["attributedTo"]
         await self._verified_object(obj, author)
-        return self._keep(obj, author)
+        return self._keep(obj, author, activity.actor)
 
-    def _keep(self, obj: dict[str, Any], author: str) -> Effect:
+    def _keep(self, obj: dict[str, Any], author: str, via: str) -> Effect:
         """The effect that stores a checked object: a profile goes to the directory."""
         now = time.time()
         if obj.get("type") != PROFILE_TYPE:
@@ -344,7 +344,7 @@ class Inbox:
 
         def keep_profile(db: Database) -> None:
             if directory.store_profile(db, obj, now):
-                self.hooks.profile_stored(db, obj)
+                self.hooks.profile_stored(db, obj, via)
 
         return keep_profile
 

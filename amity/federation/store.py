@@ -85,10 +85,20 @@ def remove_follower(db: Database, handle: str | None, actor: str) -> None:
         db.execute("DELETE FROM followers WHERE handle = ? AND actor = ?", [handle, actor])
 
 
-def follower_inboxes(db: Database, handle: str) -> list[str]:
-    """Distinct inboxes to reach every follower: one POST per shared inbox."""
+def follower_inboxes(db: Database, handle: str, exclude: list[str] | None = None) -> list[str]:
+    """Distinct inboxes to reach every follower (one POST per shared inbox), leaving out
+    inboxes whose followers are all in `exclude`."""
+    skip = exclude or []
+    if not skip:
+        rows = db.execute(
+            "SELECT DISTINCT inbox FROM followers WHERE handle = ? ORDER BY inbox", [handle]
+        ).fetchall()
+        return [row[0] for row in rows]
+    marks = ",".join("?" * len(skip))
     rows = db.execute(
-        "SELECT DISTINCT inbox FROM followers WHERE handle = ? ORDER BY inbox", [handle]
+        f"SELECT inbox FROM followers WHERE handle = ? GROUP BY inbox "
+        f"HAVING sum(actor NOT IN ({marks})) > 0 ORDER BY inbox",
+        [handle, *skip],
     ).fetchall()
     return [row[0] for row in rows]
 

@@ -40,7 +40,7 @@ class DirectorySync:
         actors: RemoteActors,
         handle: str,
         signer: Callable[[], Signer],
-        profile_stored: Callable[[Database, dict[str, Any]], None],
+        profile_stored: Callable[[Database, dict[str, Any], str | None], None],
         interval: float = SYNC_INTERVAL,
     ) -> None:
         self.db = db
@@ -87,7 +87,7 @@ class DirectorySync:
             if not isinstance(items, list):
                 raise FetchFailed(f"{page_url} is not a directory page")
             changed += await self._ingest(items)
-            last = page.get("last_seq") if isinstance(page, dict) else None
+            last = page.get("cursor")
             if isinstance(last, int) and last > seq:
                 seq = last
                 await self.db(partial(directory.set_sync_cursor, hub=hub_id, seq=last))
@@ -118,7 +118,7 @@ class DirectorySync:
             with db.atomic():
                 for kind, item in checked:
                     if kind == "profile" and directory.store_profile(db, item, now):
-                        self.profile_stored(db, item)
+                        self.profile_stored(db, item, None)
                         changed += 1
                     elif kind == "tombstone":
                         changed += directory.remove_profile(

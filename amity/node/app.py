@@ -21,6 +21,7 @@ from ..protocol.errors import ProtocolError
 from .app_state import DB, INBOX, NODE, WORKER, error_response
 from .hooks import NodeHooks
 from .inbox_routes import routes as inbox_routes
+from .liveness import CHECK_INTERVAL, keep_alive
 from .node import Node
 from .routes import routes
 
@@ -108,7 +109,11 @@ def _federation(
                 queued=worker.wake,
                 hooks=hooks,
             )
-            tasks = [asyncio.create_task(worker.run()), asyncio.create_task(sync.run())]
+            tasks = [
+                asyncio.create_task(worker.run()),
+                asyncio.create_task(sync.run()),
+                asyncio.create_task(keep_alive(node, runner, worker.wake, CHECK_INTERVAL)),
+            ]
             try:
                 yield
             finally:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from ..federation import store
 from ..protocol import activities
 from . import outbox
 from .node import Node
@@ -41,12 +42,15 @@ class NodeHooks:
             outbox.send(db, urls.handle, update, [inbox], self.node.now())
         self.wake_sync()
 
-    def profile_stored(self, db: Database, document: dict[str, Any]) -> None:
-        """On a hub, every new profile version goes on to all its followers."""
+    def profile_stored(self, db: Database, document: dict[str, Any], via: str | None) -> None:
+        """On a hub, every new profile version goes on to its followers, except back to the
+        node it came from and to its author, who both have it."""
         if self.node.config.kind != "hub":
             return
         urls = self.node.urls
         announce = activities.announce(
             outbox.new_activity_id(urls), urls.id, document, urls.followers, self.node.now()
         )
-        outbox.send_to_followers(db, urls, announce, self.node.now())
+        skip = [actor for actor in (via, document.get("attributedTo")) if isinstance(actor, str)]
+        inboxes = store.follower_inboxes(db, urls.handle, exclude=skip)
+        outbox.send(db, urls.handle, announce, inboxes, self.node.now())

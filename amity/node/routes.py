@@ -7,8 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
+from ..federation import directory
 from ..federation import store as fed_store
-from ..protocol.contexts import ACTIVITYSTREAMS
+from ..protocol.contexts import ACTIVITYSTREAMS, DIRECTORY_CONTEXT
 from ..protocol.discovery import (
     NODEINFO_CONTENT_TYPE,
     nodeinfo_document,
@@ -81,7 +82,12 @@ async def nodeinfo(request: web.Request) -> web.Response:
             kind=node.config.kind,
             actors=node.store.count_actors(),
             profiles=node.store.count_profiles(),
-            metadata={"nodeName": node.config.handle},
+            metadata={
+                "nodeName": node.config.handle,
+                "hubs": [
+                    hub["id"] for hub in fed_store.followed_hubs(node.store.db, node.config.handle)
+                ],
+            },
         )
 
     return json_response(await run_db(request, build), NODEINFO_CONTENT_TYPE)
@@ -174,3 +180,54 @@ async def collection(request: web.Request) -> web.Response:
     total, items = await run_db(request, read)
     document = _collection(f"{node.urls.id}/{name}", total, page, items)
     return json_response(document, "application/activity+json")
+
+
+DIRECTORY_PAGE = 100
+
+
+def _directory_entry(change: dict[str, Any]) -> dict[str, Any]:
+    if change["document"] is not None:
+        return dict(change["document"])
+    return {
+        "type": "Tombstone",
+        "id": change["profile_id"],
+        "formerType": "SchoolProfile",
+        "attributedTo": change["actor"],
+        "deleted": change["deleted_at"],
+    }
+
+
+@routes.get("/directory")
+async def directory_collection(request: web.Request) -> web.Response:
+    """Every listing this node holds, as signed by each school, paged by change cursor."""
+    node = request.app[NODE]
+    base = node.urls.directory
+    raw = request.query.get("since")
+    if raw is None:
+        total = await run_db(request, lambda n: directory.count_listings(n.store.db))
+        document: dict[str, Any] = {
+            "@context": DIRECTORY_CONTEXT,
+            "id": base,
+            "type": "OrderedCollection",
+            "totalItems": total,
+            "first": f"{base}?since=0",
+        }
+        return json_response(document, "application/activity+json")
+    if not raw.isdigit():
+        raise web.HTTPBadRequest(text="since must be a cursor (a whole number) from a page")
+    since = int(raw)
+    changes = await run_db(
+        request, lambda n: directory.changes_since(n.store.db, since, DIRECTORY_PAGE)
+    )
+    cursor = changes[-1]["seq"] if changes else since
+    page: dict[str, Any] = {
+        "@context": DIRECTORY_CONTEXT,
+        "id": f"{base}?since={since}",
+        "type": "OrderedCollectionPage",
+        "partOf": base,
+        "orderedItems": [_directory_entry(change) for change in changes],
+        "cursor": cursor,
+    }
+    if len(changes) == DIRECTORY_PAGE:
+        page["next"] = f"{base}?since={cursor}"
+    return json_response(page, "application/activity+json")

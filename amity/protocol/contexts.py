@@ -43,3 +43,6 @@ ACTOR_CONTEXT: list[Any] = [
     ACTOR_TERMS,
 ]
 PROFILE_CONTEXT: list[Any] = [ACTIVITYSTREAMS, DATA_INTEGRITY_V2, PROFILE_TERMS]
+
+# A directory page adds one term: the cursor to ask for the changes after it.
+DIRECTORY_CONTEXT: list[Any] = [ACTIVITYSTREAMS, {"amity": AMITY_NS, "cursor": "amity:cursor"}]
