@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from amity.node.app import create_app
 from amity.node.node import Node, init_node
 
 from .helpers import EXAMPLE_PROFILE, ServedNode
@@ -47,3 +48,20 @@ def served(tmp_path: Path) -> Iterator[Any]:
     yield serve
     for node in started:
         node.stop()
+
+
+@pytest.fixture
+async def served_app(aiohttp_client: Any) -> AsyncIterator[Any]:
+    """Serve a node's app in this test; at the end the app stops before the node closes
+    (its database thread must be done with the connection first)."""
+    opened: list[tuple[Any, Node]] = []
+
+    async def serve(node: Node) -> Any:
+        client = await aiohttp_client(create_app(node))
+        opened.append((client, node))
+        return client
+
+    yield serve
+    for client, node in opened:
+        await client.close()
+        node.close()

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from amity.cli.main import cli
 from amity.federation import directory
-from amity.node.app import create_app
+from amity.node.app_state import DB
 from amity.node.node import Node
 from amity.protocol.profile import validate_profile
 from amity.protocol.profile_document import profile_document
@@ -147,9 +147,9 @@ def test_human_output_and_empty_directory(node_with_listings: Node, tmp_path: Pa
 
 
 async def test_directory_endpoint_pages_by_cursor(
-    aiohttp_client: Any, node_with_listings: Node
+    node_with_listings: Node, served_app: Any
 ) -> None:
-    client = await aiohttp_client(create_app(node_with_listings))
+    client = await served_app(node_with_listings)
     root = await (await client.get("/directory")).json(content_type=None)
     assert root["type"] == "OrderedCollection"
     assert root["totalItems"] == 4
@@ -159,8 +159,10 @@ async def test_directory_endpoint_pages_by_cursor(
     assert "next" not in page
     # Only what changed after the cursor: a deletion, as a tombstone.
     deleted = _days_ago(1)
-    directory.remove_profile(
-        node_with_listings.store.db, "https://lyon.example/actors/lyon", deleted, time.time()
+    await client.server.app[DB](  # on the app's database thread, which owns the connection
+        lambda db: directory.remove_profile(
+            db, "https://lyon.example/actors/lyon", deleted, time.time()
+        )
     )
     later = await (await client.get(f"/directory?since={cursor}")).json(content_type=None)
     [tombstone] = later["orderedItems"]

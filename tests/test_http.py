@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,8 +22,10 @@ ACTOR = "http://127.0.0.1:8080/actors/benito"
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, school: Node) -> TestClient:
-    return await aiohttp_client(create_app(school))
+async def client(aiohttp_client: Any, school: Node) -> AsyncIterator[TestClient]:
+    client = await aiohttp_client(create_app(school))
+    yield client
+    await client.close()  # the app stops before the node's database closes
 
 
 async def test_webfinger_finds_the_actor_by_handle_and_url(client: TestClient) -> None:
@@ -161,36 +164,28 @@ async def test_collections_are_ordered_collections(client: TestClient, name: str
     assert bad.status == 400
 
 
-async def test_school_without_profile_has_no_profile_link(
-    aiohttp_client: Any, tmp_path: Any
-) -> None:
-    node = init_node(
-        tmp_path / "n", handle="newschool", base_url="http://127.0.0.1:9", kind="school"
+async def test_school_without_profile_has_no_profile_link(served_app: Any, tmp_path: Any) -> None:
+    client = await served_app(
+        init_node(tmp_path / "n", handle="newschool", base_url="http://127.0.0.1:9", kind="school")
     )
-    try:
-        client = await aiohttp_client(create_app(node))
-        actor = await (await client.get("/actors/newschool")).json(content_type=None)
-        assert "schoolProfile" not in actor
-        assert actor["name"] == "newschool"
-        assert (await client.get("/actors/newschool/profile")).status == 404
-    finally:
-        node.close()
+    actor = await (await client.get("/actors/newschool")).json(content_type=None)
+    assert "schoolProfile" not in actor
+    assert actor["name"] == "newschool"
+    assert (await client.get("/actors/newschool/profile")).status == 404
 
 
 @pytest.mark.parametrize(("kind", "actor_type"), [("hub", "Service"), ("authority", "Group")])
 async def test_hub_and_authority_have_their_own_actor_types(
-    aiohttp_client: Any, tmp_path: Any, kind: str, actor_type: str
+    served_app: Any, tmp_path: Any, kind: str, actor_type: str
 ) -> None:
-    node = init_node(tmp_path / kind, handle=kind, base_url="http://127.0.0.1:9", kind=kind)
-    try:
-        client = await aiohttp_client(create_app(node))
-        actor = await (await client.get(f"/actors/{kind}")).json(content_type=None)
-        assert actor["type"] == actor_type
-        assert actor["nodeKind"] == kind
-        info = await (await client.get("/nodeinfo/2.1")).json(content_type=None)
-        assert info["metadata"]["kind"] == kind
-    finally:
-        node.close()
+    client = await served_app(
+        init_node(tmp_path / kind, handle=kind, base_url="http://127.0.0.1:9", kind=kind)
+    )
+    actor = await (await client.get(f"/actors/{kind}")).json(content_type=None)
+    assert actor["type"] == actor_type
+    assert actor["nodeKind"] == kind
+    info = await (await client.get("/nodeinfo/2.1")).json(content_type=None)
+    assert info["metadata"]["kind"] == kind
 
 
 async def test_profile_change_is_live_with_new_updated_and_proof(
