@@ -21,6 +21,7 @@ from ..federation.errors import FetchFailed
 from ..federation.webfinger import resolve_actor_url
 from ..node.backup import backup_node
 from ..node.clock import format_time
+from ..node.demo import demo_directory, run_demo
 from ..node.liveness import STALE_AFTER
 from ..node.node import Node, init_node
 from ..node.pages import profile_facts
@@ -132,6 +133,26 @@ private_network_option = click.option(
     is_flag=True,
     help="Let the node talk to loopback and private addresses (tests, a school LAN).",
 )
+
+
+@cli.command()
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the demo's nodes in this new directory (default: a temporary one, removed).",
+)
+@user_errors
+def demo(data_dir: Path | None) -> None:
+    """Start a hub, an authority and eight schools on this computer, federated; Ctrl-C stops."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        with demo_directory(data_dir) as data:
+            asyncio.run(run_demo(data, click.echo))
+    except FileExistsError as exc:
+        fail([str(exc)])
+    click.echo("Demo stopped.")
 
 
 @cli.command()

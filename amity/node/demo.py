@@ -1,0 +1,157 @@
+"""`amity demo`: a small federation on loopback, to explore before running a real node.
+
+A hub, an authority and eight schools run in this one process, each a real node with its
+own port, data directory, keys and database; they federate over HTTP on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from ..federation import directory
+from .app import FederationSettings, create_app
+from .app_state import DB
+from .demo_data import DEMO_SCHOOLS
+from .node import Node, init_node
+
+T = TypeVar("T")
+
+
+@dataclass
+class DemoNode:
+    node: Node
+    runner: web.AppRunner
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on this node's database thread (its connection is not shared)."""
+        return await self.runner.app[DB](lambda _db: fn())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _start(data: Path, handle: str, kind: str, profile: dict[str, object] | None) -> DemoNode:
+    port = _free_port()
+    node = init_node(
+        data / handle,
+        handle=handle,
+        base_url=f"http://127.0.0.1:{port}",
+        kind=kind,
+        profile=profile,
+    )
+    settings = FederationSettings(allow_private_network=True, poll_interval=0.2, first_retry=1.0)
+    runner = web.AppRunner(create_app(node, settings), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return DemoNode(node, runner)
+
+
+async def _follow(follower: DemoNode, target: DemoNode) -> None:
+    actor = await target.run(target.node.actor_document)
+    await follower.run(lambda: follower.node.follow(actor))
+
+
+async def run_demo(data: Path, say: Callable[[str], None], timeout: float = 120.0) -> None:
+    """Start the federation, wait until every school sees every other, then serve until a
+    signal; everything stops cleanly."""
+    say(f"Starting a hub, an authority and {len(DEMO_SCHOOLS)} schools on 127.0.0.1 ...")
+    hub = await _start(data, "hub", "hub", None)
+    authority = await _start(data, "ministry", "authority", None)
+    schools = [await _start(data, handle, "school", profile) for handle, profile in DEMO_SCHOOLS]
+    nodes = [hub, authority, *schools]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await _follow(authority, hub)
+        for school in schools:
+            await _follow(school, hub)
+        start = time.monotonic()
+        while not await _converged(schools):
+            if stop.is_set():
+                return
+            if time.monotonic() - start > timeout:
+                raise RuntimeError("the demo federation did not converge")
+            await asyncio.sleep(0.2)
+        first = schools[0]
+        rows = await first.run(
+            lambda: directory.search(first.node.store.db, directory.Filters(), 50, 0)
+        )
+        _explain(say, data, hub, first, [row["document"] for row in rows])
+        await stop.wait()
+        say("Stopping ...")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        for demo_node in nodes:
+            await demo_node.runner.cleanup()
+            demo_node.node.close()
+
+
+async def _converged(schools: list[DemoNode]) -> bool:
+    for school in schools:
+        count = await school.run(partial(directory.count_listings, school.node.store.db))
+        if count != len(schools):
+            return False
+    return True
+
+
+def _explain(
+    say: Callable[[str], None],
+    data: Path,
+    hub: DemoNode,
+    first: DemoNode,
+    listings: list[dict[str, Any]],
+) -> None:
+    say("")
+    say(f"Ready: every school's directory lists all {len(listings)} schools, relayed by the hub.")
+    say("")
+    say("The directory as seen by the school in Oaxaca, Mexico:")
+    for doc in listings:
+        langs = "/".join(doc["languages"]["instruction"])
+        learning = "/".join(doc["languages"]["learning"]) or "-"
+        say(
+            f"  {doc['name']:<36} {doc['country']}  {doc['timezone']:<20} "
+            f"teaches {langs:<6} learns {learning:<6} ages {doc['ages'][0]}-{doc['ages'][1]}"
+        )
+    school_data = data / first.node.config.handle
+    say("")
+    say("What a teacher would do next (in another terminal, while this runs):")
+    say(f"  amity directory --data {school_data} --language en --age 11")
+    say(f"  amity directory --data {school_data} --query climate")
+    say(f"  amity profile show --data {school_data}")
+    say(f"  open {first.node.urls.id} in a browser to see the school's public page")
+    say(f"The hub is {hub.node.urls.id}. Ctrl-C stops everything.")
+
+
+@contextlib.contextmanager
+def demo_directory(data: Path | None) -> Iterator[Path]:
+    """The given directory (which must not exist yet), or a temporary one removed at the end."""
+    if data is not None:
+        if data.exists():
+            raise FileExistsError(f"{data} already exists; give a new directory for the demo")
+        data.mkdir(parents=True)
+        yield data
+        return
+    path = Path(tempfile.mkdtemp(prefix="amity-demo-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,163 @@
+"""The schools of `amity demo`: five continents, many time zones (Kathmandu's +5:45 and
+Adelaide's +9:30/+10:30 among them), languages taught and learned, ages and subjects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+WEEK = ["mon", "tue", "wed", "thu", "fri"]
+TERMS_NORTH = [
+    {"start": "2026-09-01", "end": "2026-12-18"},
+    {"start": "2027-01-05", "end": "2027-06-25"},
+]
+TERMS_SOUTH = [
+    {"start": "2026-02-02", "end": "2026-06-26"},
+    {"start": "2026-07-20", "end": "2026-12-11"},
+]
+
+DEMO_SCHOOLS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "oaxaca",
+        {
+            "name": "Escuela Primaria Benito Juárez",
+            "country": "MX",
+            "locality": "Oaxaca",
+            "timezone": "America/Mexico_City",
+            "languages": {"instruction": ["es"], "learning": ["en"]},
+            "ages": [9, 12],
+            "subjects": ["science", "environment", "art"],
+            "modes": ["async", "live"],
+            "school_days": WEEK,
+            "school_hours": ["08:00", "14:00"],
+            "terms": TERMS_NORTH,
+            "capacity": 2,
+            "description": "Rural primary school, 180 pupils, keen on water and climate projects.",
+        },
+    ),
+    (
+        "nairobi",
+        {
+            "name": "Nairobi Hill School",
+            "country": "KE",
+            "locality": "Nairobi",
+            "timezone": "Africa/Nairobi",
+            "languages": {"instruction": ["en", "sw"], "learning": ["fr"]},
+            "ages": [10, 14],
+            "subjects": ["science", "music", "environment"],
+            "modes": ["async", "live"],
+            "school_days": WEEK,
+            "school_hours": ["07:30", "15:30"],
+            "terms": TERMS_SOUTH,
+            "capacity": 3,
+            "description": "A choir, a tree nursery and a robotics club.",
+        },
+    ),
+    (
+        "kathmandu",
+        {
+            "name": "Shree Saraswati Secondary School",
+            "country": "NP",
+            "locality": "Kathmandu",
+            "timezone": "Asia/Kathmandu",
+            "languages": {"instruction": ["ne", "en"], "learning": ["ja"]},
+            "ages": [12, 16],
+            "subjects": ["geography", "culture", "mathematics"],
+            "modes": ["async", "live"],
+            "school_days": ["sun", "mon", "tue", "wed", "thu", "fri"],
+            "school_hours": ["10:00", "16:00"],
+            "terms": [],
+            "capacity": 2,
+            "description": "Mountain school sharing life in the Himalaya; pupils learn Japanese.",
+        },
+    ),
+    (
+        "adelaide",
+        {
+            "name": "Adelaide Bay Primary",
+            "country": "AU",
+            "locality": "Adelaide",
+            "timezone": "Australia/Adelaide",
+            "languages": {"instruction": ["en"], "learning": ["es", "ja"]},
+            "ages": [8, 12],
+            "subjects": ["environment", "science", "art"],
+            "modes": ["async", "live"],
+            "school_days": WEEK,
+            "school_hours": ["08:45", "15:15"],
+            "terms": TERMS_SOUTH,
+            "capacity": 2,
+            "description": "Coastal school studying seagrass and shorebirds.",
+        },
+    ),
+    (
+        "lyon",
+        {
+            "name": "Collège Lumière",
+            "country": "FR",
+            "locality": "Lyon",
+            "timezone": "Europe/Paris",
+            "languages": {"instruction": ["fr"], "learning": ["en", "es"]},
+            "ages": [11, 15],
+            "subjects": ["history", "art", "languages"],
+            "modes": ["async", "live"],
+            "school_days": ["mon", "tue", "wed", "thu", "fri"],
+            "school_hours": ["08:00", "17:00"],
+            "terms": TERMS_NORTH,
+            "capacity": 4,
+            "description": "Cinema and history projects; every class writes to a partner class.",
+        },
+    ),
+    (
+        "osaka",
+        {
+            "name": "Osaka Minami Junior High School",
+            "country": "JP",
+            "locality": "Osaka",
+            "timezone": "Asia/Tokyo",
+            "languages": {"instruction": ["ja"], "learning": ["en"]},
+            "ages": [12, 15],
+            "subjects": ["technology", "culture", "languages"],
+            "modes": ["async"],
+            "school_days": WEEK,
+            "school_hours": ["08:30", "15:30"],
+            "terms": [{"start": "2026-04-06", "end": "2027-03-19"}],
+            "capacity": 1,
+            "description": "Pen-friend letters and short videos about our city.",
+        },
+    ),
+    (
+        "saopaulo",
+        {
+            "name": "Escola Estadual Jardim América",
+            "country": "BR",
+            "locality": "São Paulo",
+            "timezone": "America/Sao_Paulo",
+            "languages": {"instruction": ["pt-BR"], "learning": ["en", "es"]},
+            "ages": [10, 14],
+            "subjects": ["mathematics", "environment", "physical-education"],
+            "modes": ["async", "live"],
+            "school_days": WEEK,
+            "school_hours": ["07:00", "12:30"],
+            "terms": TERMS_SOUTH,
+            "capacity": 3,
+            "description": "Urban school with a rooftop garden and a football team.",
+        },
+    ),
+    (
+        "toronto",
+        {
+            "name": "Maple Grove Public School",
+            "country": "CA",
+            "locality": "Toronto",
+            "timezone": "America/Toronto",
+            "languages": {"instruction": ["en", "fr"], "learning": ["es"]},
+            "ages": [9, 13],
+            "subjects": ["citizenship", "science", "literature"],
+            "modes": ["async", "live"],
+            "school_days": WEEK,
+            "school_hours": ["08:45", "15:30"],
+            "terms": TERMS_NORTH,
+            "capacity": 2,
+            "description": "Bilingual school; our classes love book exchanges.",
+        },
+    ),
+]
