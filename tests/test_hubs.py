@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from amity.federation import directory
 from amity.protocol.profile_document import profile_document
 from amity.protocol.proofs import sign_document
 
@@ -211,3 +212,42 @@ async def test_a_hub_given_a_forged_or_stale_proof_stores_and_relays_nothing(
     assert after["directory"] == before["directory"]
     assert after["deliveries"] == before["deliveries"]
     assert [r for r in after["outbox"] if r not in before["outbox"]] == []
+
+
+async def test_pause_resume_and_delete_cross_both_hubs(
+    network: tuple[list[LiveNode], list[LiveNode]],
+) -> None:
+    (hub1, hub2), schools = network
+    await follow(hub1, hub2)
+    await follow(hub2, hub1)
+    for school, hub in zip(schools, (hub1, hub1, hub2, hub2), strict=True):
+        await follow(school, hub)
+    everyone = [*schools, hub1, hub2]
+    source, far = schools[0], schools[3]
+
+    async def state_of(node: LiveNode) -> tuple[Any, ...] | None:
+        rows = await node.run(
+            lambda: node.node.store.db.execute(
+                "SELECT paused, deleted_at IS NOT NULL FROM directory WHERE actor = ?",
+                [source.actor],
+            ).fetchall()
+        )
+        return tuple(rows[0]) if rows else None
+
+    async def everywhere(expected: tuple[Any, ...]) -> bool:
+        return all([await state_of(node) == expected for node in everyone])
+
+    await until(lambda: everywhere((0, 0)))
+    await source.run(lambda: source.node.set_paused(True))
+    await until(lambda: everywhere((1, 0)))
+    visible = await far.run(lambda: directory.search(far.node.store.db, directory.Filters(), 50, 0))
+    assert source.actor not in {row["actor"] for row in visible}
+    await source.run(lambda: source.node.set_paused(False))
+    await until(lambda: everywhere((0, 0)))
+
+    await source.run(source.node.withdraw_profile)
+    await until(lambda: everywhere((0, 1)))  # the signed Delete crossed both hubs
+    profile = await source.run(lambda: source.node.store.profile("school0", True))
+    assert profile is not None
+    await source.run(lambda: source.node.publish_profile(profile.data))
+    await until(lambda: everywhere((0, 0)))  # a new profile brings the school back

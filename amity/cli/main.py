@@ -128,6 +128,39 @@ def profile_import(data_dir: Path, file: IO[bytes]) -> None:
         click.echo(f"Profile of '{display_name(data)}' published, updated {stored.updated}")
 
 
+@profile.command("pause")
+@data_option
+@user_errors
+def profile_pause(data_dir: Path) -> None:
+    """Hide this school's listing everywhere (on holiday, full) without deleting it."""
+    with Node.open(data_dir) as node:
+        node.set_paused(True)
+    click.echo("Listing paused; `amity profile resume` lists the school again.")
+
+
+@profile.command("resume")
+@data_option
+@user_errors
+def profile_resume(data_dir: Path) -> None:
+    """List this school again after `amity profile pause`."""
+    with Node.open(data_dir) as node:
+        node.set_paused(False)
+    click.echo("Listing resumed.")
+
+
+@profile.command("delete")
+@data_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@user_errors
+def profile_delete(data_dir: Path, yes: bool) -> None:
+    """Withdraw the profile everywhere (a signed Delete that hubs relay)."""
+    if not yes:
+        click.confirm("Withdraw this school's profile from every directory?", abort=True)
+    with Node.open(data_dir) as node:
+        when = node.withdraw_profile()
+    click.echo(f"Profile withdrawn at {when}; `amity profile import` publishes a new one.")
+
+
 private_network_option = click.option(
     "--allow-private-network",
     is_flag=True,
@@ -234,7 +267,7 @@ def queue(data_dir: Path, as_json: bool) -> None:
 @click.option("--subject", type=click.Choice(sorted(SUBJECTS)))
 @click.option("--mode", type=click.Choice(MODES))
 @click.option("--query", "text", help="Words in the name, place or description.")
-@click.option("--all", "show_all", is_flag=True, help="Also listings not refreshed for 60 days.")
+@click.option("--all", "show_all", is_flag=True, help="Also stale and paused listings.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--page", type=click.IntRange(1), default=1, show_default=True)
 @user_errors
@@ -262,6 +295,7 @@ def directory_command(
             mode=mode,
             text=text,
             updated_since=None if show_all else stale_before,
+            include_paused=show_all,
         )
         rows = directory.search(node.store.db, filters, limit, (page - 1) * limit)
     listings = [directory.summary(row["document"], stale_before) for row in rows]
@@ -274,6 +308,7 @@ def directory_command(
         languages = "/".join(item["languages"]["instruction"])
         learning = "/".join(item["languages"]["learning"]) or "-"
         stale = "  (stale)" if item["stale"] else ""
+        stale += "  (paused)" if item["paused"] else ""
         click.echo(f"{item['name']}  [{item['country']}]{stale}")
         click.echo(
             f"    teaches in {languages}, learning {learning}; ages {item['ages'][0]}-"

@@ -37,8 +37,8 @@ def store_profile(db: Database, document: dict[str, Any], now: float) -> bool:
         """
         INSERT OR REPLACE INTO directory (actor, profile_id, document, updated, deleted_at, seq,
             received_at, name, country, locality, timezone, instruction, learning, age_min,
-            age_max, subjects, modes, description)
-        VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            age_max, subjects, modes, description, paused)
+        VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         [
             actor,
@@ -58,6 +58,7 @@ def store_profile(db: Database, document: dict[str, Any], now: float) -> bool:
             json.dumps(profile["subjects"]),
             json.dumps(profile["modes"]),
             profile.get("description", ""),
+            1 if document.get("paused") is True else 0,
         ],
     )
     return True
@@ -139,6 +140,7 @@ class Filters:
     text: str | None = None
     exclude: list[str] = field(default_factory=list)  # actor ids
     updated_since: str | None = None  # leaves out stale listings (not refreshed since then)
+    include_paused: bool = False
 
 
 def search(db: Database, filters: Filters, limit: int, offset: int) -> list[dict[str, Any]]:
@@ -161,6 +163,8 @@ def search(db: Database, filters: Filters, limit: int, offset: int) -> list[dict
         if value:
             where.append(f"EXISTS (SELECT 1 FROM json_each(d.{column}) WHERE value = ?)")
             args.append(value)
+    if not filters.include_paused:
+        where.append("d.paused = 0")
     if filters.updated_since:
         where.append("d.updated >= ?")
         args.append(filters.updated_since)
@@ -204,4 +208,5 @@ def summary(document: dict[str, Any], stale_before: str) -> dict[str, Any]:
         "updated": document["updated"],
         "last_active": document["updated"],
         "stale": document["updated"] < stale_before,
+        "paused": document.get("paused") is True,
     }

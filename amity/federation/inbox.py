@@ -87,6 +87,8 @@ class InboxHooks(Protocol):
 
     def profile_stored(self, db: Database, document: dict[str, Any], via: str | None) -> None: ...
 
+    def profile_removed(self, db: Database, delete: dict[str, Any], via: str | None) -> None: ...
+
 
 class Inbox:
     """Receives activities for the node's local actors (each inbox and the shared one)."""
@@ -316,17 +318,45 @@ class Inbox:
         if host_of(object_id) != host_of(activity.actor):
             raise MalformedDocument("an actor can only delete objects of its own host")
 
+        proven = "proof" in activity.document
+        if proven:  # a signed Delete can travel on through hubs
+            verify_with_actor(activity.document, sender.actor_document)
+        removal = self._remove_listing(activity.document, activity.actor, activity.actor, proven)
+
         def delete_object(db: Database) -> None:
             store.tombstone_object(db, object_id, activity.actor, when, now)
-            if directory.listing_of(db, object_id) == activity.actor:
-                directory.remove_profile(db, activity.actor, when, now)
+            removal(db)
 
         return delete_object
+
+    def _remove_listing(self, delete: dict[str, Any], author: str, via: str, relay: bool) -> Effect:
+        """The effect of a Delete on the directory: the listing goes if the deleted object is
+        the author's current profile; a signed Delete is handed on (hubs relay it)."""
+        tombstone = delete.get("object")
+        object_id = tombstone.get("id") if isinstance(tombstone, dict) else tombstone
+        deleted = tombstone.get("deleted") if isinstance(tombstone, dict) else None
+        when = deleted if isinstance(deleted, str) else self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = time.time()
+
+        def remove(db: Database) -> None:
+            if directory.listing_of(db, str(object_id)) != author:
+                return
+            if directory.remove_profile(db, author, when, now) and relay:
+                self.hooks.profile_removed(db, delete, via)
+
+        return remove
 
     async def _announce(self, activity: IncomingActivity, sender: Sender) -> Effect | None:
         obj = activity.object
         if isinstance(obj, str):
             return None  # a bare link: nothing to keep until someone asks for it
+        if isinstance(obj, dict) and obj.get("type") == "Delete" and "proof" in obj:
+            # A school's signed Delete relayed by a hub: checked against the school's key.
+            author = obj.get("actor")
+            if not isinstance(author, str):
+                raise MalformedDocument("relayed Delete has no actor")
+            await self._verified_object(obj, author)
+            return self._remove_listing(obj, author, activity.actor, relay=True)
         if not isinstance(obj, dict) or not isinstance(obj.get("attributedTo"), str):
             raise MalformedDocument("Announce needs an attributed object")
         if "proof" not in obj:

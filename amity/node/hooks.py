@@ -51,6 +51,21 @@ class NodeHooks:
         announce = activities.announce(
             outbox.new_activity_id(urls), urls.id, document, urls.followers, self.node.now()
         )
-        skip = [actor for actor in (via, document.get("attributedTo")) if isinstance(actor, str)]
-        inboxes = store.follower_inboxes(db, urls.handle, exclude=skip)
+        self._relay(db, announce, [via, document.get("attributedTo")])
+
+    def profile_removed(self, db: Database, delete: dict[str, Any], via: str | None) -> None:
+        """On a hub, a school's signed Delete of its profile goes on like its profiles do."""
+        if self.node.config.kind != "hub":
+            return
+        urls = self.node.urls
+        announce = activities.announce(
+            outbox.new_activity_id(urls), urls.id, delete, urls.followers, self.node.now()
+        )
+        self._relay(db, announce, [via, delete.get("actor")])
+
+    def _relay(self, db: Database, announce: dict[str, Any], skip: list[Any]) -> None:
+        """To every follower but the node it came from and the school it is about."""
+        urls = self.node.urls
+        exclude = [actor for actor in skip if isinstance(actor, str)]
+        inboxes = store.follower_inboxes(db, urls.handle, exclude=exclude)
         outbox.send(db, urls.handle, announce, inboxes, self.node.now())

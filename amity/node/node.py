@@ -92,19 +92,28 @@ class Node:
             has_profile=profile is not None,
         )
 
-    def publish_profile(self, data: dict[str, Any]) -> StoredProfile:
-        """Sign and store a validated profile as the new current version."""
+    def publish_profile(self, data: dict[str, Any], paused: bool | None = None) -> StoredProfile:
+        """Sign and store a validated profile as the new current version; `paused` None keeps
+        the listing paused or not as it was."""
         if self.config.kind != "school":
             raise NodeError(
                 f"this node is a {self.config.kind}; school profiles belong on school nodes"
             )
-        previous = self.profile()
+        previous = self.store.profile(self.config.handle, include_withdrawn=True)
+        current = self.profile()
         now = self.clock()
         updated = later_than(previous.updated if previous else None, now)
-        published = previous.published if previous else updated
+        published = current.published if current else updated
+        if paused is None:
+            paused = current.paused if current else False
         urls = self.urls
         document = profile_document(
-            data, profile_id=urls.profile, actor_id=urls.id, published=published, updated=updated
+            data,
+            profile_id=urls.profile,
+            actor_id=urls.id,
+            published=published,
+            updated=updated,
+            paused=paused,
         )
         signed = sign_document(document, self.keys.ed25519_seed, urls.ed25519_key_id, updated)
         stored = StoredProfile(data=data, document=signed, published=published, updated=updated)
@@ -113,6 +122,42 @@ class Node:
             directory.store_profile(self.store.db, signed, time.time())
             outbox.update_object(self.store.db, urls, signed, updated)
         return stored
+
+    def set_paused(self, paused: bool) -> StoredProfile:
+        """Pause the listing (hidden from directories, kept everywhere) or resume it."""
+        current = self.profile()
+        if current is None:
+            raise NodeError("this school has no profile to pause or resume")
+        if current.paused == paused:
+            raise NodeError(f"the listing is already {'paused' if paused else 'listed'}")
+        return self.publish_profile(current.data, paused=paused)
+
+    def withdraw_profile(self) -> str:
+        """Withdraw the profile everywhere: a signed Delete to followers and hubs, who relay
+        it; returns when it was deleted."""
+        current = self.profile()
+        if current is None:
+            raise NodeError("this school has no profile to delete")
+        urls = self.urls
+        when = later_than(current.updated, self.clock())
+        activity = activities.delete(
+            outbox.new_activity_id(urls),
+            urls.id,
+            urls.profile,
+            urls.followers,
+            when,
+            former_type="SchoolProfile",
+        )
+        signed = sign_document(activity, self.keys.ed25519_seed, urls.ed25519_key_id, when)
+        db = self.store.db
+        with db.atomic():
+            self.store.withdraw_profile(self.config.handle, when)
+            directory.remove_profile(db, urls.id, when, time.time())
+            inboxes = fed_store.follower_inboxes(db, urls.handle) + fed_store.followed_hub_inboxes(
+                db, urls.handle
+            )
+            outbox.send(db, urls.handle, signed, inboxes, when)
+        return when
 
     def signer(self) -> Signer:
         """The key this account signs HTTP requests with."""

@@ -131,3 +131,10 @@ def m004_directory(db: Database) -> None:
     )
     # How far this node has read each hub's directory.
     db.table("sync_cursors").create({"hub": str, "seq": int}, pk="hub")
+
+
+@migrations()
+def m005_pause_and_withdraw(db: Database) -> None:
+    # A withdrawn profile keeps its row (and its last `updated`) so a later one is newer.
+    db.table("profiles").add_column("deleted_at", str)
+    db.table("directory").add_column("paused", int, not_null_default=0)

@@ -41,6 +41,10 @@ class StoredProfile:
     published: str
     updated: str
 
+    @property
+    def paused(self) -> bool:
+        return self.document.get("paused") is True
+
 
 class Store:
     """The node's rows; every method is one short transaction."""
@@ -74,13 +78,20 @@ class Store:
                     "document": json.dumps(profile.document, ensure_ascii=False),
                     "published": profile.published,
                     "updated": profile.updated,
+                    "deleted_at": None,
                 },
                 pk="handle",
             )
 
-    def profile(self, handle: str) -> StoredProfile | None:
+    def withdraw_profile(self, handle: str, when: str) -> None:
+        self.db.execute(
+            "UPDATE profiles SET deleted_at = ?, updated = ? WHERE handle = ?", [when, when, handle]
+        )
+
+    def profile(self, handle: str, include_withdrawn: bool = False) -> StoredProfile | None:
+        """The current profile; a withdrawn one only when asked (its times still count)."""
         rows = list(self.db["profiles"].rows_where("handle = ?", [handle]))
-        if not rows:
+        if not rows or (rows[0]["deleted_at"] and not include_withdrawn):
             return None
         row = rows[0]
         return StoredProfile(

@@ -116,6 +116,21 @@ def announce(
     ) | {"@context": [ACTIVITYSTREAMS, DATA_INTEGRITY_V2]}
 
 
-def delete(activity_id: str, actor: str, object_id: str, followers: str) -> dict[str, Any]:
-    tombstone = {"id": object_id, "type": "Tombstone"}
-    return _activity("Delete", activity_id, actor, tombstone, to=[PUBLIC], cc=[followers])
+def delete(
+    activity_id: str,
+    actor: str,
+    object_id: str,
+    followers: str,
+    deleted: str,
+    former_type: str | None = None,
+) -> dict[str, Any]:
+    """A Delete of `object_id`, leaving a Tombstone; the caller may add an integrity proof so
+    hubs can relay it and anyone can check it came from `actor`."""
+    tombstone: dict[str, Any] = {"id": object_id, "type": "Tombstone", "deleted": deleted}
+    if former_type:
+        tombstone["formerType"] = former_type
+    document = _activity(
+        "Delete", activity_id, actor, tombstone, to=[PUBLIC], cc=[followers], published=deleted
+    )
+    document["@context"] = [ACTIVITYSTREAMS, DATA_INTEGRITY_V2]
+    return document

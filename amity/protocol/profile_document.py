@@ -21,13 +21,19 @@ _RENAMED = {
     "description": "summary",
 }
 _FROM_DOCUMENT = {v: k for k, v in _RENAMED.items()}
-_ENVELOPE = ("@context", "id", "type", "attributedTo", "published", "updated", "proof")
+_ENVELOPE = ("@context", "id", "type", "attributedTo", "published", "updated", "paused", "proof")
 
 
 def profile_document(
-    profile: dict[str, Any], *, profile_id: str, actor_id: str, published: str, updated: str
+    profile: dict[str, Any],
+    *,
+    profile_id: str,
+    actor_id: str,
+    published: str,
+    updated: str,
+    paused: bool = False,
 ) -> dict[str, Any]:
-    """The unsigned profile object for a validated profile."""
+    """The unsigned profile object for a validated profile; `paused` hides the listing."""
     doc: dict[str, Any] = {
         "@context": PROFILE_CONTEXT,
         "id": profile_id,
@@ -38,6 +44,8 @@ def profile_document(
     }
     for field, value in profile.items():
         doc[_RENAMED.get(field, field)] = value
+    if paused:
+        doc["paused"] = True
     return doc
 
 
@@ -48,6 +56,8 @@ def profile_from_document(doc: dict[str, Any]) -> dict[str, Any]:
     for field in ("id", "attributedTo", "updated"):
         if not isinstance(doc.get(field), str):
             raise MalformedDocument(f"profile object has no {field}")
+    if "paused" in doc and not isinstance(doc["paused"], bool):
+        raise MalformedDocument("profile paused must be true or false")
     fields = {
         _FROM_DOCUMENT.get(key, key): value for key, value in doc.items() if key not in _ENVELOPE
     }
