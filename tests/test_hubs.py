@@ -42,6 +42,15 @@ async def listings(node: LiveNode) -> dict[str, Any]:
     return {actor: json.loads(document) for actor, document in rows}
 
 
+async def connect(hub1: LiveNode, hub2: LiveNode, schools: list[LiveNode]) -> None:
+    """The hubs follow each other; the first half of the schools follow hub1, the rest hub2."""
+    await follow(hub1, hub2)
+    await follow(hub2, hub1)
+    half = len(schools) // 2
+    for index, school in enumerate(schools):
+        await follow(school, hub1 if index < half else hub2)
+
+
 @pytest.fixture
 async def network(tmp_path: Path) -> AsyncIterator[tuple[list[LiveNode], list[LiveNode]]]:
     hubs = [await start_node(tmp_path, f"hub{i}", kind="hub") for i in (1, 2)]
@@ -59,10 +68,7 @@ async def test_four_schools_two_hubs_converge_and_updates_cross_both_hubs_once(
     network: tuple[list[LiveNode], list[LiveNode]],
 ) -> None:
     (hub1, hub2), schools = network
-    await follow(hub1, hub2)
-    await follow(hub2, hub1)
-    for school, hub in zip(schools, (hub1, hub1, hub2, hub2), strict=True):
-        await follow(school, hub)
+    await connect(hub1, hub2, schools)
     everyone = {school.actor for school in schools}
 
     async def converged() -> bool:
@@ -72,6 +78,10 @@ async def test_four_schools_two_hubs_converge_and_updates_cross_both_hubs_once(
         return True
 
     await until(converged)
+    async with aiohttp.ClientSession() as session:  # a new node can start from any node
+        async with session.get(f"{schools[0].base}/nodeinfo/2.1") as response:
+            info = await response.json(content_type=None)
+    assert info["metadata"]["hubs"] == [hub1.actor]
 
     # A change made at school0 (behind hub1) reaches school3 (behind hub2), once each.
     profile = await schools[0].run(schools[0].node.profile)
@@ -218,10 +228,7 @@ async def test_pause_resume_and_delete_cross_both_hubs(
     network: tuple[list[LiveNode], list[LiveNode]],
 ) -> None:
     (hub1, hub2), schools = network
-    await follow(hub1, hub2)
-    await follow(hub2, hub1)
-    for school, hub in zip(schools, (hub1, hub1, hub2, hub2), strict=True):
-        await follow(school, hub)
+    await connect(hub1, hub2, schools)
     everyone = [*schools, hub1, hub2]
     source, far = schools[0], schools[3]
 

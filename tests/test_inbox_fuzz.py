@@ -12,6 +12,8 @@ import aiohttp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from amity.protocol.activities import HANDLED_TYPES
+
 from .inprocess import post_signed, start_node
 
 json_values = st.recursive(
@@ -22,25 +24,12 @@ json_values = st.recursive(
     max_leaves=20,
 )
 header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=120)
+TYPES = [*sorted(HANDLED_TYPES), "Like"]  # every handled type, and one that is not
 activity_like = st.fixed_dictionaries(
     {},
     optional={
         "id": st.text(max_size=40) | st.just("http://127.0.0.1:9/a/1"),
-        "type": st.sampled_from(
-            [
-                "Follow",
-                "Undo",
-                "Create",
-                "Update",
-                "Delete",
-                "Announce",
-                "Flag",
-                "Accept",
-                "Reject",
-                "Like",
-            ]
-        )
-        | st.text(max_size=8),
+        "type": st.sampled_from(TYPES) | st.text(max_size=8),
         "actor": st.text(max_size=40) | st.just("http://127.0.0.1:9/actors/x"),
         "object": json_values,
     },
@@ -94,20 +83,7 @@ def test_inbox_survives_arbitrary_input(tmp_path: Path) -> None:
             "actor": sender.actor,
             "object": obj,
         },
-        st.sampled_from(
-            [
-                "Follow",
-                "Undo",
-                "Create",
-                "Update",
-                "Delete",
-                "Announce",
-                "Flag",
-                "Accept",
-                "Reject",
-                "Like",
-            ]
-        ),
+        st.sampled_from(TYPES),
         json_values | st.just(receiver.actor),
         st.integers(0, 10**9),
     )
