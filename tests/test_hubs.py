@@ -78,9 +78,12 @@ async def test_four_schools_two_hubs_converge_and_updates_cross_both_hubs_once(
         return True
 
     await until(converged)
-    async with aiohttp.ClientSession() as session:  # a new node can start from any node
-        async with session.get(f"{schools[0].base}/nodeinfo/2.1") as response:
-            info = await response.json(content_type=None)
+    # A new node can start from any node: its NodeInfo names the hubs it follows.
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{schools[0].base}/nodeinfo/2.1") as response,
+    ):
+        info = await response.json(content_type=None)
     assert info["metadata"]["hubs"] == [hub1.actor]
 
     # A change made at school0 (behind hub1) reaches school3 (behind hub2), once each.
