@@ -482,7 +482,3 @@ def is_blocked(db: Database, *urls: str) -> bool:
         f"SELECT 1 FROM blocks WHERE target IN ({marks}) LIMIT 1", list(targets)
     ).fetchone()
     return row is not None
-
-
-def list_blocks(db: Database) -> list[dict[str, Any]]:
-    return [dict(r) for r in db.table("blocks").rows]

@@ -85,10 +85,6 @@ def accept(activity_id: str, actor: str, follow_activity: dict[str, Any]) -> dic
     return _activity("Accept", activity_id, actor, follow_activity, to=[follow_activity["actor"]])
 
 
-def undo(activity_id: str, actor: str, inner: dict[str, Any]) -> dict[str, Any]:
-    return _activity("Undo", activity_id, actor, inner)
-
-
 def update(
     activity_id: str, actor: str, obj: dict[str, Any], followers: str, published: str
 ) -> dict[str, Any]:

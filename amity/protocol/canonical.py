@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -70,8 +69,3 @@ def canonical_bytes(document: Any) -> bytes:
         return rfc8785.dumps(document)
     except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
         raise MalformedDocument(f"cannot canonicalize document: {exc}") from exc
-
-
-def canonical_hash(document: Any) -> bytes:
-    """SHA-256 of the canonical form of `document`."""
-    return hashlib.sha256(canonical_bytes(document)).digest()
