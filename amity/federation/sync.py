@@ -28,6 +28,7 @@ from .runner import DbRunner
 
 log = logging.getLogger(__name__)
 SYNC_INTERVAL = 600.0
+SYNC_FETCHES = 8  # author documents fetched at once while catching up
 
 
 class DirectorySync:
@@ -96,21 +97,27 @@ class DirectorySync:
         return changed
 
     async def _ingest(self, items: list[Any]) -> int:
-        """Verify each listing against its author's key, then keep what is new."""
-        checked: list[tuple[str, dict[str, Any]]] = []
-        for item in items:
+        """Verify each listing against its author's key (fetching authors a few at a time),
+        then keep what is new, in the page's order."""
+        limit = asyncio.Semaphore(SYNC_FETCHES)
+
+        async def check(item: Any) -> tuple[str, dict[str, Any]] | None:
             if not isinstance(item, dict):
-                continue
+                return None
             try:
-                if item.get("type") == PROFILE_TYPE:
-                    author = item["attributedTo"]
-                    verify_with_actor(item, await self.actors.get(author))
-                    profile_from_document(item)
-                    checked.append(("profile", item))
-                elif item.get("type") == "Tombstone" and await self._gone(item):
-                    checked.append(("tombstone", item))
+                async with limit:
+                    if item.get("type") == PROFILE_TYPE:
+                        verify_with_actor(item, await self.actors.get(item["attributedTo"]))
+                        profile_from_document(item)
+                        return ("profile", item)
+                    if item.get("type") == "Tombstone" and await self._gone(item):
+                        return ("tombstone", item)
             except (ProtocolError, FetchFailed, KeyError, TypeError) as exc:
                 log.info("directory entry %s skipped: %s", item.get("id"), exc)
+            return None
+
+        results = await asyncio.gather(*(check(item) for item in items))
+        checked = [result for result in results if result is not None]
         now = time.time()
 
         def apply(db: Database) -> int:
