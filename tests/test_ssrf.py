@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -117,3 +118,41 @@ async def test_deliveries_to_private_inboxes_are_not_attempted(
     finally:
         await node.server.close()
         node.node.close()
+
+
+async def test_requests_no_key_could_fix_are_refused_before_any_key_fetch(
+    tmp_path: Path, listener: Listener
+) -> None:
+    """A stale or altered request never makes the node fetch the key it names."""
+    receiver = await start_node(tmp_path, "receiver")  # private network allowed
+    sender = await start_node(tmp_path, "sender")
+    try:
+        key_id = f"http://127.0.0.1:{listener.port}/actors/x#main-key"
+        activity = {
+            "id": f"http://127.0.0.1:{listener.port}/a/{uuid.uuid4()}",
+            "type": "Like",
+            "actor": f"http://127.0.0.1:{listener.port}/actors/x",
+            "object": receiver.actor,
+        }
+        url = f"{receiver.base}/inbox"
+        async with aiohttp.ClientSession() as session:
+            stale = await post_signed(
+                session,
+                url,
+                activity,
+                sender.node,
+                key_id=key_id,
+                now=datetime.now(UTC) - timedelta(hours=2),
+            )
+            altered = await post_signed(
+                session, url, activity, sender.node, key_id=key_id, signed_body=b"{}"
+            )
+            assert listener.connections == 0
+            assert stale[0] == altered[0] == 401
+            fresh = await post_signed(session, url, activity, sender.node, key_id=key_id)
+        assert fresh[0] == 401  # the listener is no actor, but now the key was looked for
+        assert listener.connections >= 1
+    finally:
+        for live in (receiver, sender):
+            await live.server.close()
+            live.node.close()

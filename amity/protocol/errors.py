@@ -15,6 +15,10 @@ class BadSignature(ProtocolError):
     """A signature or proof does not verify."""
 
 
+class KeyMismatch(BadSignature):
+    """The signature does not verify with this key; a fresher copy of the key might."""
+
+
 class UnknownKey(ProtocolError):
     """The key a signature names cannot be found where it should be."""
 

@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from .errors import BadSignature, MalformedDocument, UnknownKey
+from .errors import BadSignature, KeyMismatch, MalformedDocument, UnknownKey
 from .multikey import decode_ed25519_public
 
 PublicKey = rsa.RSAPublicKey | ed25519.Ed25519PublicKey
@@ -166,32 +166,40 @@ def verify_request(
 
     `headers` maps lower-case names to values. `require` lists what must be signed.
     """
-    missing = [name for name in require if name not in params.headers]
-    if "date" in missing and "(created)" in params.headers:
-        missing.remove("date")
-    if missing:
-        raise BadSignature(f"signature does not cover {', '.join(missing)}")
-    check_freshness(headers.get("date"), params.created, now)
-    if params.expires is not None and params.expires < now.timestamp():
-        raise BadSignature("signature has expired")
+    check_coverage(params, require)
+    check_freshness(headers.get("date"), params.created, now, params.expires)
     message = signing_string(
         method, target, headers, params.headers, params.created, params.expires
     )
     try:
         if isinstance(public_key, rsa.RSAPublicKey):
             if params.algorithm not in ("rsa-sha256", "hs2019"):
-                raise BadSignature(f"algorithm {params.algorithm} does not fit an RSA key")
+                raise KeyMismatch(f"algorithm {params.algorithm} does not fit an RSA key")
             public_key.verify(params.signature, message, padding.PKCS1v15(), hashes.SHA256())
         else:
             if params.algorithm not in ("hs2019", "ed25519"):
-                raise BadSignature(f"algorithm {params.algorithm} does not fit an Ed25519 key")
+                raise KeyMismatch(f"algorithm {params.algorithm} does not fit an Ed25519 key")
             public_key.verify(params.signature, message)
     except InvalidSignature as exc:
-        raise BadSignature("HTTP signature does not verify") from exc
+        raise KeyMismatch("HTTP signature does not verify") from exc
 
 
-def check_freshness(date: str | None, created: int | None, now: datetime) -> None:
-    """BadSignature when the request's time is more than an hour from `now`."""
+def check_coverage(params: SignatureParams, require: tuple[str, ...]) -> None:
+    """BadSignature unless the signature covers every name in `require` ((created) may
+    stand in for date)."""
+    missing = [name for name in require if name not in params.headers]
+    if "date" in missing and "(created)" in params.headers:
+        missing.remove("date")
+    if missing:
+        raise BadSignature(f"signature does not cover {', '.join(missing)}")
+
+
+def check_freshness(
+    date: str | None, created: int | None, now: datetime, expires: int | None = None
+) -> None:
+    """BadSignature when the request's time is more than an hour from `now`, or expired."""
+    if expires is not None and expires < now.timestamp():
+        raise BadSignature("signature has expired")
     if created is not None:
         moment = datetime.fromtimestamp(created, UTC)
     elif date:

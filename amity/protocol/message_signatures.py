@@ -21,7 +21,7 @@ from http_message_signatures import (
     algorithms,
 )
 
-from .errors import BadSignature, MalformedDocument
+from .errors import BadSignature, KeyMismatch, MalformedDocument
 from .httpsig import MAX_CLOCK_SKEW, PublicKey
 
 
@@ -60,7 +60,7 @@ def verify_message(
     """BadSignature unless the request carries a valid, fresh Ed25519 RFC 9421 signature
     covering the method, the target URI and, for a body, its Content-Digest."""
     if not isinstance(public_key, ed25519.Ed25519PublicKey):
-        raise BadSignature("RFC 9421 signatures are accepted with Ed25519 keys only")
+        raise KeyMismatch("RFC 9421 signatures are accepted with Ed25519 keys only")
     request = _Request(method=method.upper(), url=url, headers=dict(headers))
     verifier = HTTPMessageVerifier(
         signature_algorithm=algorithms.ED25519,
@@ -72,7 +72,7 @@ def verify_message(
             request, max_age=None, require_components=required, body=body or None
         )
     except (HTTPMessageSignaturesException, ValueError) as exc:
-        raise BadSignature(f"HTTP message signature: {exc or 'does not verify'}") from exc
+        raise KeyMismatch(f"HTTP message signature: {exc or 'does not verify'}") from exc
     created = result.parameters.get("created")
     if not isinstance(created, int):
         raise BadSignature("HTTP message signature has no created time")
