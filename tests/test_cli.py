@@ -21,6 +21,24 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args))
 
 
+def init_school(tmp_path: Path) -> str:
+    """A school node made with the example profile; returns its data directory."""
+    data = str(tmp_path / "node")
+    result = run(
+        "init",
+        "--data",
+        data,
+        "--name",
+        "benito",
+        "--base-url",
+        "http://127.0.0.1:8080",
+        "--profile",
+        EXAMPLE,
+    )
+    assert result.exit_code == 0, result.stderr
+    return data
+
+
 def test_init_creates_config_database_and_private_keys(tmp_path: Path) -> None:
     data = tmp_path / "node"
     result = run(
@@ -108,18 +126,7 @@ def test_init_checks_name_url_and_kind(tmp_path: Path) -> None:
 
 
 def test_profile_show_forms(tmp_path: Path) -> None:
-    data = str(tmp_path / "node")
-    run(
-        "init",
-        "--data",
-        data,
-        "--name",
-        "benito",
-        "--base-url",
-        "http://127.0.0.1:8080",
-        "--profile",
-        EXAMPLE,
-    )
+    data = init_school(tmp_path)
     human = run("profile", "show", "--data", data)
     assert "Escuela Primaria Benito Juárez" in human.stdout
     assert "Oaxaca, Mexico" in human.stdout
@@ -130,18 +137,7 @@ def test_profile_show_forms(tmp_path: Path) -> None:
 
 
 def test_profile_show_json_round_trips_through_import(tmp_path: Path) -> None:
-    data = str(tmp_path / "node")
-    run(
-        "init",
-        "--data",
-        data,
-        "--name",
-        "benito",
-        "--base-url",
-        "http://127.0.0.1:8080",
-        "--profile",
-        EXAMPLE,
-    )
+    data = init_school(tmp_path)
     exported = run("profile", "show", "--json", "--data", data).stdout
     result = CliRunner().invoke(cli, ["profile", "import", "-", "--data", data], input=exported)
     assert result.exit_code == 0, result.stderr
@@ -199,18 +195,7 @@ def test_missing_file_and_damaged_config_are_one_line(tmp_path: Path, school: No
 
 
 def test_block_unblock_followers_following_and_queue_commands(tmp_path: Path) -> None:
-    data = str(tmp_path / "node")
-    run(
-        "init",
-        "--data",
-        data,
-        "--name",
-        "benito",
-        "--base-url",
-        "http://127.0.0.1:8080",
-        "--profile",
-        EXAMPLE,
-    )
+    data = init_school(tmp_path)
     assert run("followers", "--data", data).stdout.strip() == "no followers yet"
     assert json.loads(run("following", "--json", "--data", data).stdout) == []
     assert run("queue", "--data", data).stdout.startswith("0 pending, 0 retrying, 0 dead")
