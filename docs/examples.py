@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 
 from amity.node.app import create_app
+from amity.node.endorsing import endorse
 from amity.node.node import init_node
 
 DOCS = Path(__file__).resolve().parent / "protocol.md"
@@ -42,9 +43,20 @@ async def documents() -> dict[str, str]:
                     found[name] = json.dumps(
                         await response.json(content_type=None), indent=2, ensure_ascii=False
                     )
+                found["endorsement"] = json.dumps(
+                    endorsement_of(Path(tmp), node.actor_document()), indent=2, ensure_ascii=False
+                )
                 return found
         finally:
             node.close()
+
+
+def endorsement_of(tmp: Path, school: dict[str, object]) -> dict[str, object]:
+    """An endorsement of the example school by an example authority."""
+    with init_node(
+        tmp / "a", handle="ministry", base_url="https://ministry.example", kind="authority"
+    ) as authority:
+        return endorse(authority, school, "2027-07-31T00:00:00Z")
 
 
 def main() -> None:

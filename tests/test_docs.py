@@ -11,8 +11,9 @@ from amity.cli.main import cli
 from amity.node.app import create_app
 from amity.node.node import Node
 from amity.protocol.contexts import ACTOR_CONTEXT, PROFILE_CONTEXT
+from amity.protocol.endorsement import ENDORSEMENT_CONTEXT, read_endorsement
 from amity.protocol.profile_document import profile_from_document
-from amity.protocol.proofs import verify_with_actor
+from amity.protocol.proofs import find_assertion_key, verify_with_actor
 from amity.protocol.vocabulary import SUBJECTS
 
 from .helpers import ROOT
@@ -59,6 +60,14 @@ def test_protocol_examples_verify_and_match_the_code() -> None:
     assert actor["@context"] == ACTOR_CONTEXT
     example_profile = json.loads((ROOT / "examples" / "profile.json").read_text())
     assert profile_from_document(profile) == example_profile
+
+
+def test_protocol_endorsement_example_is_made_out_to_the_example_school() -> None:
+    actor, endorsement = _example("actor"), _example("endorsement")
+    read = read_endorsement(endorsement)
+    assert read.school == actor["id"]
+    assert read.key == find_assertion_key(actor, f"{actor['id']}#ed25519-key")
+    assert endorsement["@context"] == ENDORSEMENT_CONTEXT
 
 
 def test_protocol_lists_every_route_and_subject(school: Node) -> None:

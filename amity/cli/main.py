@@ -14,18 +14,22 @@ from babel import Locale
 
 from .. import __version__
 from ..federation import directory
+from ..federation import endorsements as endorsement_store
 from ..federation import store as fed_store
 from ..federation.actors import ACTOR_TYPES, check_actor
 from ..federation.client import FederationClient
 from ..federation.errors import FetchFailed
 from ..federation.webfinger import resolve_actor_url
+from ..node import endorsing
 from ..node.backup import backup_node
 from ..node.clock import format_time
 from ..node.demo import demo_directory, run_demo
+from ..node.errors import NodeError
 from ..node.liveness import STALE_AFTER
 from ..node.node import Node, init_node
 from ..node.pages import profile_facts
 from ..node.server import serve_node
+from ..protocol.activities import host_of
 from ..protocol.errors import ValidationFailed
 from ..protocol.profile import display_name, parse_profile_json
 from ..protocol.vocabulary import MODES, NODE_KINDS, SUBJECTS
@@ -267,6 +271,8 @@ def queue(data_dir: Path, as_json: bool) -> None:
 @click.option("--subject", type=click.Choice(sorted(SUBJECTS)))
 @click.option("--mode", type=click.Choice(MODES))
 @click.option("--query", "text", help="Words in the name, place or description.")
+@click.option("--endorsed-by", metavar="AUTHORITY", help="Endorsed by this authority (actor URL).")
+@click.option("--verified", is_flag=True, help="Only schools endorsed by an authority you trust.")
 @click.option("--all", "show_all", is_flag=True, help="Also stale and paused listings.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--page", type=click.IntRange(1), default=1, show_default=True)
@@ -280,12 +286,15 @@ def directory_command(
     subject: str | None,
     mode: str | None,
     text: str | None,
+    endorsed_by: str | None,
+    verified: bool,
     show_all: bool,
     limit: int,
     page: int,
 ) -> None:
     """The schools this node knows, from the hubs and nodes it follows."""
     with Node.open(data_dir) as node:
+        now = node.now()
         stale_before = format_time(node.clock() - STALE_AFTER)
         filters = directory.Filters(
             country=country,
@@ -296,9 +305,12 @@ def directory_command(
             text=text,
             updated_since=None if show_all else stale_before,
             include_paused=show_all,
+            endorsed_by=endorsed_by,
+            verified=verified,
+            now=now,
         )
         rows = directory.search(node.store.db, filters, limit, (page - 1) * limit)
-    listings = [directory.summary(row["document"], stale_before) for row in rows]
+        listings = directory.summaries(node.store.db, rows, now, stale_before)
     if as_json:
         click.echo(json.dumps(listings, indent=2, ensure_ascii=False))
         return
@@ -309,12 +321,143 @@ def directory_command(
         learning = "/".join(item["languages"]["learning"]) or "-"
         stale = "  (stale)" if item["stale"] else ""
         stale += "  (paused)" if item["paused"] else ""
-        click.echo(f"{item['name']}  [{item['country']}]{stale}")
+        mark = "  ✓ verified" if item["verified"] else ""
+        click.echo(f"{item['name']}  [{item['country']}]{mark}{stale}")
         click.echo(
             f"    teaches in {languages}, learning {learning}; ages {item['ages'][0]}-"
             f"{item['ages'][1]}; {', '.join(item['modes'])}; {item['timezone']}"
         )
+        for authority in item["endorsed_by"]:
+            click.echo(f"    endorsed by {authority}")
         click.echo(f"    {item['actor']}")
+
+
+@cli.command()
+@data_option
+@click.argument("school")
+@click.option(
+    "--expires",
+    metavar="DATE",
+    help="When it stops counting: 2027-07-31 (start of that day, UTC) or 2027-07-31T12:00:00Z.",
+)
+@click.option("--revoke", is_flag=True, help="Revoke this authority's endorsements of SCHOOL.")
+@private_network_option
+@user_errors
+def endorse(
+    data_dir: Path, school: str, expires: str | None, revoke: bool, allow_private_network: bool
+) -> None:
+    """(Authorities) vouch for SCHOOL (NAME@HOST or actor URL), or revoke that with --revoke."""
+    with Node.open(data_dir) as node:
+        if revoke:
+            if expires:
+                fail(["--expires and --revoke do not go together"])
+            school_id = (
+                _issued_school(node, school)
+                or (asyncio.run(fetch_remote_actor(node, school, allow_private_network))["id"])
+            )
+            revoked = endorsing.revoke(node, school_id)
+            click.echo(f"Revoked {len(revoked)} endorsement(s) of {school_id}.")
+            click.echo("The revocation is delivered while the node serves; hubs relay it.")
+            return
+        deadline = parse_expiry(expires) if expires else None
+        actor = asyncio.run(fetch_remote_actor(node, school, allow_private_network))
+        document = endorsing.endorse(node, actor, deadline)
+    until = f", until {deadline}" if deadline else ""
+    click.echo(f"Endorsed {actor.get('name') or actor['id']} ({actor['id']}){until}.")
+    click.echo(f"  endorsement: {document['id']}")
+    click.echo("It is delivered while the node serves; the school carries it in its profile.")
+
+
+def parse_expiry(text: str) -> str:
+    """An xsd:dateTime in UTC from a date (its first second) or a full UTC time."""
+    for pattern in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return format_time(datetime.strptime(text, pattern).replace(tzinfo=UTC))
+        except ValueError:
+            continue
+    raise NodeError(f"--expires {text!r}: give a date like 2027-07-31 or 2027-07-31T12:00:00Z")
+
+
+def _issued_school(node: Node, target: str) -> str | None:
+    """The school an earlier endorsement named by `target` (actor URL or NAME@HOST), found
+    without asking the network, so a school whose node is down can still be revoked."""
+    for row in endorsing.issued(node):
+        school = str(row["school"])
+        if school == target or _handle_matches(school, target):
+            return school
+    return None
+
+
+def _handle_matches(actor_id: str, handle: str) -> bool:
+    name, _, host = handle.lstrip("@").partition("@")
+    return bool(host) and host_of(actor_id) == host.lower() and actor_id.endswith(f"/{name}")
+
+
+@cli.command()
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@user_errors
+def endorsements(data_dir: Path, as_json: bool) -> None:
+    """The endorsements this authority issued, or this school holds."""
+    with Node.open(data_dir) as node:
+        if node.config.kind == "authority":
+            rows = endorsing.issued(node)
+        else:
+            rows = [
+                {"id": doc["id"], "authority": doc["attributedTo"], "expires": doc.get("expires")}
+                for doc in node.held_endorsements()
+            ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("No endorsements yet.")
+    for row in rows:
+        if "school" in row:
+            state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "in force"
+            until = f", until {row['expires']}" if row["expires"] else ""
+            click.echo(f"{row['school']}  issued {row['issued']}{until}  [{state}]")
+        else:
+            until = f" until {row['expires']}" if row["expires"] else ""
+            click.echo(f"from {row['authority']}{until}")
+
+
+@cli.command()
+@data_option
+@click.argument("authority", required=False)
+@click.option("--remove", is_flag=True, help="Stop trusting AUTHORITY.")
+@private_network_option
+@user_errors
+def trust(data_dir: Path, authority: str | None, remove: bool, allow_private_network: bool) -> None:
+    """Count AUTHORITY's endorsements (schools show as verified); no argument lists them."""
+    with Node.open(data_dir) as node:
+        db = node.store.db
+        if authority is None:
+            rows = endorsement_store.trusted_rows(db)
+            for row in rows:
+                click.echo(f"{row['actor']}  since {row['since']}")
+            if not rows:
+                click.echo("No trusted authorities yet: amity trust NAME@HOST")
+            return
+        if remove:
+            known = [
+                row["actor"]
+                for row in endorsement_store.trusted_rows(db)
+                if row["actor"] == authority or _handle_matches(row["actor"], authority)
+            ]
+            if not known:
+                fail([f"{authority} is not trusted here"])
+            with db.atomic():
+                endorsement_store.distrust(db, known[0])
+            click.echo(f"No longer trusting {known[0]}.")
+            return
+        actor = asyncio.run(fetch_remote_actor(node, authority, allow_private_network))
+        added = endorsing.trust(node, actor)
+    name = actor.get("name") or actor["id"]
+    if not added:
+        click.echo(f"{name} ({actor['id']}) was already trusted.")
+        return
+    click.echo(f"Trusting {name} ({actor['id']}): schools it endorses show as verified.")
 
 
 @cli.command()

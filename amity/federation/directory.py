@@ -12,16 +12,24 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from ..protocol.endorsement import Endorsement
 from ..protocol.profile import display_name
 from ..protocol.profile_document import profile_from_document
+from .endorsements import COUNTS, endorsed_by, replace_for_school, trusted
 
 
 def _next_seq(db: Database) -> int:
     return int(db.execute("SELECT coalesce(max(seq), 0) + 1 FROM directory").fetchone()[0])
 
 
-def store_profile(db: Database, document: dict[str, Any], now: float) -> bool:
-    """Keep `document` as its school's listing if it is newer than what is held.
+def store_profile(
+    db: Database,
+    document: dict[str, Any],
+    now: float,
+    endorsements: list[Endorsement] | None = None,
+) -> bool:
+    """Keep `document` as its school's listing if it is newer than what is held, with the
+    `endorsements` it carries that the caller checked.
 
     False when the same or a newer version, or a later deletion, is already there: the
     caller then neither counts it as news nor relays it.
@@ -61,6 +69,7 @@ def store_profile(db: Database, document: dict[str, Any], now: float) -> bool:
             1 if document.get("paused") is True else 0,
         ],
     )
+    replace_for_school(db, actor, endorsements or [])
     return True
 
 
@@ -81,6 +90,7 @@ def remove_profile(db: Database, actor: str, deleted_at: str, now: float) -> boo
         """,
         [actor, profile_id, deleted_at, deleted_at, _next_seq(db), now],
     )
+    replace_for_school(db, actor, [])
     return True
 
 
@@ -141,6 +151,9 @@ class Filters:
     exclude: list[str] = field(default_factory=list)  # actor ids
     updated_since: str | None = None  # leaves out stale listings (not refreshed since then)
     include_paused: bool = False
+    endorsed_by: str | None = None  # an authority's actor id
+    verified: bool = False  # endorsed by an authority this node trusts
+    now: str = ""  # endorsements are judged at this time (xsd:dateTime)
 
 
 def search(db: Database, filters: Filters, limit: int, offset: int) -> list[dict[str, Any]]:
@@ -168,6 +181,18 @@ def search(db: Database, filters: Filters, limit: int, offset: int) -> list[dict
     if filters.updated_since:
         where.append("d.updated >= ?")
         args.append(filters.updated_since)
+    if filters.endorsed_by:
+        where.append(
+            f"EXISTS (SELECT 1 FROM endorsements e WHERE e.school = d.actor "
+            f"AND e.authority = ? AND {COUNTS})"
+        )
+        args += [filters.endorsed_by, filters.now]
+    if filters.verified:
+        where.append(
+            "EXISTS (SELECT 1 FROM endorsements e JOIN trusted_authorities t "
+            f"ON t.actor = e.authority WHERE e.school = d.actor AND {COUNTS})"
+        )
+        args.append(filters.now)
     for actor in filters.exclude:
         where.append("d.actor != ?")
         args.append(actor)
@@ -190,8 +215,24 @@ def _fts_query(text: str) -> str:
     return " ".join(f'"{w}"*' for w in words if w)
 
 
+def summaries(
+    db: Database, rows: list[dict[str, Any]], now: str, stale_before: str
+) -> list[dict[str, Any]]:
+    """Listings from `search` as `amity directory --json` shows them, with their
+    endorsements judged at `now`."""
+    endorsed = endorsed_by(db, [row["actor"] for row in rows], now)
+    trusted_here = trusted(db)
+    listings = []
+    for row in rows:
+        item = summary(row["document"], stale_before)
+        item["endorsed_by"] = endorsed[row["actor"]]
+        item["verified"] = any(a in trusted_here for a in item["endorsed_by"])
+        listings.append(item)
+    return listings
+
+
 def summary(document: dict[str, Any], stale_before: str) -> dict[str, Any]:
-    """A listing as `amity directory --json` shows it."""
+    """A listing's own facts, as `amity directory --json` shows them."""
     return {
         "actor": document["attributedTo"],
         "name": display_name(

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from sqlite_utils import Database
 
 from ..protocol.activities import IncomingActivity, host_of, read_activity
+from ..protocol.endorsement import ENDORSEMENT_TYPE, Endorsement, revoked_endorsement
 from ..protocol.errors import (
     BadSignature,
     KeyMismatch,
@@ -36,9 +37,10 @@ from ..protocol.httpsig import (
 )
 from ..protocol.message_signatures import message_key_id, verify_message
 from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
-from ..protocol.proofs import verify_with_actor
-from . import directory, store
+from ..protocol.proofs import ProofInfo, verify_with_actor
+from . import directory, endorsements, store
 from .actors import ACTOR_TYPES, RemoteActors
+from .endorsements import check_carried, check_endorsement
 from .errors import FetchFailed
 from .ratelimit import RateLimiter
 from .runner import DbRunner
@@ -96,6 +98,10 @@ class InboxHooks(Protocol):
     def profile_stored(self, db: Database, document: dict[str, Any], via: str | None) -> None: ...
 
     def profile_removed(self, db: Database, delete: dict[str, Any], via: str | None) -> None: ...
+
+    def endorsement_received(self, db: Database, endorsement: Endorsement) -> None: ...
+
+    def endorsement_revoked(self, db: Database, delete: dict[str, Any], via: str) -> None: ...
 
 
 class Inbox:
@@ -293,13 +299,13 @@ class Inbox:
         handle = self._local_handle(inner.get("object"))
         return lambda db: store.remove_follower(db, handle, activity.actor)
 
-    async def _verified_object(self, obj: dict[str, Any], author: str) -> None:
+    async def _verified_object(self, obj: dict[str, Any], author: str) -> ProofInfo:
         """Check `obj`'s integrity proof against its author's published key."""
         actor = await self.actors.get(author)
         try:
-            verify_with_actor(obj, actor)
+            return verify_with_actor(obj, actor)
         except (BadSignature, UnknownKey):
-            verify_with_actor(obj, await self.actors.get(author, refresh=True))
+            return verify_with_actor(obj, await self.actors.get(author, refresh=True))
 
     async def _create_or_update(self, activity: IncomingActivity, sender: Sender) -> Effect | None:
         obj = activity.object
@@ -314,13 +320,23 @@ class Inbox:
         author = obj.get("attributedTo")
         if not isinstance(author, str) or host_of(author) != host_of(obj["id"]):
             raise MalformedDocument("object must be attributed to an actor on its own host")
+        if obj.get("type") == ENDORSEMENT_TYPE:
+            return await self._endorsement(obj)
         relayed = sender.owner != activity.actor
         if obj.get("type") == PROFILE_TYPE or relayed or "proof" in obj:
             # Profiles always carry a proof; a relayed object is trusted only through one.
-            await self._verified_object(obj, author)
-        elif author != activity.actor:
+            proof = await self._verified_object(obj, author)
+            return await self._keep(obj, author, activity.actor, proof.public_key)
+        if author != activity.actor:
             raise MalformedDocument("object is attributed to someone else")
-        return self._keep(obj, author, activity.actor)
+        return await self._keep(obj, author, activity.actor, None)
+
+    async def _endorsement(self, obj: dict[str, Any]) -> Effect:
+        """An authority endorsing one of this node's schools: kept, to be carried in the
+        school's profile."""
+        self._local_handle(obj.get("object"))
+        endorsement = await check_endorsement(self.actors, obj)
+        return lambda db: self.hooks.endorsement_received(db, endorsement)
 
     async def _delete(self, activity: IncomingActivity, sender: Sender) -> Effect:
         object_id = activity.object_id
@@ -338,6 +354,9 @@ class Inbox:
             return delete_actor
         if host_of(object_id) != host_of(activity.actor):
             raise MalformedDocument("an actor can only delete objects of its own host")
+        if revoked_endorsement(activity.document) is not None:
+            verify_with_actor(activity.document, sender.actor_document)
+            return self._revoke(activity.document, activity.actor, activity.actor)
 
         proven = "proof" in activity.document
         if proven:  # a signed Delete can travel on through hubs
@@ -372,32 +391,58 @@ class Inbox:
         if isinstance(obj, str):
             return None  # a bare link: nothing to keep until someone asks for it
         if isinstance(obj, dict) and obj.get("type") == "Delete" and "proof" in obj:
-            # A school's signed Delete relayed by a hub: checked against the school's key.
+            # A school's withdrawal or an authority's revocation, relayed by a hub: checked
+            # against its author's key.
             author = obj.get("actor")
             if not isinstance(author, str):
                 raise MalformedDocument("relayed Delete has no actor")
+            revoked = revoked_endorsement(obj)
+            if revoked is not None and host_of(revoked) != host_of(author):
+                raise MalformedDocument("an authority can only revoke its own endorsements")
             await self._verified_object(obj, author)
+            if revoked is not None:
+                return self._revoke(obj, author, activity.actor)
             return self._remove_listing(obj, author, activity.actor, relay=True)
         if not isinstance(obj, dict) or not isinstance(obj.get("attributedTo"), str):
             raise MalformedDocument("Announce needs an attributed object")
         if "proof" not in obj:
             return None  # relayed content is kept only when its author's proof travels with it
         author = obj["attributedTo"]
-        await self._verified_object(obj, author)
-        return self._keep(obj, author, activity.actor)
+        proof = await self._verified_object(obj, author)
+        return await self._keep(obj, author, activity.actor, proof.public_key)
 
-    def _keep(self, obj: dict[str, Any], author: str, via: str) -> Effect:
-        """The effect that stores a checked object: a profile goes to the directory."""
+    async def _keep(
+        self, obj: dict[str, Any], author: str, via: str, author_key: bytes | None
+    ) -> Effect:
+        """The effect that stores a checked object: a profile goes to the directory, with
+        the endorsements it carries that hold for `author_key`, the key that signed it."""
         now = time.time()
         if obj.get("type") != PROFILE_TYPE:
             return lambda db: store.store_object(db, obj, author, now)
         profile_from_document(obj)  # refuses what a profile may not contain
+        assert author_key is not None  # profiles are always verified first
+        held = await check_carried(self.actors, obj, author_key)
 
         def keep_profile(db: Database) -> None:
-            if directory.store_profile(db, obj, now):
+            if directory.store_profile(db, obj, now, held):
                 self.hooks.profile_stored(db, obj, via)
 
         return keep_profile
+
+    def _revoke(self, delete: dict[str, Any], authority: str, via: str) -> Effect:
+        """The effect of an authority's checked, signed revocation: remembered for good and
+        handed on (hubs relay it, an endorsed school drops the endorsement)."""
+        endorsement_id = revoked_endorsement(delete)
+        assert endorsement_id is not None
+        tombstone = delete.get("object")
+        deleted = tombstone.get("deleted") if isinstance(tombstone, dict) else None
+        when = deleted if isinstance(deleted, str) else self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        def revoke(db: Database) -> None:
+            if endorsements.record_revocation(db, endorsement_id, authority, when, delete):
+                self.hooks.endorsement_revoked(db, delete, via)
+
+        return revoke
 
     async def _flag(self, activity: IncomingActivity, sender: Sender) -> Effect:
         now = time.time()

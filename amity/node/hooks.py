@@ -9,12 +9,14 @@ from sqlite_utils import Database
 
 from ..federation import store
 from ..protocol import activities
-from . import outbox
+from ..protocol.endorsement import Endorsement
+from . import endorsing, outbox
 from .node import Node
 
 
 class NodeHooks:
-    """Accepts follows; a school introduces itself to hubs; a hub relays what is new."""
+    """Accepts follows; a school introduces itself to hubs and keeps its endorsements; a hub
+    relays what is new."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -55,6 +57,23 @@ class NodeHooks:
 
     def profile_removed(self, db: Database, delete: dict[str, Any], via: str | None) -> None:
         """On a hub, a school's signed Delete of its profile goes on like its profiles do."""
+        if self.node.config.kind != "hub":
+            return
+        urls = self.node.urls
+        announce = activities.announce(
+            outbox.new_activity_id(urls), urls.id, delete, urls.followers, self.node.now()
+        )
+        self._relay(db, announce, [via, delete.get("actor")])
+
+    def endorsement_received(self, db: Database, endorsement: Endorsement) -> None:
+        """An authority endorsed this school: carried from the next profile version on."""
+        endorsing.receive(self.node, endorsement)
+
+    def endorsement_revoked(self, db: Database, delete: dict[str, Any], via: str) -> None:
+        """A hub relays the revocation; a school stops carrying the endorsement."""
+        if self.node.config.kind == "school":
+            endorsing.drop_revoked(self.node)
+            return
         if self.node.config.kind != "hub":
             return
         urls = self.node.urls

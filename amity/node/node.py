@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..federation import directory
+from ..federation import directory, endorsements
 from ..federation import store as fed_store
 from ..federation.client import Signer
 from ..protocol import activities
 from ..protocol.activities import host_of
 from ..protocol.actor import ActorUrls, actor_document
+from ..protocol.endorsement import read_endorsement
 from ..protocol.profile import display_name
 from ..protocol.profile_document import profile_document
 from ..protocol.proofs import sign_document
@@ -107,6 +108,7 @@ class Node:
         if paused is None:
             paused = current.paused if current else False
         urls = self.urls
+        held = self.held_endorsements()
         document = profile_document(
             data,
             profile_id=urls.profile,
@@ -114,14 +116,23 @@ class Node:
             published=published,
             updated=updated,
             paused=paused,
+            endorsements=held,
         )
         signed = sign_document(document, self.keys.ed25519_seed, urls.ed25519_key_id, updated)
         stored = StoredProfile(data=data, document=signed, published=published, updated=updated)
         with self.store.db.atomic():
             self.store.save_profile(self.config.handle, stored)
-            directory.store_profile(self.store.db, signed, time.time())
+            directory.store_profile(
+                self.store.db, signed, time.time(), [read_endorsement(doc) for doc in held]
+            )
             outbox.update_object(self.store.db, urls, signed, updated)
         return stored
+
+    def held_endorsements(self) -> list[dict[str, Any]]:
+        """The endorsements this school carries in its next profile version: in force now
+        and made out to the key it signs with now."""
+        found = endorsements.current_documents(self.store.db, self.urls.id, self.now())
+        return [doc for doc in found if read_endorsement(doc).key == self.keys.ed25519_public]
 
     def set_paused(self, paused: bool) -> StoredProfile:
         """Pause the listing (hidden from directories, kept everywhere) or resume it."""

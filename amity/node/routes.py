@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from .. import __version__
-from ..federation import directory
+from ..federation import directory, endorsements
 from ..federation import store as fed_store
 from ..protocol.contexts import ACTIVITYSTREAMS, DIRECTORY_CONTEXT
 from ..protocol.discovery import (
@@ -200,34 +201,60 @@ def _directory_entry(change: dict[str, Any]) -> dict[str, Any]:
 @routes.get("/directory")
 async def directory_collection(request: web.Request) -> web.Response:
     """Every listing this node holds, as signed by each school, paged by change cursor."""
-    node = request.app[NODE]
-    base = node.urls.directory
+
+    def changes(node: Node, since: int) -> list[tuple[int, dict[str, Any]]]:
+        found = directory.changes_since(node.store.db, since, DIRECTORY_PAGE)
+        return [(change["seq"], _directory_entry(change)) for change in found]
+
+    return await _cursor_collection(
+        request,
+        request.app[NODE].urls.directory,
+        lambda n: directory.count_listings(n.store.db),
+        changes,
+    )
+
+
+@routes.get("/revocations")
+async def revocations_collection(request: web.Request) -> web.Response:
+    """Every revocation of an endorsement this node has seen, as the authority signed it."""
+    return await _cursor_collection(
+        request,
+        request.app[NODE].urls.revocations,
+        lambda n: endorsements.count_revocations(n.store.db),
+        lambda n, since: endorsements.revocations_since(n.store.db, since, DIRECTORY_PAGE),
+    )
+
+
+async def _cursor_collection(
+    request: web.Request,
+    base: str,
+    count: Callable[[Node], int],
+    changes: Callable[[Node, int], list[tuple[int, dict[str, Any]]]],
+) -> web.Response:
+    """A collection read by change cursor: `?since=N` gives the entries after N."""
     raw = request.query.get("since")
     if raw is None:
-        total = await run_db(request, lambda n: directory.count_listings(n.store.db))
         document: dict[str, Any] = {
             "@context": DIRECTORY_CONTEXT,
             "id": base,
             "type": "OrderedCollection",
-            "totalItems": total,
+            "totalItems": await run_db(request, count),
             "first": f"{base}?since=0",
         }
         return json_response(document, "application/activity+json")
     if not raw.isdigit():
         raise web.HTTPBadRequest(text="since must be a cursor (a whole number) from a page")
     since = int(raw)
-    changes = await run_db(
-        request, lambda n: directory.changes_since(n.store.db, since, DIRECTORY_PAGE)
-    )
-    cursor = changes[-1]["seq"] if changes else since
+    found = await run_db(request, lambda n: changes(n, since))
+    cursor = found[-1][0] if found else since
     page: dict[str, Any] = {
         "@context": DIRECTORY_CONTEXT,
         "id": f"{base}?since={since}",
         "type": "OrderedCollectionPage",
         "partOf": base,
-        "orderedItems": [_directory_entry(change) for change in changes],
+        "orderedItems": [entry for _, entry in found],
         "cursor": cursor,
     }
-    if len(changes) == DIRECTORY_PAGE:
+    if len(found) == DIRECTORY_PAGE:
         page["next"] = f"{base}?since={cursor}"
     return json_response(page, "application/activity+json")

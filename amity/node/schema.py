@@ -138,3 +138,43 @@ def m005_pause_and_withdraw(db: Database) -> None:
     # A withdrawn profile keeps its row (and its last `updated`) so a later one is newer.
     db.table("profiles").add_column("deleted_at", str)
     db.table("directory").add_column("paused", int, not_null_default=0)
+
+
+@migrations()
+def m006_endorsements(db: Database) -> None:
+    # Endorsements carried by the current profile of each known school, each checked
+    # against its authority's key and the key the school signed that profile with.
+    db.table("endorsements").create(
+        {
+            "id": str,
+            "school": str,
+            "authority": str,
+            "published": str,
+            "expires": str,
+            "document": str,
+        },
+        pk="id",
+    )
+    db.table("endorsements").create_index(["school"])
+    # Revocations this node has seen (signed Deletes from the authority); kept for good, so
+    # a revoked endorsement never counts again wherever it turns up.
+    db.table("revocations").create(
+        {"id": str, "authority": str, "revoked_at": str, "seq": int, "document": str}, pk="id"
+    )
+    db.table("revocations").create_index(["seq"], unique=True)
+    # Authorities whose endorsements make a school "verified" on this node.
+    db.table("trusted_authorities").create({"actor": str, "since": str}, pk="actor")
+    # On an authority: what it issued, to whom, and where to send a revocation.
+    db.table("issued_endorsements").create(
+        {
+            "id": str,
+            "school": str,
+            "school_inbox": str,
+            "issued": str,
+            "expires": str,
+            "revoked_at": str,
+            "document": str,
+        },
+        pk="id",
+    )
+    db.table("issued_endorsements").create_index(["school"])

@@ -85,6 +85,16 @@ def accept(activity_id: str, actor: str, follow_activity: dict[str, Any]) -> dic
     return _activity("Accept", activity_id, actor, follow_activity, to=[follow_activity["actor"]])
 
 
+def create(
+    activity_id: str, actor: str, obj: dict[str, Any], to: list[str], published: str
+) -> dict[str, Any]:
+    """A Create of `obj` addressed to `to` only (for objects meant for their recipients)."""
+    document = _activity("Create", activity_id, actor, obj, to=to, published=published)
+    if isinstance(obj.get("proof"), dict):
+        document["@context"] = [ACTIVITYSTREAMS, DATA_INTEGRITY_V2]
+    return document
+
+
 def update(
     activity_id: str, actor: str, obj: dict[str, Any], followers: str, published: str
 ) -> dict[str, Any]:

@@ -51,6 +51,10 @@ class ActorUrls:
         return f"{self.base_url}/directory"
 
     @property
+    def revocations(self) -> str:
+        return f"{self.base_url}/revocations"
+
+    @property
     def shared_inbox(self) -> str:
         return f"{self.base_url}/inbox"
 
@@ -89,6 +93,7 @@ def actor_document(
         "following": urls.following,
         "endpoints": {"sharedInbox": urls.shared_inbox},
         "directory": urls.directory,
+        "revocations": urls.revocations,
         "manuallyApprovesFollowers": False,
         "discoverable": True,
         "published": published,

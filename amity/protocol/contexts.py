@@ -21,6 +21,7 @@ ACTOR_TERMS: dict[str, Any] = {
     "nodeKind": "amity:nodeKind",
     "schoolProfile": {"@id": "amity:schoolProfile", "@type": "@id"},
     "directory": {"@id": "amity:directory", "@type": "@id"},
+    "revocations": {"@id": "amity:revocations", "@type": "@id"},
     "discoverable": "http://joinmastodon.org/ns#discoverable",
     "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .contexts import PROFILE_CONTEXT
+from .endorsement import carried_endorsements
 from .errors import MalformedDocument
 from .profile import validate_profile
 
@@ -21,7 +22,17 @@ _RENAMED = {
     "description": "summary",
 }
 _FROM_DOCUMENT = {v: k for k, v in _RENAMED.items()}
-_ENVELOPE = ("@context", "id", "type", "attributedTo", "published", "updated", "paused", "proof")
+_ENVELOPE = (
+    "@context",
+    "id",
+    "type",
+    "attributedTo",
+    "published",
+    "updated",
+    "paused",
+    "endorsements",
+    "proof",
+)
 
 
 def profile_document(
@@ -32,8 +43,10 @@ def profile_document(
     published: str,
     updated: str,
     paused: bool = False,
+    endorsements: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The unsigned profile object for a validated profile; `paused` hides the listing."""
+    """The unsigned profile object for a validated profile; `paused` hides the listing;
+    `endorsements` are the signed endorsements the school holds, carried as they are."""
     doc: dict[str, Any] = {
         "@context": PROFILE_CONTEXT,
         "id": profile_id,
@@ -46,6 +59,8 @@ def profile_document(
         doc[_RENAMED.get(field, field)] = value
     if paused:
         doc["paused"] = True
+    if endorsements:
+        doc["endorsements"] = endorsements
     return doc
 
 
@@ -58,6 +73,7 @@ def profile_from_document(doc: dict[str, Any]) -> dict[str, Any]:
             raise MalformedDocument(f"profile object has no {field}")
     if "paused" in doc and not isinstance(doc["paused"], bool):
         raise MalformedDocument("profile paused must be true or false")
+    carried_endorsements(doc)
     fields = {
         _FROM_DOCUMENT.get(key, key): value for key, value in doc.items() if key not in _ENVELOPE
     }

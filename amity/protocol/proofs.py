@@ -25,10 +25,11 @@ PROOF_PURPOSE = "assertionMethod"
 
 @dataclass(frozen=True)
 class ProofInfo:
-    """What a verified proof says: who signed (the key id) and when."""
+    """What a verified proof says: who signed (the key id and the key) and when."""
 
     verification_method: str
     created: str
+    public_key: bytes
 
 
 @lru_cache(maxsize=64)
@@ -102,7 +103,7 @@ def verify_document(document: dict[str, Any], public_key: bytes) -> ProofInfo:
         VerifyKey(public_key).verify(_hash_data(options, unsecured), signature)
     except (BadSignatureError, ValueError) as exc:
         raise BadSignature("integrity proof does not verify") from exc
-    return ProofInfo(proof["verificationMethod"], proof["created"])
+    return ProofInfo(proof["verificationMethod"], proof["created"], public_key)
 
 
 def find_assertion_key(actor: dict[str, Any], verification_method: str) -> bytes:

@@ -1,0 +1,172 @@
+"""Endorsements a node holds, revocations it has seen, and the authorities it trusts.
+
+An endorsement counts for a school when its authority's proof verifies, it names the key
+the school's current profile is signed with, it has not expired and no revocation of it
+has been seen. It makes the school "verified" on this node when this node trusts the
+authority (`amity trust`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..protocol.endorsement import Endorsement, carried_endorsements, read_endorsement
+from ..protocol.errors import ProtocolError
+from ..protocol.proofs import verify_with_actor
+from .actors import RemoteActors
+from .errors import FetchFailed
+
+log = logging.getLogger(__name__)
+
+
+async def check_endorsement(actors: RemoteActors, doc: Any) -> Endorsement:
+    """The endorsement `doc`, its proof checked against its authority's published key.
+    Raises ProtocolError or FetchFailed when it does not hold."""
+    endorsement = read_endorsement(doc)
+    authority = await actors.get(endorsement.authority)
+    if authority.get("nodeKind") != "authority":
+        raise ProtocolError(f"{endorsement.authority} is not an authority")
+    try:
+        verify_with_actor(doc, authority)
+    except ProtocolError:
+        verify_with_actor(doc, await actors.get(endorsement.authority, refresh=True))
+    return endorsement
+
+
+async def check_carried(
+    actors: RemoteActors, profile_doc: dict[str, Any], school_key: bytes
+) -> list[Endorsement]:
+    """The endorsements a verified profile carries that hold for its school and its key;
+    the others are left out (a bad endorsement does not cost the school its listing)."""
+    held = []
+    for doc in carried_endorsements(profile_doc):
+        try:
+            endorsement = await check_endorsement(actors, doc)
+            if endorsement.school != profile_doc["attributedTo"]:
+                raise ProtocolError("it endorses another school")
+            if endorsement.key != school_key:
+                raise ProtocolError("it endorses another key of the school")
+        except (ProtocolError, FetchFailed) as exc:
+            log.info("endorsement %s left out: %s", _id(doc), exc)
+            continue
+        held.append(endorsement)
+    return held
+
+
+def _id(doc: Any) -> Any:
+    return doc.get("id") if isinstance(doc, dict) else doc
+
+
+def replace_for_school(db: Database, school: str, endorsements: list[Endorsement]) -> None:
+    """The endorsements carried by `school`'s current profile, replacing earlier ones."""
+    db.execute("DELETE FROM endorsements WHERE school = ?", [school])
+    for e in endorsements:
+        db.execute(
+            "INSERT OR REPLACE INTO endorsements "
+            "(id, school, authority, published, expires, document) VALUES (?, ?, ?, ?, ?, ?)",
+            [e.id, school, e.authority, e.published, e.expires, json.dumps(e.document)],
+        )
+
+
+def add_held(db: Database, endorsement: Endorsement) -> None:
+    """An endorsement delivered to this node's own school, kept to be carried in its profile."""
+    db.execute(
+        "INSERT OR REPLACE INTO endorsements "
+        "(id, school, authority, published, expires, document) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            endorsement.id,
+            endorsement.school,
+            endorsement.authority,
+            endorsement.published,
+            endorsement.expires,
+            json.dumps(endorsement.document),
+        ],
+    )
+
+
+def current_documents(db: Database, school: str, now: str) -> list[dict[str, Any]]:
+    """The signed endorsements `school` holds that still count at `now`, oldest first."""
+    rows = db.execute(
+        f"SELECT e.document FROM endorsements e WHERE e.school = ? AND {COUNTS} "
+        "ORDER BY e.published, e.id",
+        [school, now],
+    ).fetchall()
+    return [json.loads(row[0]) for row in rows]
+
+
+# SQL condition on an `endorsements e` row: not expired at the bound time, not revoked.
+COUNTS = (
+    "(e.expires IS NULL OR e.expires > ?) "
+    "AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.id = e.id)"
+)
+
+
+def endorsed_by(db: Database, schools: list[str], now: str) -> dict[str, list[str]]:
+    """For each school, the authorities whose endorsement counts at `now`."""
+    found: dict[str, list[str]] = {school: [] for school in schools}
+    for start in range(0, len(schools), 500):
+        chunk = schools[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows = db.execute(
+            f"SELECT DISTINCT e.school, e.authority FROM endorsements e "
+            f"WHERE e.school IN ({marks}) AND {COUNTS} ORDER BY e.authority",
+            [*chunk, now],
+        ).fetchall()
+        for school, authority in rows:
+            found[school].append(authority)
+    return found
+
+
+def record_revocation(
+    db: Database, endorsement_id: str, authority: str, when: str, document: dict[str, Any]
+) -> bool:
+    """Remember that `authority` revoked `endorsement_id`; False if already known.
+
+    Only the endorsement's own authority can revoke it: a revocation is tied to the
+    authority's host by the id, which is checked when the endorsement itself is read.
+    """
+    if db.execute("SELECT 1 FROM revocations WHERE id = ?", [endorsement_id]).fetchone():
+        return False
+    seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM revocations").fetchone()[0]
+    db.execute(
+        "INSERT INTO revocations (id, authority, revoked_at, seq, document) VALUES (?, ?, ?, ?, ?)",
+        [endorsement_id, authority, when, seq, json.dumps(document)],
+    )
+    return True
+
+
+def revocations_since(db: Database, seq: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+    """Revocations recorded after `seq`, oldest first, with their cursor."""
+    rows = db.execute(
+        "SELECT seq, document FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit]
+    ).fetchall()
+    return [(int(row[0]), json.loads(row[1])) for row in rows]
+
+
+def count_revocations(db: Database) -> int:
+    return int(db.execute("SELECT count(*) FROM revocations").fetchone()[0])
+
+
+def trusted(db: Database) -> set[str]:
+    return {row[0] for row in db.execute("SELECT actor FROM trusted_authorities")}
+
+
+def trust(db: Database, authority: str, since: str) -> bool:
+    """Trust `authority`; False if it already was."""
+    if db.execute("SELECT 1 FROM trusted_authorities WHERE actor = ?", [authority]).fetchone():
+        return False
+    db.execute("INSERT INTO trusted_authorities (actor, since) VALUES (?, ?)", [authority, since])
+    return True
+
+
+def distrust(db: Database, authority: str) -> bool:
+    return db.execute("DELETE FROM trusted_authorities WHERE actor = ?", [authority]).rowcount > 0
+
+
+def trusted_rows(db: Database) -> list[dict[str, Any]]:
+    rows = db.execute("SELECT actor, since FROM trusted_authorities ORDER BY since, actor")
+    return [{"actor": row[0], "since": row[1]} for row in rows]
