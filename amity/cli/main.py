@@ -16,19 +16,13 @@ from .. import __version__
 from ..federation import directory
 from ..federation import endorsements as endorsement_store
 from ..federation import store as fed_store
-from ..federation.actors import ACTOR_TYPES, check_actor
-from ..federation.client import FederationClient
-from ..federation.errors import FetchFailed
-from ..federation.webfinger import resolve_actor_url
 from ..node import endorsing
 from ..node.backup import backup_node
 from ..node.clock import format_time
-from ..node.demo import demo_directory, run_demo
 from ..node.errors import NodeError
 from ..node.liveness import STALE_AFTER
 from ..node.node import Node, init_node
 from ..node.pages import profile_facts
-from ..node.server import serve_node
 from ..protocol.activities import host_of
 from ..protocol.errors import ValidationFailed
 from ..protocol.profile import display_name, parse_profile_json
@@ -85,6 +79,8 @@ def init(
 @user_errors
 def serve(data_dir: Path, bind: str | None, port: int | None, allow_private_network: bool) -> None:
     """Serve the node until Ctrl-C or SIGTERM."""
+    from ..node.server import serve_node
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     node = Node.open(data_dir)
     serve_node(node, bind or node.config.bind, port or node.config.port, allow_private_network)
@@ -183,6 +179,8 @@ private_network_option = click.option(
 @user_errors
 def demo(data_dir: Path | None) -> None:
     """Start a hub, an authority and eight schools on this computer, federated; Ctrl-C stops."""
+    from ..node.demo import demo_directory, run_demo
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         with demo_directory(data_dir) as data:
@@ -530,6 +528,13 @@ async def fetch_remote_actor(
     node: Node, target: str, allow_private_network: bool
 ) -> dict[str, Any]:
     """The actor document of a handle or URL, fetched with this node's signature."""
+    # Imported here: the HTTP client costs a quarter of a second to load, and most
+    # commands never talk to the network.
+    from ..federation.actors import ACTOR_TYPES, check_actor
+    from ..federation.client import FederationClient
+    from ..federation.errors import FetchFailed
+    from ..federation.webfinger import resolve_actor_url
+
     async with FederationClient(
         allow_private_network=allow_private_network, clock=node.clock
     ) as client:

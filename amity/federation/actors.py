@@ -10,9 +10,10 @@ from ..protocol.activities import host_of
 from ..protocol.errors import UnknownKey
 from ..protocol.httpsig import PublicKey, key_from_document
 from . import store
-from .client import FederationClient, Signer
+from .client import FederationClient
 from .errors import FetchFailed
 from .runner import DbRunner
+from .signer import Signer
 
 ACTOR_TTL = 24 * 3600.0
 ACTOR_TYPES = frozenset({"Person", "Organization", "Service", "Group", "Application"})

@@ -10,24 +10,16 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .. import __version__
 from ..protocol.httpsig import sign_request
 from .errors import AddressRefused, FetchFailed
 from .guard import check_host, resolver_kwargs
+from .signer import Signer
 
 ACCEPT_ACTIVITY = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_REDIRECTS = 3
-
-
-@dataclass(frozen=True)
-class Signer:
-    """The key an actor signs its requests with."""
-
-    key_id: str
-    private_key: rsa.RSAPrivateKey
 
 
 @dataclass(frozen=True)

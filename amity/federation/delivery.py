@@ -18,9 +18,10 @@ from sqlite_utils import Database
 
 from . import store
 from .backoff import FIRST_DELAY, MAX_ATTEMPTS, PROBE_INTERVAL, is_permanent_failure, retry_delay
-from .client import FederationClient, Signer
+from .client import FederationClient
 from .errors import FetchFailed
 from .runner import DbRunner
+from .signer import Signer
 
 log = logging.getLogger(__name__)
 

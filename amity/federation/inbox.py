@@ -40,7 +40,7 @@ from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
 from ..protocol.proofs import ProofInfo, verify_with_actor
 from . import directory, endorsements, store
 from .actors import ACTOR_TYPES, RemoteActors
-from .endorsements import check_carried, check_endorsement
+from .endorsement_checks import check_carried, check_endorsement
 from .errors import FetchFailed
 from .ratelimit import RateLimiter
 from .runner import DbRunner

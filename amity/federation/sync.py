@@ -24,10 +24,11 @@ from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
 from ..protocol.proofs import verify_with_actor
 from . import directory, endorsements, store
 from .actors import RemoteActors
-from .client import FederationClient, Signer
-from .endorsements import check_carried
+from .client import FederationClient
+from .endorsement_checks import check_carried
 from .errors import FetchFailed
 from .runner import DbRunner
+from .signer import Signer
 
 log = logging.getLogger(__name__)
 SYNC_INTERVAL = 600.0

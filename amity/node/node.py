@@ -10,7 +10,7 @@ from typing import Any
 
 from ..federation import directory, endorsements
 from ..federation import store as fed_store
-from ..federation.client import Signer
+from ..federation.signer import Signer
 from ..protocol import activities
 from ..protocol.activities import host_of
 from ..protocol.actor import ActorUrls, actor_document
