@@ -346,6 +346,8 @@ def endorse(
 ) -> None:
     """(Authorities) vouch for SCHOOL (NAME@HOST or actor URL), or revoke that with --revoke."""
     with Node.open(data_dir) as node:
+        if node.config.kind != "authority":
+            fail([f"this node is a {node.config.kind}; only authorities endorse schools"])
         if revoke:
             if expires:
                 fail(["--expires and --revoke do not go together"])
