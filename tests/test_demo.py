@@ -38,6 +38,11 @@ def test_demo_starts_converges_and_stops_cleanly() -> None:
         assert len(listings) == 8
         assert len({item["country"] for item in listings}) == 8
         assert "Asia/Kathmandu" in {item["timezone"] for item in listings}  # a +5:45 zone
+        # The ministry endorsed four schools, and this school trusts it.
+        verified = [item for item in listings if item["verified"]]
+        assert len(verified) == 4
+        assert all(len(item["endorsed_by"]) == 1 for item in verified)
+        assert output.count("  ✓ ") == 4
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)
         assert process.returncode == 0

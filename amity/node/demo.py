@@ -13,7 +13,7 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ..federation import directory
+from . import endorsing
 from .app import FederationSettings, create_app
 from .app_state import DB
 from .demo_data import DEMO_SCHOOLS
@@ -83,18 +84,21 @@ async def run_demo(data: Path, say: Callable[[str], None], timeout: float = 120.
         await _follow(authority, hub)
         for school in schools:
             await _follow(school, hub)
-        start = time.monotonic()
-        while not await _converged(schools):
-            if stop.is_set():
-                return
-            if time.monotonic() - start > timeout:
-                raise RuntimeError("the demo federation did not converge")
-            await asyncio.sleep(0.2)
         first = schools[0]
-        rows = await first.run(
-            lambda: directory.search(first.node.store.db, directory.Filters(), 50, 0)
-        )
-        _explain(say, data, hub, first, [row["document"] for row in rows])
+        deadline = time.monotonic() + timeout
+        if not await _wait(lambda: _converged(schools), stop, deadline):
+            return
+        # The ministry vouches for some of the schools; the first school trusts it.
+        endorsed = schools[1::2]
+        for school in endorsed:
+            actor = await school.run(school.node.actor_document)
+            await authority.run(partial(endorsing.endorse, authority.node, actor, None))
+        ministry = await authority.run(authority.node.actor_document)
+        await first.run(partial(endorsing.trust, first.node, ministry))
+        if not await _wait(lambda: _verified(first, len(endorsed)), stop, deadline):
+            return
+        listings = await first.run(partial(_listings, first.node))
+        _explain(say, data, hub, first, listings)
         await stop.wait()
         say("Stopping ...")
     finally:
@@ -103,6 +107,28 @@ async def run_demo(data: Path, say: Callable[[str], None], timeout: float = 120.
         for demo_node in nodes:
             await demo_node.runner.cleanup()
             demo_node.node.close()
+
+
+async def _wait(done: Callable[[], Awaitable[bool]], stop: asyncio.Event, deadline: float) -> bool:
+    """Poll `done` until it holds (True) or a signal stops the demo (False)."""
+    while not await done():
+        if stop.is_set():
+            return False
+        if time.monotonic() > deadline:
+            raise RuntimeError("the demo federation did not converge")
+        await asyncio.sleep(0.2)
+    return True
+
+
+def _listings(node: Node) -> list[dict[str, Any]]:
+    db = node.store.db
+    rows = directory.search(db, directory.Filters(), 50, 0)
+    return directory.summaries(db, rows, node.now(), "")
+
+
+async def _verified(school: DemoNode, count: int) -> bool:
+    listings = await school.run(partial(_listings, school.node))
+    return sum(1 for item in listings if item["verified"]) == count
 
 
 async def _converged(schools: list[DemoNode]) -> bool:
@@ -123,19 +149,22 @@ def _explain(
     say("")
     say(f"Ready: every school's directory lists all {len(listings)} schools, relayed by the hub.")
     say("")
-    say("The directory as seen by the school in Oaxaca, Mexico:")
-    for doc in listings:
-        langs = "/".join(doc["languages"]["instruction"])
-        learning = "/".join(doc["languages"]["learning"]) or "-"
+    say("The directory as seen by the school in Oaxaca, Mexico (✓: endorsed by the ministry,")
+    say("an authority this school trusts):")
+    for item in listings:
+        langs = "/".join(item["languages"]["instruction"])
+        learning = "/".join(item["languages"]["learning"]) or "-"
+        mark = "✓" if item["verified"] else " "
         say(
-            f"  {doc['name']:<36} {doc['country']}  {doc['timezone']:<20} "
-            f"teaches {langs:<6} learns {learning:<6} ages {doc['ages'][0]}-{doc['ages'][1]}"
+            f"  {mark} {item['name']:<36} {item['country']}  {item['timezone']:<20} "
+            f"teaches {langs:<6} learns {learning:<6} ages {item['ages'][0]}-{item['ages'][1]}"
         )
     school_data = data / first.node.config.handle
     say("")
     say("What a teacher would do next (in another terminal, while this runs):")
     say(f"  amity directory --data {school_data} --language en --age 11")
     say(f"  amity directory --data {school_data} --query climate")
+    say(f"  amity directory --data {school_data} --verified")
     say(f"  amity profile show --data {school_data}")
     say(f"  open {first.node.urls.id} in a browser to see the school's public page")
     say(f"The hub is {hub.node.urls.id}. Ctrl-C stops everything.")
