@@ -76,14 +76,52 @@ def init(
     is_flag=True,
     help="Let the node talk to loopback and private addresses (tests, a school LAN).",
 )
+@click.option(
+    "--no-lan-discovery",
+    is_flag=True,
+    help="Do not advertise the node on the local network, nor look for others there.",
+)
 @user_errors
-def serve(data_dir: Path, bind: str | None, port: int | None, allow_private_network: bool) -> None:
+def serve(
+    data_dir: Path,
+    bind: str | None,
+    port: int | None,
+    allow_private_network: bool,
+    no_lan_discovery: bool,
+) -> None:
     """Serve the node until Ctrl-C or SIGTERM."""
     from ..node.server import serve_node
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     node = Node.open(data_dir)
-    serve_node(node, bind or node.config.bind, port or node.config.port, allow_private_network)
+    serve_node(
+        node,
+        bind or node.config.bind,
+        port or node.config.port,
+        allow_private_network,
+        lan_discovery=not no_lan_discovery,
+    )
+
+
+@cli.command()
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@user_errors
+def lan(data_dir: Path, as_json: bool) -> None:
+    """Amity nodes found on the local network while this node serves."""
+    from ..node.lan import peers
+
+    with Node.open(data_dir) as node:
+        rows = peers(node.store.db)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("No other Amity node found on the local network (is this node serving?).")
+        return
+    for row in rows:
+        click.echo(f"{row['kind']:<9} {row['actor']}  (at {row['url']})")
+    click.echo("Follow one with: amity follow ACTOR-URL --allow-private-network")
 
 
 @cli.group()

@@ -178,3 +178,11 @@ def m006_endorsements(db: Database) -> None:
         pk="id",
     )
     db.table("issued_endorsements").create_index(["school"])
+
+
+@migrations()
+def m007_lan_peers(db: Database) -> None:
+    # Amity nodes advertised on the local network (zeroconf), found afresh each run.
+    db.table("lan_peers").create(
+        {"name": str, "actor": str, "kind": str, "url": str, "seen_at": float}, pk="name"
+    )

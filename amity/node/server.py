@@ -7,13 +7,21 @@ import logging
 from aiohttp import web
 
 from .app import FederationSettings, create_app
+from .lan import lan_discovery as discovery
 from .node import Node
 
 log = logging.getLogger("amity")
 
 
-def serve_node(node: Node, bind: str, port: int, allow_private_network: bool = False) -> None:
-    """Serve `node` on bind:port; returns after a signal has stopped the server."""
+def serve_node(
+    node: Node,
+    bind: str,
+    port: int,
+    allow_private_network: bool = False,
+    lan_discovery: bool = True,
+) -> None:
+    """Serve `node` on bind:port, advertising it on the local network (the interfaces of
+    `bind` only) unless `lan_discovery` is off; returns after a signal stopped the server."""
     settings = FederationSettings(
         allow_private_network=allow_private_network,
         first_retry=node.config.first_retry_seconds,
@@ -21,6 +29,8 @@ def serve_node(node: Node, bind: str, port: int, allow_private_network: bool = F
         inbox_burst=node.config.inbox_burst,
     )
     app = create_app(node, settings)
+    if lan_discovery:
+        app.cleanup_ctx.append(discovery(bind, port))
     config = node.config
 
     def announce(_: str) -> None:
