@@ -46,7 +46,7 @@ def init_school(directory: Path, handle: str, port: int, federation: str = "") -
     return data
 
 
-def serve(data: Path, port: int) -> subprocess.Popen[bytes]:
+def serve(data: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -56,6 +56,8 @@ def serve(data: Path, port: int) -> subprocess.Popen[bytes]:
             "--data",
             str(data),
             "--allow-private-network",
+            "--no-lan-discovery",
+            *extra,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

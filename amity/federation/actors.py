@@ -67,6 +67,14 @@ class RemoteActors:
                 return cached[0]
         return await self.fetch(url)
 
+    async def cached(self, actor_id: str) -> dict[str, Any] | None:
+        """The actor document if the cache holds it fresh; never fetches."""
+        cached = await self.db(lambda db: store.cached_actor(db, actor_id))
+        if cached is None or self.now() - cached[1] >= self.ttl:
+            return None
+        document = cached[0]
+        return document if document.get("id") == actor_id else None
+
     async def get(self, actor_id: str, refresh: bool = False) -> dict[str, Any]:
         """The actor document, from the cache while it is fresh."""
         document = await self._document(actor_id, refresh)

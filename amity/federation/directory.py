@@ -13,8 +13,10 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..protocol.endorsement import Endorsement
+from ..protocol.multikey import encode_ed25519_public
 from ..protocol.profile import display_name
 from ..protocol.profile_document import profile_from_document
+from ..protocol.proofs import ProofInfo
 from .endorsements import COUNTS, endorsed_by, replace_for_school, trusted
 
 
@@ -27,9 +29,12 @@ def store_profile(
     document: dict[str, Any],
     now: float,
     endorsements: list[Endorsement] | None = None,
+    proof: ProofInfo | None = None,
+    confirmed: bool = True,
 ) -> bool:
     """Keep `document` as its school's listing if it is newer than what is held, with the
-    `endorsements` it carries that the caller checked.
+    `endorsements` it carries that the caller checked and the `proof` (key) it was checked
+    with; `confirmed` is False while that key is only a hub's word for the author's key.
 
     False when the same or a newer version, or a later deletion, is already there: the
     caller then neither counts it as news nor relays it.
@@ -45,8 +50,8 @@ def store_profile(
         """
         INSERT OR REPLACE INTO directory (actor, profile_id, document, updated, deleted_at, seq,
             received_at, name, country, locality, timezone, instruction, learning, age_min,
-            age_max, subjects, modes, description, paused)
-        VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            age_max, subjects, modes, description, paused, key_id, author_key, confirmed)
+        VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         [
             actor,
@@ -67,6 +72,9 @@ def store_profile(
             json.dumps(profile["modes"]),
             profile.get("description", ""),
             1 if document.get("paused") is True else 0,
+            proof.verification_method if proof else None,
+            encode_ed25519_public(proof.public_key) if proof else None,
+            1 if confirmed else 0,
         ],
     )
     replace_for_school(db, actor, endorsements or [])
@@ -105,7 +113,7 @@ def listing_of(db: Database, profile_id: str) -> str | None:
 def changes_since(db: Database, seq: int, limit: int) -> list[dict[str, Any]]:
     """Listings and tombstones changed after `seq`, oldest change first, for directory sync."""
     rows = db.execute(
-        "SELECT seq, actor, profile_id, document, deleted_at FROM directory "
+        "SELECT seq, actor, profile_id, document, deleted_at, key_id, author_key FROM directory "
         "WHERE seq > ? ORDER BY seq LIMIT ?",
         [seq, limit],
     ).fetchall()
@@ -116,9 +124,41 @@ def changes_since(db: Database, seq: int, limit: int) -> list[dict[str, Any]]:
             "profile_id": r[2],
             "document": json.loads(r[3]) if r[3] else None,
             "deleted_at": r[4],
+            "key_id": r[5],
+            "author_key": r[6],
         }
         for r in rows
     ]
+
+
+def unconfirmed(db: Database, after: int, limit: int) -> list[tuple[int, str, str, str]]:
+    """(rowid, actor, key id, key) of listings whose key came from a hub, after `after`."""
+    rows = db.execute(
+        "SELECT rowid, actor, key_id, author_key FROM directory WHERE confirmed = 0 "
+        "AND deleted_at IS NULL AND rowid > ? ORDER BY rowid LIMIT ?",
+        [after, limit],
+    ).fetchall()
+    return [(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+
+def confirm_key(db: Database, actor: str, key_id: str, author_key: str) -> None:
+    """The author's actor publishes the key its listing was checked with."""
+    db.execute(
+        "UPDATE directory SET confirmed = 1 WHERE actor = ? AND key_id = ? AND author_key = ?",
+        [actor, key_id, author_key],
+    )
+
+
+def forget_listing(db: Database, actor: str, author_key: str) -> bool:
+    """Drop a listing whose key its author does not publish (a hub's word proved wrong).
+    No tombstone: the school may still publish a genuine profile, which is then taken."""
+    gone = db.execute(
+        "DELETE FROM directory WHERE actor = ? AND author_key = ? AND confirmed = 0",
+        [actor, author_key],
+    ).rowcount
+    if gone:
+        replace_for_school(db, actor, [])
+    return gone > 0
 
 
 def latest_seq(db: Database) -> int:
@@ -202,11 +242,14 @@ def search(db: Database, filters: Filters, limit: int, offset: int) -> list[dict
         where.append("directory_fts MATCH ?")
         args.append(_fts_query(filters.text))
     rows = db.execute(
-        f"SELECT d.actor, d.document, d.received_at FROM {source} WHERE {' AND '.join(where)} "
-        "ORDER BY d.name, d.actor LIMIT ? OFFSET ?",
+        f"SELECT d.actor, d.document, d.received_at, d.confirmed FROM {source} "
+        f"WHERE {' AND '.join(where)} ORDER BY d.name, d.actor LIMIT ? OFFSET ?",
         [*args, limit, offset],
     ).fetchall()
-    return [{"actor": r[0], "document": json.loads(r[1]), "received_at": r[2]} for r in rows]
+    return [
+        {"actor": r[0], "document": json.loads(r[1]), "received_at": r[2], "confirmed": r[3]}
+        for r in rows
+    ]
 
 
 def _fts_query(text: str) -> str:
@@ -227,6 +270,7 @@ def summaries(
         item = summary(row["document"], stale_before)
         item["endorsed_by"] = endorsed[row["actor"]]
         item["verified"] = any(a in trusted_here for a in item["endorsed_by"])
+        item["key_confirmed"] = bool(row.get("confirmed", 1))
         listings.append(item)
     return listings
 

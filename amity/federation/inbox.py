@@ -326,7 +326,7 @@ class Inbox:
         if obj.get("type") == PROFILE_TYPE or relayed or "proof" in obj:
             # Profiles always carry a proof; a relayed object is trusted only through one.
             proof = await self._verified_object(obj, author)
-            return await self._keep(obj, author, activity.actor, proof.public_key)
+            return await self._keep(obj, author, activity.actor, proof)
         if author != activity.actor:
             raise MalformedDocument("object is attributed to someone else")
         return await self._keep(obj, author, activity.actor, None)
@@ -409,22 +409,22 @@ class Inbox:
             return None  # relayed content is kept only when its author's proof travels with it
         author = obj["attributedTo"]
         proof = await self._verified_object(obj, author)
-        return await self._keep(obj, author, activity.actor, proof.public_key)
+        return await self._keep(obj, author, activity.actor, proof)
 
     async def _keep(
-        self, obj: dict[str, Any], author: str, via: str, author_key: bytes | None
+        self, obj: dict[str, Any], author: str, via: str, proof: ProofInfo | None
     ) -> Effect:
         """The effect that stores a checked object: a profile goes to the directory, with
-        the endorsements it carries that hold for `author_key`, the key that signed it."""
+        the endorsements it carries that hold for the key its `proof` verified with."""
         now = time.time()
         if obj.get("type") != PROFILE_TYPE:
             return lambda db: store.store_object(db, obj, author, now)
         profile_from_document(obj)  # refuses what a profile may not contain
-        assert author_key is not None  # profiles are always verified first
-        held = await check_carried(self.actors, obj, author_key)
+        assert proof is not None  # profiles are always verified first
+        held = await check_carried(self.actors, obj, proof.public_key)
 
         def keep_profile(db: Database) -> None:
-            if directory.store_profile(db, obj, now, held):
+            if directory.store_profile(db, obj, now, held, proof):
                 self.hooks.profile_stored(db, obj, via)
 
         return keep_profile

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -20,8 +21,15 @@ from sqlite_utils import Database
 from ..protocol.activities import host_of
 from ..protocol.endorsement import Endorsement, revoked_endorsement
 from ..protocol.errors import MalformedDocument, ProtocolError
+from ..protocol.multikey import decode_ed25519_public
 from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
-from ..protocol.proofs import verify_with_actor
+from ..protocol.proofs import (
+    ProofInfo,
+    find_assertion_key,
+    read_proof,
+    verify_document,
+    verify_with_actor,
+)
 from . import directory, endorsements, store
 from .actors import RemoteActors
 from .client import FederationClient
@@ -33,6 +41,17 @@ from .signer import Signer
 log = logging.getLogger(__name__)
 SYNC_INTERVAL = 600.0
 SYNC_FETCHES = 8  # author documents fetched at once while catching up
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A directory entry that passed its checks, ready to be stored."""
+
+    kind: str  # profile or tombstone
+    item: dict[str, Any]
+    held: list[Endorsement] = field(default_factory=list)
+    proof: ProofInfo | None = None
+    confirmed: bool = True
 
 
 class DirectorySync:
@@ -64,6 +83,9 @@ class DirectorySync:
         while True:
             self._wake.clear()
             await self.sync_all()
+            _, dropped = await self.confirm_keys()
+            if dropped:
+                log.warning("dropped %d listings whose key their school does not publish", dropped)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
 
@@ -75,7 +97,7 @@ class DirectorySync:
         changed = 0
         for hub in hubs:
             try:
-                changed += await self._read(hub, "directory", self._ingest)
+                changed += await self.sync_hub(hub)
                 await self._read(hub, "revocations", self._revocations)
             except (FetchFailed, ProtocolError) as exc:
                 log.warning("directory sync with %s stopped: %s", hub.get("id"), exc)
@@ -87,11 +109,15 @@ class DirectorySync:
                 log.warning("revocation sync with %s stopped: %s", authority_id, exc)
         return changed
 
+    async def sync_hub(self, hub: dict[str, Any]) -> int:
+        """Read one hub's directory from the stored cursor on; how many listings changed."""
+        return await self._read(hub, "directory", self._ingest)
+
     async def _read(
         self,
         actor: dict[str, Any],
         collection: str,
-        ingest: Callable[[list[Any]], Awaitable[int]],
+        ingest: Callable[[list[Any], dict[str, Any]], Awaitable[int]],
     ) -> int:
         """Read `actor`'s change-cursor collection (directory or revocations) from where
         this node stopped last time."""
@@ -107,7 +133,7 @@ class DirectorySync:
             items = page.get("orderedItems") if isinstance(page, dict) else None
             if not isinstance(items, list):
                 raise FetchFailed(f"{page_url} is not a {collection} page")
-            changed += await ingest(items)
+            changed += await ingest(items, page)
             last = page.get("cursor")
             if isinstance(last, int) and last > seq:
                 seq = last
@@ -116,7 +142,7 @@ class DirectorySync:
             page_url = next_url if isinstance(next_url, str) and items else None
         return changed
 
-    async def _revocations(self, items: list[Any]) -> int:
+    async def _revocations(self, items: list[Any], page: dict[str, Any]) -> int:
         """Keep each revocation whose authority's proof checks."""
         checked: list[tuple[str, str, str, dict[str, Any]]] = []
         for item in items:
@@ -142,24 +168,31 @@ class DirectorySync:
 
         return await self.db(apply)
 
-    async def _ingest(self, items: list[Any]) -> int:
-        """Verify each listing against its author's key (fetching authors a few at a time),
-        then keep what is new, in the page's order."""
-        limit = asyncio.Semaphore(SYNC_FETCHES)
+    async def _ingest(self, items: list[Any], page: dict[str, Any]) -> int:
+        """Verify each listing, then keep what is new, in the page's order.
 
-        async def check(item: Any) -> tuple[str, dict[str, Any], list[Endorsement]] | None:
+        A listing is checked against its author's actor when this node holds it fresh;
+        otherwise against the key the hub says it checked it with (`authorKeys`), and kept
+        unconfirmed until `confirm_keys` has seen the author's actor publish that key.
+        Without either, the author's actor is fetched (a few at a time).
+        """
+        limit = asyncio.Semaphore(SYNC_FETCHES)
+        hub_keys = page.get("authorKeys")
+        hub_keys = hub_keys if isinstance(hub_keys, dict) else {}
+
+        async def check(item: Any) -> _Checked | None:
             if not isinstance(item, dict):
                 return None
             try:
-                async with limit:
-                    if item.get("type") == PROFILE_TYPE:
-                        author = await self.actors.get(item["attributedTo"])
-                        proof = verify_with_actor(item, author)
-                        profile_from_document(item)
-                        held = await check_carried(self.actors, item, proof.public_key)
-                        return ("profile", item, held)
-                    if item.get("type") == "Tombstone" and await self._gone(item):
-                        return ("tombstone", item, [])
+                if item.get("type") == PROFILE_TYPE:
+                    profile_from_document(item)
+                    proof, confirmed = await self._check_profile(item, hub_keys, limit)
+                    held = await check_carried(self.actors, item, proof.public_key)
+                    return _Checked("profile", item, held, proof, confirmed)
+                if item.get("type") == "Tombstone":
+                    async with limit:
+                        if await self._gone(item):
+                            return _Checked("tombstone", item)
             except (ProtocolError, FetchFailed, KeyError, TypeError) as exc:
                 log.info("directory entry %s skipped: %s", item.get("id"), exc)
             return None
@@ -171,15 +204,78 @@ class DirectorySync:
         def apply(db: Database) -> int:
             changed = 0
             with db.atomic():
-                for kind, item, held in checked:
-                    if kind == "profile" and directory.store_profile(db, item, now, held):
+                for entry in checked:
+                    item = entry.item
+                    if entry.kind == "profile" and directory.store_profile(
+                        db, item, now, entry.held, entry.proof, entry.confirmed
+                    ):
                         self.profile_stored(db, item, None)
                         changed += 1
-                    elif kind == "tombstone":
+                    elif entry.kind == "tombstone":
                         changed += directory.remove_profile(
                             db, item["attributedTo"], str(item.get("deleted", "")), now
                         )
             return changed
+
+        return await self.db(apply)
+
+    async def _check_profile(
+        self, item: dict[str, Any], hub_keys: dict[str, Any], limit: asyncio.Semaphore
+    ) -> tuple[ProofInfo, bool]:
+        """The verified proof of a listing, and whether its key is the author's own."""
+        author = item["attributedTo"]
+        actor = await self.actors.cached(author)
+        if actor is not None:
+            return verify_with_actor(item, actor), True
+        method = read_proof(item)["verificationMethod"]
+        claimed = hub_keys.get(method)
+        if isinstance(claimed, str) and method.split("#", 1)[0] == author:
+            return verify_document(item, decode_ed25519_public(claimed)), False
+        async with limit:
+            return verify_with_actor(item, await self.actors.get(author)), True
+
+    async def confirm_keys(self) -> tuple[int, int]:
+        """Fetch the authors of unconfirmed listings (a few at a time) and confirm each
+        listing whose key its author publishes; a listing whose author publishes another
+        key, or no longer exists, is dropped. An author that cannot be reached now is tried
+        again next round. Returns (confirmed, dropped)."""
+        confirmed = dropped = 0
+        after = 0
+        limit = asyncio.Semaphore(SYNC_FETCHES)
+        while True:
+            batch = await self.db(partial(directory.unconfirmed, after=after, limit=200))
+            if not batch:
+                return confirmed, dropped
+            after = batch[-1][0]
+            ok, bad = await self._confirm_batch(batch, limit)
+            confirmed += ok
+            dropped += bad
+
+    async def _confirm_batch(
+        self, batch: list[tuple[int, str, str, str]], limit: asyncio.Semaphore
+    ) -> tuple[int, int]:
+        async def confirm(actor_id: str, key_id: str, key: str) -> bool | None:
+            try:
+                async with limit:
+                    actor = await self.actors.get(actor_id)
+                return find_assertion_key(actor, key_id) == decode_ed25519_public(key)
+            except FetchFailed as exc:
+                return False if exc.status in (404, 410) else None
+            except ProtocolError:
+                return False
+
+        outcomes = await asyncio.gather(*(confirm(a, k, v) for _, a, k, v in batch))
+
+        def apply(db: Database) -> tuple[int, int]:
+            ok = bad = 0
+            with db.atomic():
+                for (_, actor_id, key_id, key), outcome in zip(batch, outcomes, strict=True):
+                    if outcome is True:
+                        directory.confirm_key(db, actor_id, key_id, key)
+                        ok += 1
+                    elif outcome is False:
+                        bad += directory.forget_listing(db, actor_id, key)
+            return ok, bad
 
         return await self.db(apply)
 

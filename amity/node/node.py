@@ -17,7 +17,7 @@ from ..protocol.actor import ActorUrls, actor_document
 from ..protocol.endorsement import read_endorsement
 from ..protocol.profile import display_name
 from ..protocol.profile_document import profile_document
-from ..protocol.proofs import sign_document
+from ..protocol.proofs import ProofInfo, sign_document
 from . import outbox
 from .clock import Clock, format_time, later_than, system_clock
 from .config import (
@@ -123,7 +123,11 @@ class Node:
         with self.store.db.atomic():
             self.store.save_profile(self.config.handle, stored)
             directory.store_profile(
-                self.store.db, signed, time.time(), [read_endorsement(doc) for doc in held]
+                self.store.db,
+                signed,
+                time.time(),
+                [read_endorsement(doc) for doc in held],
+                ProofInfo(urls.ed25519_key_id, updated, self.keys.ed25519_public),
             )
             outbox.update_object(self.store.db, urls, signed, updated)
         return stored

@@ -202,8 +202,13 @@ def _directory_entry(change: dict[str, Any]) -> dict[str, Any]:
 async def directory_collection(request: web.Request) -> web.Response:
     """Every listing this node holds, as signed by each school, paged by change cursor."""
 
+    keys: dict[str, str] = {}
+
     def changes(node: Node, since: int) -> list[tuple[int, dict[str, Any]]]:
         found = directory.changes_since(node.store.db, since, DIRECTORY_PAGE)
+        for change in found:
+            if change["document"] is not None and change["key_id"] and change["author_key"]:
+                keys[change["key_id"]] = change["author_key"]
         return [(change["seq"], _directory_entry(change)) for change in found]
 
     return await _cursor_collection(
@@ -211,6 +216,7 @@ async def directory_collection(request: web.Request) -> web.Response:
         request.app[NODE].urls.directory,
         lambda n: directory.count_listings(n.store.db),
         changes,
+        {"authorKeys": keys},
     )
 
 
@@ -230,8 +236,10 @@ async def _cursor_collection(
     base: str,
     count: Callable[[Node], int],
     changes: Callable[[Node, int], list[tuple[int, dict[str, Any]]]],
+    extra: dict[str, Any] | None = None,
 ) -> web.Response:
-    """A collection read by change cursor: `?since=N` gives the entries after N."""
+    """A collection read by change cursor: `?since=N` gives the entries after N; `extra`
+    (filled in by `changes`) goes into each page."""
     raw = request.query.get("since")
     if raw is None:
         document: dict[str, Any] = {
@@ -254,6 +262,7 @@ async def _cursor_collection(
         "partOf": base,
         "orderedItems": [entry for _, entry in found],
         "cursor": cursor,
+        **(extra or {}),
     }
     if len(found) == DIRECTORY_PAGE:
         page["next"] = f"{base}?since={cursor}"

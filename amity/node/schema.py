@@ -186,3 +186,13 @@ def m007_lan_peers(db: Database) -> None:
     db.table("lan_peers").create(
         {"name": str, "actor": str, "kind": str, "url": str, "seen_at": float}, pk="name"
     )
+
+
+@migrations()
+def m008_listing_keys(db: Database) -> None:
+    # The key each listing's proof was checked with, so a hub can hand it on with the
+    # listing; `confirmed` is 0 while that key came from a hub and the author's own actor
+    # has not yet been seen to publish it.
+    db.table("directory").add_column("key_id", str)
+    db.table("directory").add_column("author_key", str)
+    db.table("directory").add_column("confirmed", int, not_null_default=1)

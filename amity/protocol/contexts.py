@@ -45,5 +45,9 @@ ACTOR_CONTEXT: list[Any] = [
 ]
 PROFILE_CONTEXT: list[Any] = [ACTIVITYSTREAMS, DATA_INTEGRITY_V2, PROFILE_TERMS]
 
-# A directory page adds one term: the cursor to ask for the changes after it.
-DIRECTORY_CONTEXT: list[Any] = [ACTIVITYSTREAMS, {"amity": AMITY_NS, "cursor": "amity:cursor"}]
+# A directory page adds two terms: the cursor to ask for the changes after it, and the
+# keys the page's profiles were checked with.
+DIRECTORY_CONTEXT: list[Any] = [
+    ACTIVITYSTREAMS,
+    {"amity": AMITY_NS, "cursor": "amity:cursor", "authorKeys": "amity:authorKeys"},
+]
