@@ -61,6 +61,40 @@ ZONES = {
 LANGUAGES = ["en", "es", "fr", "pt", "sw", "ja", "de", "ar", "hi", "vi", "ne", "zh"]
 SUBJECTS = ["science", "environment", "art", "history", "music", "mathematics", "languages"]
 WORDS = ["climate", "water", "robots", "poetry", "farm", "river", "coding", "football", "music"]
+# Descriptions draw 12 words from a few hundred (plus one of WORDS), so a searched word
+# matches a few per cent of schools, as real free text would, not nearly all of them.
+FILLER = [
+    f"{a}{b}"
+    for a in ("sun", "sea", "hill", "oak", "fox", "owl", "bee", "ice", "sky", "elm")
+    for b in (
+        "park",
+        "lab",
+        "club",
+        "path",
+        "camp",
+        "team",
+        "yard",
+        "hall",
+        "fair",
+        "band",
+        "trip",
+        "show",
+        "week",
+        "game",
+        "book",
+        "cafe",
+        "kite",
+        "boat",
+        "farm",
+        "art",
+        "map",
+        "tree",
+        "wind",
+        "rock",
+        "bird",
+        "fish",
+    )
+]
 
 AUTHORS = """
 import hashlib, json, sys
@@ -103,7 +137,7 @@ def generated_profile(rng: random.Random, n: int) -> dict[str, Any]:
         "school_days": ["mon", "tue", "wed", "thu", "fri"],
         "school_hours": ["08:00", "14:00"],
         "capacity": rng.randint(1, 5),
-        "description": " ".join(rng.choice(WORDS) for _ in range(12)),
+        "description": " ".join([rng.choice(WORDS), *rng.sample(FILLER, 11)]),
     }
 
 

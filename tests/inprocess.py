@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from amity.node.app import FederationSettings, create_app
 from amity.node.app_state import DB
+from amity.node.clock import Clock, system_clock
 from amity.node.node import Node, init_node
 from amity.protocol.httpsig import sign_request
 
@@ -72,6 +73,7 @@ async def start_node(
     handle: str,
     settings: FederationSettings | None = None,
     kind: str = "school",
+    clock: Clock = system_clock,
     **profile_changes: Any,
 ) -> LiveNode:
     port = free_port()
@@ -81,6 +83,7 @@ async def start_node(
         base_url=f"http://127.0.0.1:{port}",
         kind=kind,
         profile={**EXAMPLE_PROFILE, **profile_changes} if kind == "school" else None,
+        clock=clock,
     )
     settings = settings or FederationSettings(
         allow_private_network=True, poll_interval=0.05, first_retry=0.2

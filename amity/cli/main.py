@@ -20,7 +20,7 @@ from ..node import endorsing
 from ..node.backup import backup_node
 from ..node.clock import format_time
 from ..node.errors import NodeError
-from ..node.liveness import STALE_AFTER
+from ..node.listings import directory_listings
 from ..node.node import Node, init_node
 from ..node.pages import profile_facts
 from ..protocol.activities import host_of
@@ -329,24 +329,18 @@ def directory_command(
     page: int,
 ) -> None:
     """The schools this node knows, from the hubs and nodes it follows."""
+    filters = directory.Filters(
+        country=country,
+        language=language,
+        age=age,
+        subject=subject,
+        mode=mode,
+        text=text,
+        endorsed_by=endorsed_by,
+        verified=verified,
+    )
     with Node.open(data_dir) as node:
-        now = node.now()
-        stale_before = format_time(node.clock() - STALE_AFTER)
-        filters = directory.Filters(
-            country=country,
-            language=language,
-            age=age,
-            subject=subject,
-            mode=mode,
-            text=text,
-            updated_since=None if show_all else stale_before,
-            include_paused=show_all,
-            endorsed_by=endorsed_by,
-            verified=verified,
-            now=now,
-        )
-        rows = directory.search(node.store.db, filters, limit, (page - 1) * limit)
-        listings = directory.summaries(node.store.db, rows, now, stale_before)
+        listings = directory_listings(node, filters, show_all, limit, (page - 1) * limit)
     if as_json:
         click.echo(json.dumps(listings, indent=2, ensure_ascii=False))
         return

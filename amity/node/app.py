@@ -38,6 +38,7 @@ class FederationSettings:
     sync_interval: float = 600.0
     poll_interval: float = 1.0
     first_retry: float = 60.0
+    liveness_interval: float = CHECK_INTERVAL
 
 
 @web.middleware
@@ -112,7 +113,9 @@ def _federation(
             tasks = [
                 asyncio.create_task(worker.run()),
                 asyncio.create_task(sync.run()),
-                asyncio.create_task(keep_alive(node, runner, worker.wake, CHECK_INTERVAL)),
+                asyncio.create_task(
+                    keep_alive(node, runner, worker.wake, settings.liveness_interval)
+                ),
             ]
             try:
                 yield

@@ -26,6 +26,7 @@ from . import endorsing
 from .app import FederationSettings, create_app
 from .app_state import DB
 from .demo_data import DEMO_SCHOOLS
+from .listings import directory_listings
 from .node import Node, init_node
 
 T = TypeVar("T")
@@ -121,9 +122,7 @@ async def _wait(done: Callable[[], Awaitable[bool]], stop: asyncio.Event, deadli
 
 
 def _listings(node: Node) -> list[dict[str, Any]]:
-    db = node.store.db
-    rows = directory.search(db, directory.Filters(), 50, 0)
-    return directory.summaries(db, rows, node.now(), "")
+    return directory_listings(node, directory.Filters(), False, 50, 0)
 
 
 async def _verified(school: DemoNode, count: int) -> bool:

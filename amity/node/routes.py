@@ -266,4 +266,4 @@ async def _cursor_collection(
     }
     if len(found) == DIRECTORY_PAGE:
         page["next"] = f"{base}?since={cursor}"
-    return json_response(page, "application/activity+json")
+    return json_response(page, "application/activity+json", compact=True)

@@ -91,10 +91,10 @@ class _Checker:
         return value
 
     def language(self, field: str, value: Any) -> str | None:
-        if not isinstance(value, str) or not langcodes.tag_is_valid(value):
+        standard = _standard_tag(value) if isinstance(value, str) else None
+        if standard is None:
             self.fail(field, f"{value!r} is not a BCP 47 language tag (such as 'en', 'pt-BR')")
-            return None
-        return str(langcodes.standardize_tag(value))
+        return standard
 
     def string_list(
         self,
@@ -123,6 +123,15 @@ class _Checker:
                 return None
             result.append(item)
         return result
+
+
+@lru_cache(maxsize=4096)
+def _standard_tag(value: str) -> str | None:
+    """The standard form of a language tag, None if it is not one; cached because every
+    profile a directory takes in is checked again, and langcodes is slow."""
+    if not langcodes.tag_is_valid(value):
+        return None
+    return str(langcodes.standardize_tag(value))
 
 
 def _check_languages(c: _Checker, value: Any) -> dict[str, list[str]] | None:
@@ -263,11 +272,17 @@ def validate_profile(data: Any) -> dict[str, Any]:
     return {field: out[field] for field in FIELDS if field in out}
 
 
+@lru_cache(maxsize=512)
+def _country(code: str) -> str | None:
+    country = pycountry.countries.get(alpha_2=code.upper())
+    return str(country.alpha_2) if country is not None else None
+
+
 def _check_country(c: _Checker, value: Any) -> str | None:
     if isinstance(value, str) and len(value) == 2:
-        country = pycountry.countries.get(alpha_2=value.upper())
+        country = _country(value)
         if country is not None:
-            return str(country.alpha_2)
+            return country
     c.fail("country", f"{value!r} is not an ISO 3166-1 alpha-2 country code (such as 'MX')")
     return None
 
