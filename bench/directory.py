@@ -166,7 +166,7 @@ def build_hub(tmp: Path, hub_port: int, authors_base: str, count: int) -> tuple[
                 signed = sign_document(document, seed, f"{actor}#ed25519-key", now)
                 # As the hub would store it after checking the proof with the author's key.
                 proof = ProofInfo(f"{actor}#ed25519-key", now, bytes(SigningKey(seed).verify_key))
-                directory.store_profile(db, signed, time.time(), proof=proof)
+                directory.store_profile(db, signed, time.time(), None, proof, time.time())
                 if n < 20_000:
                     signed_bytes.append(canonical_bytes(document))
     return data, signed_bytes
@@ -188,7 +188,7 @@ def count_listings(data: Path) -> int:
 
 def unconfirmed(data: Path) -> int:
     with Node.open(data) as node:
-        row = node.store.db.execute("SELECT count(*) FROM directory WHERE confirmed = 0")
+        row = node.store.db.execute("SELECT count(*) FROM directory WHERE key_confirmed_at IS NULL")
         return int(row.fetchone()[0])
 
 

@@ -160,7 +160,7 @@ async def test_a_late_school_catches_up_by_sync_then_gets_updates_live(
         async def live() -> bool:
             return (await listings(late))[early[7].actor]["capacity"] == 9
 
-        await until(live)
+        await until(live, timeout=60)
     finally:
         for live_node in [hub, *early, *([late] if late else [])]:
             await live_node.server.close()

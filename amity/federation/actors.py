@@ -52,20 +52,21 @@ class RemoteActors:
         for key_id in [k for k, v in self._keys.items() if v[1] == actor_id]:
             del self._keys[key_id]
 
-    async def fetch(self, url: str) -> dict[str, Any]:
-        """Fetch `url` now (signed, so authorized-fetch servers answer) and cache it if an actor."""
+    async def fetch(self, url: str, cache: bool = True) -> dict[str, Any]:
+        """Fetch `url` now (signed, so authorized-fetch servers answer) and cache it if an
+        actor (and `cache`)."""
         document = check_actor(await self.client.get_json(url, self.signer()), url)
-        if document.get("type") in ACTOR_TYPES:
+        if cache and document.get("type") in ACTOR_TYPES:
             fetched_at = self.now()
             await self.db(lambda db: store.cache_actor(db, document, fetched_at))
         return document
 
-    async def _document(self, url: str, refresh: bool) -> dict[str, Any]:
+    async def _document(self, url: str, refresh: bool, cache: bool = True) -> dict[str, Any]:
         if not refresh:
             cached = await self.db(lambda db: store.cached_actor(db, url))
             if cached is not None and self.now() - cached[1] < self.ttl:
                 return cached[0]
-        return await self.fetch(url)
+        return await self.fetch(url, cache)
 
     async def cached(self, actor_id: str) -> dict[str, Any] | None:
         """The actor document if the cache holds it fresh; never fetches."""
@@ -75,9 +76,10 @@ class RemoteActors:
         document = cached[0]
         return document if document.get("id") == actor_id else None
 
-    async def get(self, actor_id: str, refresh: bool = False) -> dict[str, Any]:
-        """The actor document, from the cache while it is fresh."""
-        document = await self._document(actor_id, refresh)
+    async def get(self, actor_id: str, refresh: bool = False, cache: bool = True) -> dict[str, Any]:
+        """The actor document, from the cache while it is fresh; a fetched one is cached
+        unless `cache` is False."""
+        document = await self._document(actor_id, refresh, cache)
         if document.get("type") not in ACTOR_TYPES or document["id"] != actor_id:
             raise FetchFailed(f"{actor_id} is not an actor")
         return document

@@ -13,11 +13,16 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..protocol.endorsement import Endorsement
-from ..protocol.multikey import encode_ed25519_public
+from ..protocol.multikey import decode_ed25519_public, encode_ed25519_public
 from ..protocol.profile import display_name
 from ..protocol.profile_document import profile_from_document
 from ..protocol.proofs import ProofInfo
 from .endorsements import COUNTS, endorsed_by, replace_for_school, trusted
+
+# How long a key seen in an author's actor is trusted for that author's later profiles
+# without asking again. Amity re-publishes weekly; an actor announcing new keys (`amity keys
+# rotate`) ends the trust at once for the nodes that hear it.
+KEY_TRUST = 30 * 24 * 3600.0
 
 
 def _next_seq(db: Database) -> int:
@@ -30,11 +35,12 @@ def store_profile(
     now: float,
     endorsements: list[Endorsement] | None = None,
     proof: ProofInfo | None = None,
-    confirmed: bool = True,
+    key_confirmed_at: float | None = None,
 ) -> bool:
     """Keep `document` as its school's listing if it is newer than what is held, with the
     `endorsements` it carries that the caller checked and the `proof` (key) it was checked
-    with; `confirmed` is False while that key is only a hub's word for the author's key.
+    with; `key_confirmed_at` is when the author's actor was seen publishing that key (None
+    while it is only a hub's word for it).
 
     False when the same or a newer version, or a later deletion, is already there: the
     caller then neither counts it as news nor relays it.
@@ -50,7 +56,8 @@ def store_profile(
         """
         INSERT OR REPLACE INTO directory (actor, profile_id, document, updated, deleted_at, seq,
             received_at, name, country, locality, timezone, instruction, learning, age_min,
-            age_max, subjects, modes, description, paused, key_id, author_key, confirmed)
+            age_max, subjects, modes, description, paused, key_id, author_key,
+            key_confirmed_at)
         VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         [
@@ -74,7 +81,7 @@ def store_profile(
             1 if document.get("paused") is True else 0,
             proof.verification_method if proof else None,
             encode_ed25519_public(proof.public_key) if proof else None,
-            1 if confirmed else 0,
+            key_confirmed_at,
         ],
     )
     replace_for_school(db, actor, endorsements or [])
@@ -131,21 +138,41 @@ def changes_since(db: Database, seq: int, limit: int) -> list[dict[str, Any]]:
     ]
 
 
+def confirmed_key(db: Database, actor: str, key_id: str, now: float) -> tuple[bytes, float] | None:
+    """The key `actor` was seen to publish as `key_id` within KEY_TRUST, and when: later
+    profiles signed with it verify without fetching the actor again."""
+    row = db.execute(
+        "SELECT author_key, key_confirmed_at FROM directory "
+        "WHERE actor = ? AND key_id = ? AND key_confirmed_at >= ?",
+        [actor, key_id, now - KEY_TRUST],
+    ).fetchone()
+    return (decode_ed25519_public(row[0]), float(row[1])) if row and row[0] else None
+
+
+def distrust_key(db: Database, actor: str) -> None:
+    """The actor announced new keys: the next profile is checked against its actor."""
+    db.execute(
+        "UPDATE directory SET key_confirmed_at = 0 WHERE actor = ? AND key_confirmed_at > 0",
+        [actor],
+    )
+
+
 def unconfirmed(db: Database, after: int, limit: int) -> list[tuple[int, str, str, str]]:
     """(rowid, actor, key id, key) of listings whose key came from a hub, after `after`."""
     rows = db.execute(
-        "SELECT rowid, actor, key_id, author_key FROM directory WHERE confirmed = 0 "
+        "SELECT rowid, actor, key_id, author_key FROM directory WHERE key_confirmed_at IS NULL "
         "AND deleted_at IS NULL AND rowid > ? ORDER BY rowid LIMIT ?",
         [after, limit],
     ).fetchall()
     return [(int(r[0]), r[1], r[2], r[3]) for r in rows]
 
 
-def confirm_key(db: Database, actor: str, key_id: str, author_key: str) -> None:
+def confirm_key(db: Database, actor: str, key_id: str, author_key: str, now: float) -> None:
     """The author's actor publishes the key its listing was checked with."""
     db.execute(
-        "UPDATE directory SET confirmed = 1 WHERE actor = ? AND key_id = ? AND author_key = ?",
-        [actor, key_id, author_key],
+        "UPDATE directory SET key_confirmed_at = ? "
+        "WHERE actor = ? AND key_id = ? AND author_key = ?",
+        [now, actor, key_id, author_key],
     )
 
 
@@ -153,7 +180,7 @@ def forget_listing(db: Database, actor: str, author_key: str) -> bool:
     """Drop a listing whose key its author does not publish (a hub's word proved wrong).
     No tombstone: the school may still publish a genuine profile, which is then taken."""
     gone = db.execute(
-        "DELETE FROM directory WHERE actor = ? AND author_key = ? AND confirmed = 0",
+        "DELETE FROM directory WHERE actor = ? AND author_key = ? AND key_confirmed_at IS NULL",
         [actor, author_key],
     ).rowcount
     if gone:
@@ -242,7 +269,8 @@ def search(db: Database, filters: Filters, limit: int, offset: int) -> list[dict
         where.append("d.rowid IN (SELECT rowid FROM directory_fts WHERE directory_fts MATCH ?)")
         args.append(_fts_query(filters.text))
     rows = db.execute(
-        "SELECT d.actor, d.document, d.received_at, d.confirmed FROM directory d "
+        "SELECT d.actor, d.document, d.received_at, d.key_confirmed_at IS NOT NULL "
+        "FROM directory d "
         f"WHERE {' AND '.join(where)} ORDER BY d.name, d.actor LIMIT ? OFFSET ?",
         [*args, limit, offset],
     ).fetchall()

@@ -37,7 +37,7 @@ from ..protocol.httpsig import (
 )
 from ..protocol.message_signatures import message_key_id, verify_message
 from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
-from ..protocol.proofs import ProofInfo, verify_with_actor
+from ..protocol.proofs import ProofInfo, read_proof, verify_document, verify_with_actor
 from . import directory, endorsements, store
 from .actors import ACTOR_TYPES, RemoteActors
 from .endorsement_checks import check_carried, check_endorsement
@@ -299,13 +299,23 @@ class Inbox:
         handle = self._local_handle(inner.get("object"))
         return lambda db: store.remove_follower(db, handle, activity.actor)
 
-    async def _verified_object(self, obj: dict[str, Any], author: str) -> ProofInfo:
-        """Check `obj`'s integrity proof against its author's published key."""
+    async def _verified_object(self, obj: dict[str, Any], author: str) -> tuple[ProofInfo, float]:
+        """Check `obj`'s integrity proof against its author's published key: the one its
+        directory listing holds, seen in its actor within KEY_TRUST, else the one its actor
+        publishes now. Returns the proof and when the key was seen in the actor."""
+        method = read_proof(obj)["verificationMethod"]
+        now = time.time()
+        known = await self.db(lambda db: directory.confirmed_key(db, author, method, now))
+        if known is not None:
+            try:
+                return verify_document(obj, known[0]), known[1]
+            except BadSignature:
+                pass  # signed with a newer key: ask the author
         actor = await self.actors.get(author)
         try:
-            return verify_with_actor(obj, actor)
+            return verify_with_actor(obj, actor), now
         except (BadSignature, UnknownKey):
-            return verify_with_actor(obj, await self.actors.get(author, refresh=True))
+            return verify_with_actor(obj, await self.actors.get(author, refresh=True)), now
 
     async def _create_or_update(self, activity: IncomingActivity, sender: Sender) -> Effect | None:
         obj = activity.object
@@ -316,7 +326,12 @@ class Inbox:
                 raise MalformedDocument("an actor can only update itself")
             self.actors.forget(activity.actor)
             fetched_at = time.time()
-            return lambda db: store.cache_actor(db, obj, fetched_at)
+
+            def refresh_actor(db: Database) -> None:
+                store.cache_actor(db, obj, fetched_at)
+                directory.distrust_key(db, activity.actor)  # its keys may have changed
+
+            return refresh_actor
         author = obj.get("attributedTo")
         if not isinstance(author, str) or host_of(author) != host_of(obj["id"]):
             raise MalformedDocument("object must be attributed to an actor on its own host")
@@ -325,11 +340,11 @@ class Inbox:
         relayed = sender.owner != activity.actor
         if obj.get("type") == PROFILE_TYPE or relayed or "proof" in obj:
             # Profiles always carry a proof; a relayed object is trusted only through one.
-            proof = await self._verified_object(obj, author)
-            return await self._keep(obj, author, activity.actor, proof)
+            proof, seen = await self._verified_object(obj, author)
+            return await self._keep(obj, author, activity.actor, proof, seen)
         if author != activity.actor:
             raise MalformedDocument("object is attributed to someone else")
-        return await self._keep(obj, author, activity.actor, None)
+        return await self._keep(obj, author, activity.actor, None, None)
 
     async def _endorsement(self, obj: dict[str, Any]) -> Effect:
         """An authority endorsing one of this node's schools: kept, to be carried in the
@@ -408,11 +423,16 @@ class Inbox:
         if "proof" not in obj:
             return None  # relayed content is kept only when its author's proof travels with it
         author = obj["attributedTo"]
-        proof = await self._verified_object(obj, author)
-        return await self._keep(obj, author, activity.actor, proof)
+        proof, seen = await self._verified_object(obj, author)
+        return await self._keep(obj, author, activity.actor, proof, seen)
 
     async def _keep(
-        self, obj: dict[str, Any], author: str, via: str, proof: ProofInfo | None
+        self,
+        obj: dict[str, Any],
+        author: str,
+        via: str,
+        proof: ProofInfo | None,
+        key_seen: float | None,
     ) -> Effect:
         """The effect that stores a checked object: a profile goes to the directory, with
         the endorsements it carries that hold for the key its `proof` verified with."""
@@ -424,7 +444,7 @@ class Inbox:
         held = await check_carried(self.actors, obj, proof.public_key)
 
         def keep_profile(db: Database) -> None:
-            if directory.store_profile(db, obj, now, held, proof):
+            if directory.store_profile(db, obj, now, held, proof, key_seen):
                 self.hooks.profile_stored(db, obj, via)
 
         return keep_profile

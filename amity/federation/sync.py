@@ -20,7 +20,7 @@ from sqlite_utils import Database
 
 from ..protocol.activities import host_of
 from ..protocol.endorsement import Endorsement, revoked_endorsement
-from ..protocol.errors import MalformedDocument, ProtocolError
+from ..protocol.errors import BadSignature, MalformedDocument, ProtocolError
 from ..protocol.multikey import decode_ed25519_public
 from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
 from ..protocol.proofs import (
@@ -51,7 +51,7 @@ class _Checked:
     item: dict[str, Any]
     held: list[Endorsement] = field(default_factory=list)
     proof: ProofInfo | None = None
-    confirmed: bool = True
+    key_confirmed_at: float | None = None
 
 
 class DirectorySync:
@@ -186,9 +186,9 @@ class DirectorySync:
             try:
                 if item.get("type") == PROFILE_TYPE:
                     profile_from_document(item)
-                    proof, confirmed = await self._check_profile(item, hub_keys, limit)
+                    proof, confirmed_at = await self._check_profile(item, hub_keys, limit)
                     held = await check_carried(self.actors, item, proof.public_key)
-                    return _Checked("profile", item, held, proof, confirmed)
+                    return _Checked("profile", item, held, proof, confirmed_at)
                 if item.get("type") == "Tombstone":
                     async with limit:
                         if await self._gone(item):
@@ -207,7 +207,7 @@ class DirectorySync:
                 for entry in checked:
                     item = entry.item
                     if entry.kind == "profile" and directory.store_profile(
-                        db, item, now, entry.held, entry.proof, entry.confirmed
+                        db, item, now, entry.held, entry.proof, entry.key_confirmed_at
                     ):
                         self.profile_stored(db, item, None)
                         changed += 1
@@ -221,18 +221,29 @@ class DirectorySync:
 
     async def _check_profile(
         self, item: dict[str, Any], hub_keys: dict[str, Any], limit: asyncio.Semaphore
-    ) -> tuple[ProofInfo, bool]:
-        """The verified proof of a listing, and whether its key is the author's own."""
+    ) -> tuple[ProofInfo, float | None]:
+        """The verified proof of a listing, and when its key was seen in the author's own
+        actor (None: only the hub says it is the author's)."""
         author = item["attributedTo"]
+        method = read_proof(item)["verificationMethod"]
+        now = time.time()
+        known = await self.db(lambda db: directory.confirmed_key(db, author, method, now))
+        if known is not None:
+            try:
+                return verify_document(item, known[0]), known[1]
+            except BadSignature:
+                pass  # a newer key than the one confirmed: check it like a new one
         actor = await self.actors.cached(author)
         if actor is not None:
-            return verify_with_actor(item, actor), True
-        method = read_proof(item)["verificationMethod"]
+            return verify_with_actor(item, actor), now
         claimed = hub_keys.get(method)
         if isinstance(claimed, str) and method.split("#", 1)[0] == author:
-            return verify_document(item, decode_ed25519_public(claimed)), False
+            try:
+                return verify_document(item, decode_ed25519_public(claimed)), None
+            except BadSignature:
+                pass  # the hub's word is wrong: ask the author
         async with limit:
-            return verify_with_actor(item, await self.actors.get(author)), True
+            return verify_with_actor(item, await self.actors.get(author)), now
 
     async def confirm_keys(self) -> tuple[int, int]:
         """Fetch the authors of unconfirmed listings (a few at a time) and confirm each
@@ -257,7 +268,9 @@ class DirectorySync:
         async def confirm(actor_id: str, key_id: str, key: str) -> bool | None:
             try:
                 async with limit:
-                    actor = await self.actors.get(actor_id)
+                    # Not kept in the actor cache: the confirmed key, kept with the
+                    # listing, is all later profiles need.
+                    actor = await self.actors.get(actor_id, cache=False)
                 return find_assertion_key(actor, key_id) == decode_ed25519_public(key)
             except FetchFailed as exc:
                 return False if exc.status in (404, 410) else None
@@ -266,12 +279,14 @@ class DirectorySync:
 
         outcomes = await asyncio.gather(*(confirm(a, k, v) for _, a, k, v in batch))
 
+        now = time.time()
+
         def apply(db: Database) -> tuple[int, int]:
             ok = bad = 0
             with db.atomic():
                 for (_, actor_id, key_id, key), outcome in zip(batch, outcomes, strict=True):
                     if outcome is True:
-                        directory.confirm_key(db, actor_id, key_id, key)
+                        directory.confirm_key(db, actor_id, key_id, key, now)
                         ok += 1
                     elif outcome is False:
                         bad += directory.forget_listing(db, actor_id, key)

@@ -128,6 +128,7 @@ class Node:
                 time.time(),
                 [read_endorsement(doc) for doc in held],
                 ProofInfo(urls.ed25519_key_id, updated, self.keys.ed25519_public),
+                time.time(),
             )
             outbox.update_object(self.store.db, urls, signed, updated)
         return stored

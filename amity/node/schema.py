@@ -191,8 +191,9 @@ def m007_lan_peers(db: Database) -> None:
 @migrations()
 def m008_listing_keys(db: Database) -> None:
     # The key each listing's proof was checked with, so a hub can hand it on with the
-    # listing; `confirmed` is 0 while that key came from a hub and the author's own actor
-    # has not yet been seen to publish it.
+    # listing, and later versions verify without fetching the author's actor again;
+    # `key_confirmed_at` is when the author's own actor was last seen publishing it (NULL
+    # while that key is only a hub's word).
     db.table("directory").add_column("key_id", str)
     db.table("directory").add_column("author_key", str)
-    db.table("directory").add_column("confirmed", int, not_null_default=1)
+    db.table("directory").add_column("key_confirmed_at", float)
