@@ -17,6 +17,7 @@ from amity.node.app_state import DB
 from amity.node.node import Node
 from amity.protocol.profile import validate_profile
 from amity.protocol.profile_document import profile_document
+from amity.protocol.proofs import ProofInfo
 
 from .helpers import EXAMPLE_PROFILE
 
@@ -74,7 +75,8 @@ def _add(node: Node, handle: str, changes: dict[str, Any], days: int) -> None:
         data, profile_id=f"{actor}/profile", actor_id=actor, published=updated, updated=updated
     )
     document["proof"] = {"type": "DataIntegrityProof"}  # the directory trusts its callers
-    directory.store_profile(node.store.db, document, time.time())
+    checked = ProofInfo(f"{actor}#ed25519-key", updated, bytes(32))
+    directory.store_profile(node.store.db, document, time.time(), [], checked, time.time())
 
 
 @pytest.fixture

@@ -15,7 +15,13 @@ import pytest
 from amity.federation import directory, endorsements
 from amity.node import endorsing
 from amity.node.clock import format_time
-from amity.protocol.endorsement import endorsement_document
+from amity.protocol.endorsement import (
+    MAX_ENDORSEMENTS,
+    Endorsement,
+    endorsement_document,
+    read_endorsement,
+)
+from amity.protocol.errors import MalformedDocument
 from amity.protocol.multikey import encode_ed25519_public
 from amity.protocol.profile_document import profile_document
 from amity.protocol.proofs import sign_document
@@ -266,3 +272,55 @@ async def _carries(school: LiveNode, expected: list[str]) -> bool:
     profile = await school.run(school.node.profile)
     assert profile is not None
     return [e["id"] for e in profile.document.get("endorsements", [])] == expected
+
+
+def test_a_school_holds_one_endorsement_per_authority_and_at_most_sixteen(school: Any) -> None:
+    """Anyone calling itself an authority can send a school endorsements: they cannot
+    crowd out one from an authority the school trusts, nor grow without bound."""
+    db = school.store.db
+    key = school.keys.ed25519_public
+
+    def given(n: int, authority: str) -> Endorsement:
+        doc = endorsement_document(
+            f"{authority}/endorsements/{n}",
+            authority=authority,
+            school=school.urls.id,
+            key_multibase=encode_ed25519_public(key),
+            published="2026-01-01T00:00:00Z",
+        )
+        return read_endorsement({**doc, "proof": {}})
+
+    now = school.now()
+    for n in range(MAX_ENDORSEMENTS):
+        assert endorsements.add_held(db, given(n, f"https://a{n}.example/actors/x"), now, False)
+    # A second one from the same authority replaces the first.
+    assert endorsements.add_held(db, given(99, "https://a0.example/actors/x"), now, False)
+    held = endorsements.held_documents(db, now)
+    assert len(held) == MAX_ENDORSEMENTS
+    assert "https://a0.example/actors/x/endorsements/99" in {doc["id"] for doc in held}
+    # Full: a newcomer is refused, unless the school trusts it.
+    trusted = "https://ministry.example/actors/m"
+    assert not endorsements.add_held(db, given(1, "https://a99.example/actors/x"), now, False)
+    endorsements.trust(db, trusted, now)
+    assert endorsements.add_held(db, given(1, trusted), now, True)
+    authorities = {doc["attributedTo"] for doc in endorsements.held_documents(db, now)}
+    assert trusted in authorities and len(authorities) == MAX_ENDORSEMENTS
+
+
+def test_an_endorsement_must_be_small_and_issued_on_its_authoritys_host() -> None:
+    base = endorsement_document(
+        "https://ministry.example/actors/m/endorsements/1",
+        authority="https://ministry.example/actors/m",
+        school="https://school.example/actors/s",
+        key_multibase=encode_ed25519_public(bytes(32)),
+        published="2026-01-01T00:00:00Z",
+    )
+    read_endorsement({**base, "proof": {}})
+    for bad, message in (
+        ({**base, "id": "https://elsewhere.example/e/1"}, "authority's host"),
+        ({**base, "padding": "x" * 5000}, "bytes"),
+        ({**base, "object": "http://[x"}, "is not an http"),
+        ({**base, "expires": "next year"}, "expires"),
+    ):
+        with pytest.raises(MalformedDocument, match=message):
+            read_endorsement({**bad, "proof": {}})

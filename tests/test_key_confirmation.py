@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 from nacl.signing import SigningKey
 
 from amity.federation import directory
+from amity.federation import sync as sync_module
 from amity.federation.actors import RemoteActors
 from amity.federation.client import FederationClient
 from amity.federation.sync import DirectorySync
@@ -60,7 +61,7 @@ async def schools(tmp_path: Path) -> AsyncIterator[dict[str, LiveNode]]:
 
 
 async def test_a_hubs_word_for_a_key_is_checked_with_the_author(
-    schools: dict[str, LiveNode],
+    schools: dict[str, LiveNode], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, b, watcher = schools["a"], schools["b"], schools["watcher"]
     genuine = (await b.run(b.node.profile)).document  # type: ignore[union-attr]
@@ -110,13 +111,17 @@ async def test_a_hubs_word_for_a_key_is_checked_with_the_author(
                 "directory": str(hub.make_url("/directory")),
             }
             assert await sync.sync_hub(hub_actor) == 3
-            # Listed at once, on the hub's word, and marked so.
+            # Listed at once, on the hub's word, and marked so; not handed on meanwhile.
             assert await listing_state(watcher) == {
                 watcher.actor: True,
                 b.actor: False,
                 a.actor: False,
                 down: False,
             }
+            served = await watcher.run(
+                lambda: directory.changes_since(watcher.node.store.db, 0, 100)
+            )
+            assert [change["actor"] for change in served] == [watcher.actor]
             # Confirmation fetches each author: b's key is b's; a publishes another key,
             # so the forged listing goes; the unreachable one waits for the next round.
             assert await sync.confirm_keys() == (1, 1)
@@ -129,5 +134,24 @@ async def test_a_hubs_word_for_a_key_is_checked_with_the_author(
             )
             assert await sync.sync_hub(hub_actor) == 1
             assert (await listing_state(watcher))[a.actor] is True  # a's actor is cached now
+            # Once a listing is confirmed, a hub's word can no longer replace it: a newer
+            # version signed with the hub's key for b is checked against b's actor, and fails.
+            b_data = (await b.run(b.node.profile)).data  # type: ignore[union-attr]
+            page["orderedItems"], page["cursor"] = [forged_profile(b.actor, b_data, later)], 5
+            page["authorKeys"] = {f"{b.actor}#ed25519-key": fake_key}
+            await watcher.run(
+                lambda: directory.set_sync_cursor(watcher.node.store.db, hub_actor["id"], 0)
+            )
+            assert await sync.sync_hub(hub_actor) == 0
+            names = await watcher.run(
+                lambda: dict(
+                    watcher.node.store.db.execute("SELECT actor, name FROM directory").fetchall()
+                )
+            )
+            assert names[b.actor] == genuine["name"]
+            # A listing whose author stays unreachable is dropped after a day.
+            monkeypatch.setattr(sync_module, "UNCONFIRMED_FOR", 0.0)
+            assert await sync.confirm_keys() == (0, 1)
+            assert down not in await listing_state(watcher)
     finally:
         await hub.close()

@@ -352,6 +352,7 @@ def directory_command(
         stale = "  (stale)" if item["stale"] else ""
         stale += "  (paused)" if item["paused"] else ""
         mark = "  ✓ verified" if item["verified"] else ""
+        mark += "" if item["key_confirmed"] else "  (key not yet confirmed with the school)"
         click.echo(f"{item['name']}  [{item['country']}]{mark}{stale}")
         click.echo(
             f"    teaches in {languages}, learning {learning}; ages {item['ages'][0]}-"

@@ -12,6 +12,8 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 
 from .. import __version__
+from ..protocol.activities import host_of
+from ..protocol.errors import MalformedDocument
 from ..protocol.httpsig import sign_request
 from .errors import AddressRefused, FetchFailed
 from .guard import check_host, resolver_kwargs
@@ -97,6 +99,10 @@ class FederationClient:
     ) -> Any:
         """The JSON document at `url`, following at most MAX_REDIRECTS redirects."""
         for _ in range(MAX_REDIRECTS + 1):
+            try:
+                host_of(url)
+            except MalformedDocument as exc:
+                raise FetchFailed(str(exc)) from exc
             self._check(url)
             headers = {"Accept": accept, **self._headers("GET", url, None, signer)}
             try:

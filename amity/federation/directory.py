@@ -118,10 +118,13 @@ def listing_of(db: Database, profile_id: str) -> str | None:
 
 
 def changes_since(db: Database, seq: int, limit: int) -> list[dict[str, Any]]:
-    """Listings and tombstones changed after `seq`, oldest change first, for directory sync."""
+    """Listings and tombstones changed after `seq`, oldest change first, for directory sync.
+    A listing whose key is only a hub's word is not handed on until it is confirmed (it then
+    gets a new `seq`)."""
     rows = db.execute(
         "SELECT seq, actor, profile_id, document, deleted_at, key_id, author_key FROM directory "
-        "WHERE seq > ? ORDER BY seq LIMIT ?",
+        "WHERE seq > ? AND (deleted_at IS NOT NULL OR key_confirmed_at IS NOT NULL) "
+        "ORDER BY seq LIMIT ?",
         [seq, limit],
     ).fetchall()
     return [
@@ -157,23 +160,53 @@ def distrust_key(db: Database, actor: str) -> None:
     )
 
 
-def unconfirmed(db: Database, after: int, limit: int) -> list[tuple[int, str, str, str]]:
-    """(rowid, actor, key id, key) of listings whose key came from a hub, after `after`."""
+def has_confirmed_listing(db: Database, actor: str) -> bool:
+    """Whether `actor`'s listing was ever checked against its own actor: then only the
+    author's actor, never a hub's word, may vouch for a different key."""
+    row = db.execute(
+        "SELECT 1 FROM directory WHERE actor = ? AND key_confirmed_at IS NOT NULL", [actor]
+    ).fetchone()
+    return row is not None
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    rowid: int
+    actor: str
+    key_id: str
+    author_key: str
+    received_at: float
+
+
+def unconfirmed(db: Database, after: int, limit: int) -> list[Unconfirmed]:
+    """Listings whose key is only a hub's word, after rowid `after`."""
     rows = db.execute(
-        "SELECT rowid, actor, key_id, author_key FROM directory WHERE key_confirmed_at IS NULL "
-        "AND deleted_at IS NULL AND rowid > ? ORDER BY rowid LIMIT ?",
+        "SELECT rowid, actor, key_id, author_key, received_at FROM directory "
+        "WHERE key_confirmed_at IS NULL AND deleted_at IS NULL AND rowid > ? "
+        "ORDER BY rowid LIMIT ?",
         [after, limit],
     ).fetchall()
-    return [(int(r[0]), r[1], r[2], r[3]) for r in rows]
+    return [Unconfirmed(int(r[0]), r[1], r[2], r[3], float(r[4])) for r in rows]
 
 
-def confirm_key(db: Database, actor: str, key_id: str, author_key: str, now: float) -> None:
-    """The author's actor publishes the key its listing was checked with."""
+def confirm_key(
+    db: Database, actor: str, key_id: str, author_key: str, now: float
+) -> dict[str, Any] | None:
+    """The author's actor publishes the key its listing was checked with: the listing is
+    confirmed, and moves to the end of the change feed so followers now get it. Returns
+    the listing's document (None if it changed meanwhile)."""
+    row = db.execute(
+        "SELECT document FROM directory WHERE actor = ? AND key_id = ? AND author_key = ? "
+        "AND key_confirmed_at IS NULL AND deleted_at IS NULL",
+        [actor, key_id, author_key],
+    ).fetchone()
+    if row is None:
+        return None
     db.execute(
-        "UPDATE directory SET key_confirmed_at = ? "
-        "WHERE actor = ? AND key_id = ? AND author_key = ?",
-        [now, actor, key_id, author_key],
+        "UPDATE directory SET key_confirmed_at = ?, seq = ? WHERE actor = ?",
+        [now, _next_seq(db), actor],
     )
+    return dict(json.loads(row[0]))
 
 
 def forget_listing(db: Database, actor: str, author_key: str) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..protocol.endorsement import Endorsement
+from ..protocol.endorsement import MAX_ENDORSEMENTS, Endorsement
 
 
 def replace_for_school(db: Database, school: str, endorsements: list[Endorsement]) -> None:
@@ -27,28 +27,45 @@ def replace_for_school(db: Database, school: str, endorsements: list[Endorsement
         )
 
 
-def add_held(db: Database, endorsement: Endorsement) -> None:
-    """An endorsement delivered to this node's own school, kept to be carried in its profile."""
+def add_held(
+    db: Database, endorsement: Endorsement, received_at: str, room_for_trusted: bool
+) -> bool:
+    """Keep an endorsement delivered to this node's own school, replacing an earlier one
+    from the same authority. At most MAX_ENDORSEMENTS are held: when full, a new authority
+    is refused, unless `room_for_trusted` and one held is from an authority this node does
+    not trust (that one goes). False when refused."""
+    held = db.execute("SELECT count(*) FROM held_endorsements").fetchone()[0]
+    known = db.execute(
+        "SELECT 1 FROM held_endorsements WHERE authority = ?", [endorsement.authority]
+    ).fetchone()
+    if not known and held >= MAX_ENDORSEMENTS:
+        untrusted = db.execute(
+            "SELECT id FROM held_endorsements WHERE authority NOT IN "
+            "(SELECT actor FROM trusted_authorities) ORDER BY received_at LIMIT 1"
+        ).fetchone()
+        if not room_for_trusted or untrusted is None:
+            return False
+        db.execute("DELETE FROM held_endorsements WHERE id = ?", [untrusted[0]])
+    db.execute("DELETE FROM held_endorsements WHERE authority = ?", [endorsement.authority])
     db.execute(
-        "INSERT OR REPLACE INTO endorsements "
-        "(id, school, authority, published, expires, document) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO held_endorsements (id, authority, expires, document, received_at)"
+        " VALUES (?, ?, ?, ?, ?)",
         [
             endorsement.id,
-            endorsement.school,
             endorsement.authority,
-            endorsement.published,
             endorsement.expires,
             json.dumps(endorsement.document),
+            received_at,
         ],
     )
+    return True
 
 
-def current_documents(db: Database, school: str, now: str) -> list[dict[str, Any]]:
-    """The signed endorsements `school` holds that still count at `now`, oldest first."""
+def held_documents(db: Database, now: str) -> list[dict[str, Any]]:
+    """The signed endorsements this node's school holds that still count at `now`."""
     rows = db.execute(
-        f"SELECT e.document FROM endorsements e WHERE e.school = ? AND {COUNTS} "
-        "ORDER BY e.published, e.id",
-        [school, now],
+        f"SELECT e.document FROM held_endorsements e WHERE {COUNTS} ORDER BY e.received_at, e.id",
+        [now],
     ).fetchall()
     return [json.loads(row[0]) for row in rows]
 

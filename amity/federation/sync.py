@@ -41,6 +41,7 @@ from .signer import Signer
 log = logging.getLogger(__name__)
 SYNC_INTERVAL = 600.0
 SYNC_FETCHES = 8  # author documents fetched at once while catching up
+UNCONFIRMED_FOR = 24 * 3600.0  # a listing whose author cannot be reached is dropped then
 
 
 @dataclass(frozen=True)
@@ -82,10 +83,13 @@ class DirectorySync:
     async def run(self) -> None:
         while True:
             self._wake.clear()
-            await self.sync_all()
-            _, dropped = await self.confirm_keys()
-            if dropped:
-                log.warning("dropped %d listings whose key their school does not publish", dropped)
+            try:
+                await self.sync_all()
+                _, dropped = await self.confirm_keys()
+                if dropped:
+                    log.warning("dropped %d listings that could not be confirmed", dropped)
+            except Exception:  # one bad round must not end syncing for good
+                log.exception("directory sync round failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
 
@@ -187,7 +191,8 @@ class DirectorySync:
                 if item.get("type") == PROFILE_TYPE:
                     profile_from_document(item)
                     proof, confirmed_at = await self._check_profile(item, hub_keys, limit)
-                    held = await check_carried(self.actors, item, proof.public_key)
+                    async with limit:
+                        held = await check_carried(self.actors, item, proof.public_key)
                     return _Checked("profile", item, held, proof, confirmed_at)
                 if item.get("type") == "Tombstone":
                     async with limit:
@@ -209,7 +214,9 @@ class DirectorySync:
                     if entry.kind == "profile" and directory.store_profile(
                         db, item, now, entry.held, entry.proof, entry.key_confirmed_at
                     ):
-                        self.profile_stored(db, item, None)
+                        if entry.key_confirmed_at is not None:
+                            # A hub relays a listing on its own word only once confirmed.
+                            self.profile_stored(db, item, None)
                         changed += 1
                     elif entry.kind == "tombstone":
                         changed += directory.remove_profile(
@@ -237,7 +244,8 @@ class DirectorySync:
         if actor is not None:
             return verify_with_actor(item, actor), now
         claimed = hub_keys.get(method)
-        if isinstance(claimed, str) and method.split("#", 1)[0] == author:
+        vouched = await self.db(lambda db: directory.has_confirmed_listing(db, author))
+        if isinstance(claimed, str) and method.split("#", 1)[0] == author and not vouched:
             try:
                 return verify_document(item, decode_ed25519_public(claimed)), None
             except BadSignature:
@@ -257,13 +265,13 @@ class DirectorySync:
             batch = await self.db(partial(directory.unconfirmed, after=after, limit=200))
             if not batch:
                 return confirmed, dropped
-            after = batch[-1][0]
+            after = batch[-1].rowid
             ok, bad = await self._confirm_batch(batch, limit)
             confirmed += ok
             dropped += bad
 
     async def _confirm_batch(
-        self, batch: list[tuple[int, str, str, str]], limit: asyncio.Semaphore
+        self, batch: list[directory.Unconfirmed], limit: asyncio.Semaphore
     ) -> tuple[int, int]:
         async def confirm(actor_id: str, key_id: str, key: str) -> bool | None:
             try:
@@ -277,19 +285,26 @@ class DirectorySync:
             except ProtocolError:
                 return False
 
-        outcomes = await asyncio.gather(*(confirm(a, k, v) for _, a, k, v in batch))
-
+        outcomes = await asyncio.gather(
+            *(confirm(row.actor, row.key_id, row.author_key) for row in batch)
+        )
         now = time.time()
 
         def apply(db: Database) -> tuple[int, int]:
             ok = bad = 0
             with db.atomic():
-                for (_, actor_id, key_id, key), outcome in zip(batch, outcomes, strict=True):
+                for row, outcome in zip(batch, outcomes, strict=True):
                     if outcome is True:
-                        directory.confirm_key(db, actor_id, key_id, key, now)
-                        ok += 1
-                    elif outcome is False:
-                        bad += directory.forget_listing(db, actor_id, key)
+                        document = directory.confirm_key(
+                            db, row.actor, row.key_id, row.author_key, now
+                        )
+                        if document is not None:
+                            self.profile_stored(db, document, None)
+                            ok += 1
+                    elif outcome is False or now - row.received_at > UNCONFIRMED_FOR:
+                        # Refused by its author, or unreachable for a day: a school that
+                        # exists comes back with its next version.
+                        bad += directory.forget_listing(db, row.actor, row.author_key)
             return ok, bad
 
         return await self.db(apply)

@@ -101,6 +101,8 @@ def _federation(
                 interval=settings.sync_interval,
             )
             hooks.wake_sync = sync.wake
+            liveness = asyncio.Event()
+            hooks.wake_liveness = liveness.set
             app[INBOX] = Inbox(
                 runner,
                 actors,
@@ -114,7 +116,7 @@ def _federation(
                 asyncio.create_task(worker.run()),
                 asyncio.create_task(sync.run()),
                 asyncio.create_task(
-                    keep_alive(node, runner, worker.wake, settings.liveness_interval)
+                    keep_alive(node, runner, worker.wake, settings.liveness_interval, liveness)
                 ),
             ]
             try:

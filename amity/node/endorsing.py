@@ -125,32 +125,16 @@ def issued(node: Node) -> list[dict[str, Any]]:
 
 
 def receive(node: Node, endorsement: Endorsement) -> bool:
-    """An authority's checked endorsement of this school: kept and carried from the next
-    profile version on (published now). False when it is not for this school's key."""
+    """Keep an authority's checked endorsement of this school; the liveness task carries it
+    in the next profile version (published within seconds). False when it is not for this
+    school and its key, or there is no room for it."""
     if node.config.kind != "school" or endorsement.school != node.urls.id:
         return False
     if endorsement.key != node.keys.ed25519_public:
         return False  # issued for a key this school no longer signs with
     db = node.store.db
-    with db.atomic():
-        endorsements.add_held(db, endorsement)
-        current = node.profile()
-        if current is not None:
-            node.publish_profile(current.data)
-    return True
-
-
-def drop_revoked(node: Node) -> bool:
-    """Publish the profile again when it carries an endorsement that no longer counts."""
-    current = node.profile()
-    if current is None:
-        return False
-    carried = {e.get("id") for e in current.document.get("endorsements", [])}
-    still = {e["id"] for e in node.held_endorsements()}
-    if carried <= still:
-        return False
-    node.publish_profile(current.data)
-    return True
+    trusted = endorsement.authority in endorsements.trusted(db)
+    return endorsements.add_held(db, endorsement, node.now(), room_for_trusted=trusted)
 
 
 def trust(node: Node, authority: dict[str, Any]) -> bool:

@@ -22,6 +22,8 @@ class NodeHooks:
         self.node = node
         # Set by the app once the directory sync exists: a hub's Accept starts a sync.
         self.wake_sync: Callable[[], None] = lambda: None
+        # Set by the app: an endorsement given or revoked makes the school re-publish.
+        self.wake_liveness: Callable[[], None] = lambda: None
 
     def accept_follow(self, db: Database, handle: str, follow: dict[str, Any], inbox: str) -> None:
         outbox.accept_follow(db, self.node.urls, follow, inbox, self.node.now())
@@ -67,12 +69,13 @@ class NodeHooks:
 
     def endorsement_received(self, db: Database, endorsement: Endorsement) -> None:
         """An authority endorsed this school: carried from the next profile version on."""
-        endorsing.receive(self.node, endorsement)
+        if endorsing.receive(self.node, endorsement):
+            self.wake_liveness()
 
     def endorsement_revoked(self, db: Database, delete: dict[str, Any], via: str) -> None:
         """A hub relays the revocation; a school stops carrying the endorsement."""
         if self.node.config.kind == "school":
-            endorsing.drop_revoked(self.node)
+            self.wake_liveness()  # it re-publishes without it
             return
         if self.node.config.kind != "hub":
             return

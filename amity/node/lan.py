@@ -59,18 +59,16 @@ def _all_addresses(with_v6: bool) -> list[str]:
     return found
 
 
-IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)  # Linux; absent from Python
 
 
 def _confine(zeroconf: Zeroconf, addresses: list[str]) -> bool:
-    """Keep mDNS on the interfaces of `addresses`.
+    """Keep mDNS on the interface of `addresses`.
 
     zeroconf receives on one wildcard socket, which on Linux also gets packets that
     arrived on other interfaces, and it answers some queries by unicast from that socket:
     a node bound to 127.0.0.1 could then answer a query from the real network. Binding
-    every socket to the interface's device stops both; where that is not allowed, the
-    wildcard socket at least stops receiving other interfaces' multicast. False (and
-    discovery stays off) when zeroconf's sockets cannot be reached.
+    every socket to the interface's device (SO_BINDTODEVICE) stops both. False, and
+    discovery stays off, when that cannot be done.
     """
     devices = {_device_of(address) for address in addresses}
     engine = getattr(zeroconf, "engine", None)
@@ -84,12 +82,9 @@ def _confine(zeroconf: Zeroconf, addresses: list[str]) -> bool:
         for sock in {listen, *respond}:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device)
     except (OSError, AttributeError) as exc:
-        log.info("cannot bind mDNS to %s (%s); filtering multicast instead", device, exc)
-        try:
-            listen.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
-        except OSError as inner:
-            log.warning("local network discovery is off: %s", inner)
-            return False
+        # Without it the wildcard socket would hear, and answer, other interfaces.
+        log.warning("local network discovery is off: cannot keep mDNS on %s (%s)", device, exc)
+        return False
     return True
 
 
@@ -106,7 +101,7 @@ def _device_of(address: str) -> str | None:
 def service_name(node: Node) -> str:
     """Unique per actor, readable in mDNS browsers."""
     tag = hashlib.sha256(node.urls.id.encode()).hexdigest()[:8]
-    return f"{node.config.handle} {tag}.{SERVICE_TYPE}"
+    return f"{node.config.handle[:40]} {tag}.{SERVICE_TYPE}"  # a DNS label: 63 bytes at most
 
 
 def advertisement(node: Node, addresses: list[str], port: int) -> AsyncServiceInfo:
@@ -167,10 +162,10 @@ def lan_discovery(
     @contextlib.asynccontextmanager
     async def context(app: web.Application) -> AsyncIterator[None]:
         node, db = app[NODE], app[DB]
-        interfaces, version, addresses = lan_interfaces(bind)
         try:
+            interfaces, version, addresses = lan_interfaces(bind)
             zeroconf = AsyncZeroconf(interfaces=interfaces, ip_version=version)
-        except (OSError, ValueError, TypeError) as exc:
+        except Exception as exc:  # discovery is a convenience: the node serves without it
             log.warning("local network discovery is off: %s", exc)
             yield
             return
@@ -204,12 +199,13 @@ def lan_discovery(
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
-        info = advertisement(node, addresses, port)
         browser = None
         try:
-            await zeroconf.async_register_service(info)
+            info = advertisement(node, addresses, port)
+            # Another host may already answer to this name: take a free variant of it.
+            await zeroconf.async_register_service(info, allow_name_change=True)
             browser = AsyncServiceBrowser(zeroconf.zeroconf, SERVICE_TYPE, handlers=[changed])
-        except (OSError, ValueError) as exc:
+        except Exception as exc:
             log.warning("local network discovery is off: %s", exc)
         try:
             yield

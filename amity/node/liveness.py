@@ -4,7 +4,9 @@ active, and a listing not refreshed for 60 days counts as stale."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -16,6 +18,7 @@ log = logging.getLogger(__name__)
 REPUBLISH_AFTER = timedelta(days=7)
 STALE_AFTER = timedelta(days=60)
 CHECK_INTERVAL = 3600.0
+ENDORSEMENT_PAUSE = 5.0
 
 
 def republish_if_due(node: Node) -> bool:
@@ -27,10 +30,38 @@ def republish_if_due(node: Node) -> bool:
     return True
 
 
-async def keep_alive(node: Node, db: DbRunner, queued: Callable[[], None], interval: float) -> None:
-    """Check hourly (and at start) whether the profile is due for re-publishing."""
+def republish_if_outdated(node: Node) -> bool:
+    """Sign and send the profile again when the endorsements it carries are out of date."""
+    profile = node.profile()
+    if profile is None or not node.endorsements_outdated():
+        return False
+    node.publish_profile(profile.data)
+    return True
+
+
+async def keep_alive(
+    node: Node,
+    db: DbRunner,
+    queued: Callable[[], None],
+    interval: float,
+    wake: asyncio.Event,
+) -> None:
+    """Check hourly, at start and when woken whether the profile is due for re-publishing,
+    weekly or because its endorsements changed; the latter at most every ENDORSEMENT_PAUSE
+    seconds, so a burst of endorsements and revocations makes one version, not many."""
+    last_for_endorsements = -ENDORSEMENT_PAUSE
     while True:
+        wake.clear()
+        timeout = interval
         if await db(lambda _db: republish_if_due(node)):
             log.info("profile re-published to show this school is active")
             queued()
-        await asyncio.sleep(interval)
+        wait = ENDORSEMENT_PAUSE - (time.monotonic() - last_for_endorsements)
+        if wait > 0 and await db(lambda _db: node.endorsements_outdated()):
+            timeout = min(interval, wait)
+        elif await db(lambda _db: republish_if_outdated(node)):
+            last_for_endorsements = time.monotonic()
+            log.info("profile re-published with its current endorsements")
+            queued()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout)

@@ -136,8 +136,17 @@ class Node:
     def held_endorsements(self) -> list[dict[str, Any]]:
         """The endorsements this school carries in its next profile version: in force now
         and made out to the key it signs with now."""
-        found = endorsements.current_documents(self.store.db, self.urls.id, self.now())
+        found = endorsements.held_documents(self.store.db, self.now())
         return [doc for doc in found if read_endorsement(doc).key == self.keys.ed25519_public]
+
+    def endorsements_outdated(self) -> bool:
+        """Whether the published profile carries other endorsements than it should now
+        (one was given, revoked or expired since it was signed)."""
+        current = self.profile()
+        if current is None:
+            return False
+        carried = [e.get("id") for e in current.document.get("endorsements", [])]
+        return carried != [e["id"] for e in self.held_endorsements()]
 
     def set_paused(self, paused: bool) -> StoredProfile:
         """Pause the listing (hidden from directories, kept everywhere) or resume it."""

@@ -162,6 +162,13 @@ def m006_endorsements(db: Database) -> None:
         {"id": str, "authority": str, "revoked_at": str, "seq": int, "document": str}, pk="id"
     )
     db.table("revocations").create_index(["seq"], unique=True)
+    # On a school: the endorsements it was given, at most one per authority, carried in
+    # its profile while they count (apart from `endorsements`, which follows listings).
+    db.table("held_endorsements").create(
+        {"id": str, "authority": str, "expires": str, "document": str, "received_at": str},
+        pk="id",
+    )
+    db.table("held_endorsements").create_index(["authority"], unique=True)
     # Authorities whose endorsements make a school "verified" on this node.
     db.table("trusted_authorities").create({"actor": str, "since": str}, pk="actor")
     # On an authority: what it issued, to whom, and where to send a revocation.

@@ -37,9 +37,14 @@ class IncomingActivity:
 
 def host_of(url: str) -> str:
     """The lower-case authority (host[:port]) of an http(s) URL; MalformedDocument otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise MalformedDocument(f"{url[:100]!r} is not an http(s) URL")
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except (ValueError, TypeError, AttributeError):
+        valid = False
+    if not valid:
+        raise MalformedDocument(f"{str(url)[:100]!r} is not an http(s) URL")
     return parts.netloc.lower()
 
 

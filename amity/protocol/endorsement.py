@@ -9,16 +9,19 @@ Delete of its id.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from .activities import host_of
 from .contexts import ACTIVITYSTREAMS, AMITY_NS, DATA_INTEGRITY_V2
 from .errors import MalformedDocument
 from .multikey import decode_ed25519_public
 
 ENDORSEMENT_TYPE = "Endorsement"
 MAX_ENDORSEMENTS = 16  # carried in one profile; more is refused as malformed
+MAX_ENDORSEMENT_BYTES = 4096
 ENDORSEMENT_CONTEXT: list[Any] = [
     ACTIVITYSTREAMS,
     DATA_INTEGRITY_V2,
@@ -86,6 +89,12 @@ def read_endorsement(doc: Any) -> Endorsement:
             raise MalformedDocument(f"endorsement {field} must be like 2026-01-31T00:00:00Z")
     if "proof" not in doc:
         raise MalformedDocument("endorsement has no proof")
+    if len(json.dumps(doc)) > MAX_ENDORSEMENT_BYTES:
+        raise MalformedDocument(f"endorsement is over {MAX_ENDORSEMENT_BYTES} bytes")
+    host_of(doc["object"])
+    if host_of(doc["id"]) != host_of(doc["attributedTo"]):
+        # Ids are the authority's own: another cannot reuse one (nor revoke it).
+        raise MalformedDocument("endorsement id is not on its authority's host")
     return Endorsement(
         id=doc["id"],
         authority=doc["attributedTo"],
