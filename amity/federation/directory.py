@@ -160,13 +160,35 @@ def distrust_key(db: Database, actor: str) -> None:
     )
 
 
-def has_confirmed_listing(db: Database, actor: str) -> bool:
-    """Whether `actor`'s listing was ever checked against its own actor: then only the
-    author's actor, never a hub's word, may vouch for a different key."""
-    row = db.execute(
-        "SELECT 1 FROM directory WHERE actor = ? AND key_confirmed_at IS NOT NULL", [actor]
-    ).fetchone()
-    return row is not None
+@dataclass(frozen=True)
+class ListingKey:
+    """The key a school's listing was checked with, and when its actor was seen with it."""
+
+    key_id: str
+    key: bytes
+    confirmed_at: float | None
+
+    def trusted(self, key_id: str, now: float) -> bool:
+        return (
+            self.key_id == key_id
+            and self.confirmed_at is not None
+            and self.confirmed_at >= now - KEY_TRUST
+        )
+
+
+def listing_keys(db: Database, actors: list[str]) -> dict[str, ListingKey]:
+    """The listing keys of those of `actors` that are listed (one query for a whole page)."""
+    found: dict[str, ListingKey] = {}
+    for start in range(0, len(actors), 500):
+        chunk = actors[start : start + 500]
+        rows = db.execute(
+            "SELECT actor, key_id, author_key, key_confirmed_at FROM directory "
+            f"WHERE actor IN ({', '.join('?' for _ in chunk)}) AND author_key IS NOT NULL",
+            chunk,
+        ).fetchall()
+        for actor, key_id, key, confirmed_at in rows:
+            found[actor] = ListingKey(key_id, decode_ed25519_public(key), confirmed_at)
+    return found
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,12 @@ class DirectorySync:
         limit = asyncio.Semaphore(SYNC_FETCHES)
         hub_keys = page.get("authorKeys")
         hub_keys = hub_keys if isinstance(hub_keys, dict) else {}
+        authors = [
+            item["attributedTo"]
+            for item in items
+            if isinstance(item, dict) and isinstance(item.get("attributedTo"), str)
+        ]
+        listed = await self.db(partial(directory.listing_keys, actors=authors))
 
         async def check(item: Any) -> _Checked | None:
             if not isinstance(item, dict):
@@ -190,7 +196,8 @@ class DirectorySync:
             try:
                 if item.get("type") == PROFILE_TYPE:
                     profile_from_document(item)
-                    proof, confirmed_at = await self._check_profile(item, hub_keys, limit)
+                    known = listed.get(item["attributedTo"])
+                    proof, confirmed_at = await self._check_profile(item, hub_keys, known, limit)
                     async with limit:
                         held = await check_carried(self.actors, item, proof.public_key)
                     return _Checked("profile", item, held, proof, confirmed_at)
@@ -227,24 +234,28 @@ class DirectorySync:
         return await self.db(apply)
 
     async def _check_profile(
-        self, item: dict[str, Any], hub_keys: dict[str, Any], limit: asyncio.Semaphore
+        self,
+        item: dict[str, Any],
+        hub_keys: dict[str, Any],
+        known: directory.ListingKey | None,
+        limit: asyncio.Semaphore,
     ) -> tuple[ProofInfo, float | None]:
         """The verified proof of a listing, and when its key was seen in the author's own
-        actor (None: only the hub says it is the author's)."""
+        actor (None: only the hub says it is the author's). `known`: what the node's own
+        listing of that school holds."""
         author = item["attributedTo"]
         method = read_proof(item)["verificationMethod"]
         now = time.time()
-        known = await self.db(lambda db: directory.confirmed_key(db, author, method, now))
-        if known is not None:
+        if known is not None and known.trusted(method, now):
             try:
-                return verify_document(item, known[0]), known[1]
+                return verify_document(item, known.key), known.confirmed_at
             except BadSignature:
                 pass  # a newer key than the one confirmed: check it like a new one
         actor = await self.actors.cached(author)
         if actor is not None:
             return verify_with_actor(item, actor), now
         claimed = hub_keys.get(method)
-        vouched = await self.db(lambda db: directory.has_confirmed_listing(db, author))
+        vouched = known is not None and known.confirmed_at is not None
         if isinstance(claimed, str) and method.split("#", 1)[0] == author and not vouched:
             try:
                 return verify_document(item, decode_ed25519_public(claimed)), None

@@ -59,8 +59,6 @@ def _all_addresses(with_v6: bool) -> list[str]:
     return found
 
 
-
-
 def _confine(zeroconf: Zeroconf, addresses: list[str]) -> bool:
     """Keep mDNS on the interface of `addresses`.
 
