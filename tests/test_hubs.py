@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,12 @@ COUNTRIES = ["MX", "KE", "IN", "FR"]
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if await check():
-            return
+    """Poll `check` until it holds; fail after `timeout` seconds of wall-clock time."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{check.__name__}: not met within {timeout} s")
         await asyncio.sleep(0.05)
-    raise AssertionError("condition not met")
 
 
 async def follow(follower: LiveNode, target: LiveNode) -> None:
