@@ -49,23 +49,11 @@ class NodeHooks:
     def profile_stored(self, db: Database, document: dict[str, Any], via: str | None) -> None:
         """On a hub, every new profile version goes on to its followers, except back to the
         node it came from and to its author, who both have it."""
-        if self.node.config.kind != "hub":
-            return
-        urls = self.node.urls
-        announce = activities.announce(
-            outbox.new_activity_id(urls), urls.id, document, urls.followers, self.node.now()
-        )
-        self._relay(db, announce, [via, document.get("attributedTo")])
+        self._relay(db, document, [via, document.get("attributedTo")])
 
     def profile_removed(self, db: Database, delete: dict[str, Any], via: str | None) -> None:
         """On a hub, a school's signed Delete of its profile goes on like its profiles do."""
-        if self.node.config.kind != "hub":
-            return
-        urls = self.node.urls
-        announce = activities.announce(
-            outbox.new_activity_id(urls), urls.id, delete, urls.followers, self.node.now()
-        )
-        self._relay(db, announce, [via, delete.get("actor")])
+        self._relay(db, delete, [via, delete.get("actor")])
 
     def endorsement_received(self, db: Database, endorsement: Endorsement) -> None:
         """An authority endorsed this school: carried from the next profile version on."""
@@ -76,18 +64,17 @@ class NodeHooks:
         """A hub relays the revocation; a school stops carrying the endorsement."""
         if self.node.config.kind == "school":
             self.wake_liveness()  # it re-publishes without it
-            return
+        self._relay(db, delete, [via, delete.get("actor")])
+
+    def _relay(self, db: Database, obj: dict[str, Any], skip: list[Any]) -> None:
+        """On a hub: an Announce of `obj` to every follower but the node it came from and
+        the actor it is about."""
         if self.node.config.kind != "hub":
             return
         urls = self.node.urls
         announce = activities.announce(
-            outbox.new_activity_id(urls), urls.id, delete, urls.followers, self.node.now()
+            outbox.new_activity_id(urls), urls.id, obj, urls.followers, self.node.now()
         )
-        self._relay(db, announce, [via, delete.get("actor")])
-
-    def _relay(self, db: Database, announce: dict[str, Any], skip: list[Any]) -> None:
-        """To every follower but the node it came from and the school it is about."""
-        urls = self.node.urls
         exclude = [actor for actor in skip if isinstance(actor, str)]
         inboxes = store.follower_inboxes(db, urls.handle, exclude=exclude)
         outbox.send(db, urls.handle, announce, inboxes, self.node.now())
