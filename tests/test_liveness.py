@@ -60,10 +60,7 @@ async def test_stale_after_60_days_and_back_when_the_node_runs(
     network: tuple[SteppedClock, dict[str, LiveNode]],
 ) -> None:
     clock, nodes = network
-    hub, school, watcher = nodes["hub"], nodes["school"], nodes["watcher"]
-    await follow(school, hub)
-    await follow(watcher, hub)
-    await until(lambda: _listed(watcher, school.actor))
+    school, watcher = await joined(nodes)
     first = (await shown(watcher))[school.actor]
     assert first["stale"] is False
 
@@ -89,16 +86,23 @@ async def test_a_paused_listing_is_hidden_and_comes_back(
     network: tuple[SteppedClock, dict[str, LiveNode]],
 ) -> None:
     _, nodes = network
-    hub, school, watcher = nodes["hub"], nodes["school"], nodes["watcher"]
-    await follow(school, hub)
-    await follow(watcher, hub)
-    await until(lambda: _listed(watcher, school.actor))
+    school, watcher = await joined(nodes)
     await school.run(lambda: school.node.set_paused(True))
     await until(lambda: _hidden(watcher, school.actor))
     assert (await shown(watcher, show_all=True))[school.actor]["paused"] is True
     await school.run(lambda: school.node.set_paused(False))
     await until(lambda: _listed(watcher, school.actor))
     assert (await shown(watcher))[school.actor]["paused"] is False
+
+
+async def joined(nodes: dict[str, LiveNode]) -> tuple[LiveNode, LiveNode]:
+    """School and watcher follow the hub; returns (school, watcher) once the watcher lists
+    the school."""
+    hub, school, watcher = nodes["hub"], nodes["school"], nodes["watcher"]
+    await follow(school, hub)
+    await follow(watcher, hub)
+    await until(lambda: _listed(watcher, school.actor))
+    return school, watcher
 
 
 async def _listed(watcher: LiveNode, actor: str) -> bool:

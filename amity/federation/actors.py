@@ -62,19 +62,17 @@ class RemoteActors:
         return document
 
     async def _document(self, url: str, refresh: bool, cache: bool = True) -> dict[str, Any]:
-        if not refresh:
-            cached = await self.db(lambda db: store.cached_actor(db, url))
-            if cached is not None and self.now() - cached[1] < self.ttl:
-                return cached[0]
-        return await self.fetch(url, cache)
+        held = None if refresh else await self._fresh(url)
+        return held if held is not None else await self.fetch(url, cache)
+
+    async def _fresh(self, url: str) -> dict[str, Any] | None:
+        cached = await self.db(lambda db: store.cached_actor(db, url))
+        return cached[0] if cached is not None and self.now() - cached[1] < self.ttl else None
 
     async def cached(self, actor_id: str) -> dict[str, Any] | None:
         """The actor document if the cache holds it fresh; never fetches."""
-        cached = await self.db(lambda db: store.cached_actor(db, actor_id))
-        if cached is None or self.now() - cached[1] >= self.ttl:
-            return None
-        document = cached[0]
-        return document if document.get("id") == actor_id else None
+        document = await self._fresh(actor_id)
+        return document if document is not None and document.get("id") == actor_id else None
 
     async def get(self, actor_id: str, refresh: bool = False, cache: bool = True) -> dict[str, Any]:
         """The actor document, from the cache while it is fresh; a fetched one is cached

@@ -141,17 +141,6 @@ def changes_since(db: Database, seq: int, limit: int) -> list[dict[str, Any]]:
     ]
 
 
-def confirmed_key(db: Database, actor: str, key_id: str, now: float) -> tuple[bytes, float] | None:
-    """The key `actor` was seen to publish as `key_id` within KEY_TRUST, and when: later
-    profiles signed with it verify without fetching the actor again."""
-    row = db.execute(
-        "SELECT author_key, key_confirmed_at FROM directory "
-        "WHERE actor = ? AND key_id = ? AND key_confirmed_at >= ?",
-        [actor, key_id, now - KEY_TRUST],
-    ).fetchone()
-    return (decode_ed25519_public(row[0]), float(row[1])) if row and row[0] else None
-
-
 def distrust_key(db: Database, actor: str) -> None:
     """The actor announced new keys: the next profile is checked against its actor."""
     db.execute(
@@ -241,10 +230,6 @@ def forget_listing(db: Database, actor: str, author_key: str) -> bool:
     if gone:
         replace_for_school(db, actor, [])
     return gone > 0
-
-
-def latest_seq(db: Database) -> int:
-    return int(db.execute("SELECT coalesce(max(seq), 0) FROM directory").fetchone()[0])
 
 
 def count_listings(db: Database) -> int:

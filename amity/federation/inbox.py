@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from sqlite_utils import Database
@@ -305,10 +306,11 @@ class Inbox:
         publishes now. Returns the proof and when the key was seen in the actor."""
         method = read_proof(obj)["verificationMethod"]
         now = time.time()
-        known = await self.db(lambda db: directory.confirmed_key(db, author, method, now))
-        if known is not None:
+        listed = await self.db(partial(directory.listing_keys, actors=[author]))
+        known = listed.get(author)
+        if known is not None and known.trusted(method, now):
             try:
-                return verify_document(obj, known[0]), known[1]
+                return verify_document(obj, known.key), known.confirmed_at or now
             except BadSignature:
                 pass  # signed with a newer key: ask the author
         actor = await self.actors.get(author)

@@ -96,17 +96,13 @@ def _device_of(address: str) -> str | None:
     return None
 
 
-def service_name(node: Node) -> str:
-    """Unique per actor, readable in mDNS browsers."""
-    tag = hashlib.sha256(node.urls.id.encode()).hexdigest()[:8]
-    return f"{node.config.handle[:40]} {tag}.{SERVICE_TYPE}"  # a DNS label: 63 bytes at most
-
-
 def advertisement(node: Node, addresses: list[str], port: int) -> AsyncServiceInfo:
+    """The node's service: its instance name is unique per actor and readable in mDNS
+    browsers (the handle is cut to fit a 63-byte DNS label)."""
     tag = hashlib.sha256(node.urls.id.encode()).hexdigest()[:8]
     return AsyncServiceInfo(
         SERVICE_TYPE,
-        service_name(node),
+        f"{node.config.handle[:40]} {tag}.{SERVICE_TYPE}",
         port=port,
         parsed_addresses=addresses,
         server=f"amity-{tag}.local.",

@@ -47,10 +47,6 @@ class Endorsement:
     expires: str | None
     document: dict[str, Any]
 
-    def current_at(self, now: str) -> bool:
-        """Not yet expired at `now` (same xsd:dateTime form, so strings compare)."""
-        return self.expires is None or now < self.expires
-
 
 def endorsement_document(
     endorsement_id: str,
