@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -26,6 +27,7 @@ from ..node.pages import profile_facts
 from ..protocol.activities import host_of
 from ..protocol.errors import ValidationFailed
 from ..protocol.profile import display_name, parse_profile_json
+from ..protocol.suggest import Reading, read_country, read_language, read_mode, read_subject
 from ..protocol.vocabulary import MODES, NODE_KINDS, SUBJECTS
 from .options import OneLineErrorGroup, data_option, fail, user_errors
 
@@ -298,14 +300,35 @@ def queue(data_dir: Path, as_json: bool) -> None:
         )
 
 
+def read_filter(reader: Callable[[str], Reading]) -> Callable[..., str | None]:
+    """A click callback reading a filter as a profile field is read: the code, or an error
+    naming what was meant (`--country Kenya`: did you mean KE (Kenya)?)."""
+
+    def callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        reading = reader(value)
+        if reading.problem is not None:
+            raise click.BadParameter(reading.problem)
+        return reading.value
+
+    return callback
+
+
 @cli.command("directory")
 @data_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: a list of listings.")
-@click.option("--country", help="ISO country code, e.g. KE.")
-@click.option("--language", help="Taught in or being learned, e.g. fr.")
+@click.option("--country", callback=read_filter(read_country), help="ISO country code, e.g. KE.")
+@click.option(
+    "--language", callback=read_filter(read_language), help="Taught in or being learned, e.g. fr."
+)
 @click.option("--age", type=click.IntRange(3, 19), help="Pupils of this age.")
-@click.option("--subject", type=click.Choice(sorted(SUBJECTS)))
-@click.option("--mode", type=click.Choice(MODES))
+@click.option(
+    "--subject",
+    callback=read_filter(read_subject),
+    help=f"A subject code: {', '.join(sorted(SUBJECTS))}.",
+)
+@click.option("--mode", callback=read_filter(lambda m: read_mode(m, MODES)), help="async or live.")
 @click.option("--query", "text", help="Words in the name, place or description.")
 @click.option("--endorsed-by", metavar="AUTHORITY", help="Endorsed by this authority (actor URL).")
 @click.option("--verified", is_flag=True, help="Only schools endorsed by an authority you trust.")

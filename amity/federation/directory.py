@@ -17,6 +17,7 @@ from ..protocol.multikey import decode_ed25519_public, encode_ed25519_public
 from ..protocol.profile import display_name
 from ..protocol.profile_document import profile_from_document
 from ..protocol.proofs import ProofInfo
+from ..protocol.text import clean_text
 from .endorsements import COUNTS, endorsed_by, replace_for_school, trusted
 
 # How long a key seen in an author's actor is trusted for that author's later profiles
@@ -344,20 +345,22 @@ def summaries(
 
 
 def summary(document: dict[str, Any], stale_before: str) -> dict[str, Any]:
-    """A listing's own facts, as `amity directory --json` shows them."""
+    """A listing's own facts, as `amity directory --json` shows them; its texts cleaned of
+    invisible controls (the signed document keeps them: it cannot be changed)."""
+    locality = document.get("locality")
     return {
         "actor": document["attributedTo"],
         "name": display_name(
             {"name": document["name"]} if "name" in document else {"name_map": document["nameMap"]}
         ),
         "country": document["country"],
-        "locality": document.get("locality"),
+        "locality": clean_text(locality) if isinstance(locality, str) else None,
         "timezone": document["timezone"],
         "languages": document["languages"],
         "ages": document["ages"],
         "subjects": document.get("subjects", []),
         "modes": document["modes"],
-        "description": document.get("summary", ""),
+        "description": clean_text(document.get("summary", ""), multiline=True),
         "updated": document["updated"],
         "last_active": document["updated"],
         "stale": document["updated"] < stale_before,

@@ -24,6 +24,7 @@ from .inbox_routes import routes as inbox_routes
 from .liveness import CHECK_INTERVAL, keep_alive
 from .node import Node
 from .routes import routes
+from .security_headers import add_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def create_app(node: Node, settings: FederationSettings | None = None) -> web.Ap
     settings = settings or FederationSettings()
     app = web.Application(middlewares=[error_middleware])
     app[NODE] = node
+    app.on_response_prepare.append(add_security_headers)
     app.cleanup_ctx.append(_federation(settings))
     app.add_routes(routes)
     app.add_routes(inbox_routes)

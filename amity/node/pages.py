@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from jinja2 import Environment, PackageLoader, select_autoescape
+
+from ..protocol.text import clean_text
 
 _env = Environment(
     loader=PackageLoader("amity.node", "templates"),
@@ -27,7 +30,7 @@ def profile_facts(profile: dict[str, Any], locale: Locale) -> list[tuple[str, st
     """The profile as labelled lines a teacher can read."""
     place = locale.territories.get(profile["country"], profile["country"])
     if "locality" in profile:
-        place = f"{profile['locality']}, {place}"
+        place = f"{clean_text(profile['locality'])}, {place}"
     langs = profile["languages"]
     return [
         ("Where", place),
@@ -52,6 +55,20 @@ def render_actor_page(
 ) -> str:
     """The public page of an account, with its school profile in words."""
     facts = profile_facts(profile, Locale("en")) if profile else []
+    shown = {**actor}
+    for key in ("name", "summary"):  # texts may come from a profile stored before cleaning
+        if isinstance(actor.get(key), str):
+            shown[key] = clean_text(actor[key], multiline=key == "summary")
     return _env.get_template("actor.html").render(
-        actor=actor, facts=facts, handle=handle, updated=updated
+        actor=shown, facts=facts, handle=handle, updated=updated
     )
+
+
+def inline_styles() -> list[str]:
+    """The text of every <style> block of the templates, for the pages' CSP hashes."""
+    assert _env.loader is not None
+    found = []
+    for name in _env.list_templates(extensions=["html"]):
+        source = _env.loader.get_source(_env, name)[0]
+        found += re.findall(r"<style>(.*?)</style>", source, flags=re.S)
+    return found

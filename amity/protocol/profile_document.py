@@ -77,4 +77,4 @@ def profile_from_document(doc: dict[str, Any]) -> dict[str, Any]:
     fields = {
         _FROM_DOCUMENT.get(key, key): value for key, value in doc.items() if key not in _ENVELOPE
     }
-    return validate_profile(fields)
+    return validate_profile(fields, received=True)
