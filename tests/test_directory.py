@@ -148,6 +148,45 @@ def test_human_output_and_empty_directory(node_with_listings: Node, tmp_path: Pa
     assert "No schools found" in empty.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--country", "Kenya"),
+            "error: Invalid value for '--country': 'Kenya' is a country name, not an ISO 3166-1 "
+            "alpha-2 code; did you mean KE (Kenya)? (see: amity directory --help)",
+        ),
+        (
+            ("--language", "English"),
+            "error: Invalid value for '--language': 'English' is a language name, not a BCP 47 "
+            "tag; did you mean en (English)? (see: amity directory --help)",
+        ),
+        (
+            ("--subject", "Science"),
+            "error: Invalid value for '--subject': 'Science' is not a subject code; "
+            "did you mean science? (see: amity directory --help)",
+        ),
+    ],
+)
+def test_filters_say_what_was_meant(
+    node_with_listings: Node, args: tuple[str, ...], message: str
+) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["directory", "--data", str(node_with_listings.config.data_dir), *args],
+        prog_name="amity",
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip() == message
+    assert result.stdout == ""
+
+
+def test_filters_take_codes_in_any_case_their_standard_ignores(node_with_listings: Node) -> None:
+    assert _names(_directory(node_with_listings, "--country", "ke", "--language", "EN")) == [
+        "Nairobi Hill School"
+    ]
+
+
 async def test_directory_endpoint_pages_by_cursor(
     node_with_listings: Node, served_app: Any
 ) -> None:

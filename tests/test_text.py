@@ -173,3 +173,16 @@ async def test_pages_and_json_carry_security_headers(school: Node, served_app: A
         ), path
     actor = await client.get("/actors/benito")
     assert (await actor.json(content_type=None))["name"] == "EvilloohcS"
+
+
+def test_the_cli_shows_a_remote_actors_name_clean() -> None:
+    from amity.cli.main import shown_name
+
+    assert shown_name({"id": "https://a.example/actors/a", "name": f"Evil{RLO}loohcS"}) == (
+        "EvilloohcS"
+    )
+    invisible = {"id": "https://a.example/actors/a", "name": ZWSP, "preferredUsername": "a"}
+    assert shown_name(invisible) == "a"
+    assert shown_name({"id": "https://a.example/actors/a", "name": ["x"]}) == (
+        "https://a.example/actors/a"
+    )

@@ -28,6 +28,7 @@ from ..protocol.activities import host_of
 from ..protocol.errors import ValidationFailed
 from ..protocol.profile import display_name, parse_profile_json
 from ..protocol.suggest import Reading, read_country, read_language, read_mode, read_subject
+from ..protocol.text import clean_text
 from ..protocol.vocabulary import MODES, NODE_KINDS, SUBJECTS
 from .options import OneLineErrorGroup, data_option, fail, user_errors
 
@@ -240,7 +241,7 @@ def follow(data_dir: Path, target: str, allow_private_network: bool) -> None:
     with Node.open(data_dir) as node:
         actor = asyncio.run(fetch_remote_actor(node, target, allow_private_network))
         node.follow(actor)
-        name = actor.get("name") or actor.get("preferredUsername") or actor["id"]
+        name = shown_name(actor)
         click.echo(f"Follow of {name} ({actor['id']}) queued.")
         click.echo("It is delivered while the node serves; `amity queue` shows what is pending.")
 
@@ -419,7 +420,7 @@ def endorse(
         actor = asyncio.run(fetch_remote_actor(node, school, allow_private_network))
         document = endorsing.endorse(node, actor, deadline)
     until = f", until {deadline}" if deadline else ""
-    click.echo(f"Endorsed {actor.get('name') or actor['id']} ({actor['id']}){until}.")
+    click.echo(f"Endorsed {shown_name(actor)} ({actor['id']}){until}.")
     click.echo(f"  endorsement: {document['id']}")
     click.echo("It is delivered while the node serves; the school carries it in its profile.")
 
@@ -509,7 +510,7 @@ def trust(data_dir: Path, authority: str | None, remove: bool, allow_private_net
             return
         actor = asyncio.run(fetch_remote_actor(node, authority, allow_private_network))
         added = endorsing.trust(node, actor)
-    name = actor.get("name") or actor["id"]
+    name = shown_name(actor)
     if not added:
         click.echo(f"{name} ({actor['id']}) was already trusted.")
         return
@@ -580,6 +581,14 @@ def describe_state(row: dict[str, Any]) -> str:
 
 def format_epoch(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def shown_name(actor: dict[str, Any]) -> str:
+    """A remote actor's name as the terminal may show it (no bidi controls or escapes)."""
+    for key in ("name", "preferredUsername"):
+        if isinstance(actor.get(key), str) and clean_text(actor[key]).strip():
+            return clean_text(actor[key]).strip()
+    return str(actor["id"])
 
 
 async def fetch_remote_actor(
