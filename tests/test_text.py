@@ -56,7 +56,8 @@ def test_clean_text(raw: str, shown: str) -> None:
 
 
 def test_clean_text_keeps_line_breaks_when_asked() -> None:
-    assert clean_text("one\r\ntwo\u2028three\x85", multiline=True) == "one\ntwo\nthree\n"
+    assert clean_text("one\r\ntwo\u2028three\x85four", multiline=True) == "one\ntwo\nthree\nfour"
+    assert clean_text("one\r\ntwo") == "one two"
 
 
 def _signed_profile(node: Node, changes: dict[str, Any]) -> dict[str, Any]:

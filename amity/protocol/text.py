@@ -80,28 +80,28 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
     """`value` without bidirectional controls (U+202A-202E, U+2066-2069, U+200E, U+200F,
     U+061C), zero-width and other invisible format characters (U+200B, U+2060-2064,
     U+FEFF, soft hyphen, tag characters, ...: Unicode category Cf), control characters,
-    lone surrogates and blank filler letters; ZWNJ/ZWJ stay only where a script needs them. Line and
-    paragraph breaks and tabs become spaces, or, with `multiline`, line breaks stay
-    (as "\\n"). The result is NFC-normalized."""
+    lone surrogates and blank filler letters; ZWNJ/ZWJ stay only where a script needs
+    them. Line breaks (any of Unicode's) and tabs become spaces; with `multiline`, line
+    breaks stay, as one "\\n" each. The result is NFC-normalized."""
     text = unicodedata.normalize("NFC", value)
+    lines = [
+        line if line.isprintable() and _BLANK_LETTERS.isdisjoint(line) else _clean_line(line)
+        for line in text.splitlines()
+    ]
+    return ("\n" if multiline else " ").join(lines)
+
+
+def _clean_line(line: str) -> str:
     kept: list[str] = []
-    for index, char in enumerate(text):
+    for index, char in enumerate(line):
         category = unicodedata.category(char)
-        if char in "\n\r\u2028\u2029\x85":
-            if multiline:
-                if not (char == "\n" and index > 0 and text[index - 1] == "\r"):
-                    kept.append("\n")
-            else:
-                kept.append(" ")
-        elif char == "\t":
+        if char == "\t":
             kept.append(" ")
         elif char in (ZWNJ, ZWJ):
-            if _keep_joiner(text, index):
+            if _keep_joiner(line, index):
                 kept.append(char)
-        elif char in _VISIBLE_FORMAT:
-            kept.append(char)
-        elif category in ("Cf", "Cc", "Cs") or char in _BLANK_LETTERS:
-            continue
-        else:
+        elif char in _VISIBLE_FORMAT or (
+            category not in ("Cf", "Cc", "Cs") and char not in _BLANK_LETTERS
+        ):
             kept.append(char)
     return "".join(kept)
