@@ -34,7 +34,9 @@ def test_a_loopback_follow_without_the_flag_names_it(school: Node) -> None:
         assert result.exit_code == 1
         assert len(result.stderr.splitlines()) == 1
         assert result.stderr.startswith("error: http://")
-        assert "is a loopback or private address; add --allow-private-network" in result.stderr
+        assert (
+            "is a private, loopback or local address; add --allow-private-network" in result.stderr
+        )
 
 
 def test_no_node_here_shows_a_complete_init(tmp_path: Path) -> None:
@@ -110,7 +112,7 @@ def test_a_peers_refusal_is_logged_queued_and_shown_with_its_reason(
     # Retried, it gets a full schedule and is sent again (and refused again, for the same
     # reason); dropped, it is gone.
     retried = amity("queue", "retry", str(rows[0]["id"]), data=b)
-    assert retried.stdout.startswith("1 deliveries due now")
+    assert retried.stdout.startswith("1 delivery due now")
     wait_until(lambda: query(b, "SELECT state, attempts FROM deliveries") == [("dead", 1)])
     assert amity("queue", "drop", str(rows[0]["id"]), data=b).stdout == (
         f"Delivery #{rows[0]['id']} removed from the queue.\n"
@@ -151,7 +153,7 @@ def test_queue_retry_and_drop(school: Node) -> None:
     assert run("queue", "drop", "x", "--data", data).exit_code == 2
 
     # --all takes the dead one only (the other was never tried); the group's --data counts.
-    assert run("queue", "--data", data, "retry", "--all").stdout.startswith("1 deliveries")
+    assert run("queue", "--data", data, "retry", "--all").stdout.startswith("1 delivery due")
     rows = {r["id"]: r for r in store.queue_rows(school.store.db)}
     assert (rows[dead]["state"], rows[dead]["attempts"]) == ("pending", 0)
     assert run("queue", "drop", str(pending), "--data", data).exit_code == 0

@@ -378,7 +378,8 @@ def queue_retry(
         changed = fed_store.retry_deliveries(node.store.db, ids, node.clock().timestamp())
     if not retry_all and not changed:
         fail([f"no delivery #{delivery_id} in the queue (see: amity queue)"])
-    click.echo(f"{len(changed)} deliveries due now; a serving node sends them within seconds.")
+    count = f"{len(changed)} delivery" if len(changed) == 1 else f"{len(changed)} deliveries"
+    click.echo(f"{count} due now; a serving node sends them within seconds.")
 
 
 @queue.command("drop")
@@ -672,7 +673,7 @@ async def fetch_remote_actor(
     address = private_address(target)
     if address is not None and not allow_private_network:
         raise NodeError(
-            f"{address[0]} is a loopback or private address; add --allow-private-network "
+            f"{address[0]} is a private, loopback or local address; add --allow-private-network "
             "to talk to a node there (a test, a school LAN)"
         )
     if address is not None and not await wait_for_listener(address[1], address[2], 1, 1.0):
