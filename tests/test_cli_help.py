@@ -153,12 +153,16 @@ def test_queue_retry_and_drop(school: Node) -> None:
     assert run("queue", "drop", "x", "--data", data).exit_code == 2
 
     # --all takes the dead one only (the other was never tried); the group's --data counts.
+    # Its host was marked unavailable: it is probed now rather than in twelve hours.
+    store.mark_unavailable(school.store.db, "p0.example", 0.0, 1e12)
     assert run("queue", "--data", data, "retry", "--all").stdout.startswith("1 delivery due")
     rows = {r["id"]: r for r in store.queue_rows(school.store.db)}
     assert (rows[dead]["state"], rows[dead]["attempts"]) == ("pending", 0)
+    probe = school.store.db.execute("SELECT next_probe_at FROM hosts").fetchone()[0]
+    assert probe == rows[dead]["next_attempt_at"] < 1e12
     assert run("queue", "drop", str(pending), "--data", data).exit_code == 0
     assert [r["id"] for r in store.queue_rows(school.store.db)] == [dead]
-    assert run("queue", "--data", data).stdout.startswith("1 pending, 0 retrying, 0 dead")
+    assert run("queue", "--data", data).stdout.startswith("0 pending, 0 retrying, 0 dead, 1 held")
 
 
 def test_queue_wait_says_when_the_node_is_not_serving(school: Node) -> None:
