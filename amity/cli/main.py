@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import click
 from babel import Locale
+from click.core import ParameterSource
 
 from .. import __version__
 from ..federation import directory
 from ..federation import endorsements as endorsement_store
 from ..federation import store as fed_store
+from ..federation.queue_states import STATES, describe_state
 from ..node import endorsing
 from ..node.backup import backup_node
 from ..node.clock import format_time
@@ -24,6 +28,7 @@ from ..node.errors import NodeError
 from ..node.listings import directory_listings
 from ..node.node import Node, init_node
 from ..node.pages import profile_facts
+from ..node.serve_lock import is_serving
 from ..protocol.activities import host_of
 from ..protocol.errors import ValidationFailed
 from ..protocol.profile import display_name, parse_profile_json
@@ -33,6 +38,9 @@ from ..protocol.vocabulary import MODES, NODE_KINDS, SUBJECTS
 from .options import OneLineErrorGroup, data_option, fail, user_errors
 
 MAX_PROFILE_BYTES = 64 * 1024
+ANSWER_WAIT = 30.0  # seconds `--wait` waits for the serving node to get an answer
+LISTEN_WAIT = 10.0  # seconds a node on a private address gets to start listening
+POLL = 0.25
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -92,18 +100,11 @@ def serve(
     allow_private_network: bool,
     no_lan_discovery: bool,
 ) -> None:
-    """Serve the node until Ctrl-C or SIGTERM."""
-    from ..node.server import serve_node
+    """Serve the node until Ctrl-C or SIGTERM (one `serve` per data directory)."""
+    from ..node.server import serve_data_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    node = Node.open(data_dir)
-    serve_node(
-        node,
-        bind or node.config.bind,
-        port or node.config.port,
-        allow_private_network,
-        lan_discovery=not no_lan_discovery,
-    )
+    serve_data_dir(data_dir, bind, port, allow_private_network, lan_discovery=not no_lan_discovery)
 
 
 @cli.command()
@@ -235,15 +236,44 @@ def demo(data_dir: Path | None) -> None:
 @data_option
 @click.argument("target")
 @private_network_option
+@click.option(
+    "--wait",
+    is_flag=True,
+    help=f"Wait (up to {ANSWER_WAIT:g} s) for TARGET to accept; this node must be serving.",
+)
 @user_errors
-def follow(data_dir: Path, target: str, allow_private_network: bool) -> None:
+def follow(data_dir: Path, target: str, allow_private_network: bool, wait: bool) -> None:
     """Follow a school, hub or authority: NAME@HOST or an actor URL."""
     with Node.open(data_dir) as node:
         actor = asyncio.run(fetch_remote_actor(node, target, allow_private_network))
         node.follow(actor)
         name = shown_name(actor)
         click.echo(f"Follow of {name} ({actor['id']}) queued.")
-        click.echo("It is delivered while the node serves; `amity queue` shows what is pending.")
+        if not wait:
+            click.echo(
+                "It is delivered while the node serves; `amity queue` shows what is pending."
+            )
+            return
+        db, handle = node.store.db, node.config.handle
+        outcome = wait_while_serving(
+            data_dir,
+            lambda: (
+                fed_store.following_state(db, handle, actor["id"]) != "pending"
+                or actor["id"] in fed_store.follow_problems(db, handle)
+            ),
+        )
+        state = fed_store.following_state(db, handle, actor["id"])
+        problem = fed_store.follow_problems(db, handle).get(actor["id"])
+    if state == "accepted":
+        click.echo(f"{name} accepted: this node follows it.")
+    elif state == "rejected":
+        fail([f"{name} rejected the follow"])
+    elif problem:
+        fail([f"the Follow was not delivered: {problem} (amity queue --data {data_dir})"])
+    elif outcome == "not serving":
+        fail([f"this node is not serving, so nothing is sent: amity serve --data {data_dir}"])
+    else:
+        fail([f"no answer from {name} within {ANSWER_WAIT:g} s; `amity following` shows it later"])
 
 
 @cli.command()
@@ -260,29 +290,50 @@ def followers(data_dir: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @user_errors
 def following(data_dir: Path, as_json: bool) -> None:
-    """The actors this node follows, and whether each accepted."""
+    """The actors this node follows, whether each accepted, and why a Follow is stuck."""
     _show_relations(data_dir, "following", as_json, "not following anyone yet")
 
 
 def _show_relations(data_dir: Path, table: str, as_json: bool, empty: str) -> None:
     with Node.open(data_dir) as node:
         rows = fed_store.relations(node.store.db, table, node.config.handle)
+        if table == "following":  # a pending follow says why its Follow is not delivered
+            problems = fed_store.follow_problems(node.store.db, node.config.handle)
+            for row in rows:
+                row["last_error"] = problems.get(row["actor"])
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif not rows:
         click.echo(empty)
     for row in [] if as_json else rows:
         state = f"  [{row['state']}]" if "state" in row else ""
-        click.echo(f"{row['actor']}{state}  since {row['since']}")
+        problem = f"  (Follow not delivered: {row['last_error']})" if row.get("last_error") else ""
+        click.echo(f"{row['actor']}{state}  since {row['since']}{problem}")
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @data_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help=f"First wait (up to {ANSWER_WAIT:g} s) until the serving node tried every pending one.",
+)
+@click.pass_context
 @user_errors
-def queue(data_dir: Path, as_json: bool) -> None:
-    """Deliveries waiting, retrying or dead."""
+def queue(ctx: click.Context, data_dir: Path, as_json: bool, wait: bool) -> None:
+    """Deliveries waiting, retrying or dead; `retry` and `drop` act on them."""
+    if ctx.invoked_subcommand is not None:
+        return
     with Node.open(data_dir) as node:
+        if wait:
+            db = node.store.db
+            outcome = wait_while_serving(
+                data_dir,
+                lambda: all(describe_state(r) != "pending" for r in fed_store.queue_rows(db)),
+            )
+            if outcome == "not serving":
+                click.echo(f"This node is not serving: amity serve --data {data_dir}", err=True)
         rows = fed_store.queue_rows(node.store.db)
     for row in rows:
         row["state"] = describe_state(row)
@@ -297,8 +348,53 @@ def queue(data_dir: Path, as_json: bool) -> None:
         )
         error = f", last error: {row['last_error']}" if row["last_error"] else ""
         click.echo(
-            f"  [{row['state']}] {row['inbox']} after {row['attempts']} attempts{when}{error}"
+            f"  #{row['id']} [{row['state']}] {row['inbox']} after {row['attempts']} "
+            f"attempts{when}{error}"
         )
+    if counts["dead"] or counts["retrying"] or counts["held"]:
+        click.echo("Try again now: amity queue retry ID|--all; remove one: amity queue drop ID")
+
+
+def _queue_data(ctx: click.Context, data_dir: Path) -> Path:
+    """`amity queue --data DIR retry ...` means DIR too, unless the subcommand names one."""
+    parent = ctx.parent
+    if ctx.get_parameter_source("data_dir") is ParameterSource.DEFAULT and parent is not None:
+        return Path(parent.params["data_dir"])
+    return data_dir
+
+
+@queue.command("retry")
+@data_option
+@click.argument("delivery_id", metavar="ID", type=int, required=False)
+@click.option("--all", "retry_all", is_flag=True, help="Every dead, retrying or held delivery.")
+@click.pass_context
+@user_errors
+def queue_retry(
+    ctx: click.Context, data_dir: Path, delivery_id: int | None, retry_all: bool
+) -> None:
+    """Make delivery ID (or --all) due now, with a full retry schedule."""
+    if (delivery_id is None) == (not retry_all):
+        fail(["give a delivery ID (from `amity queue`) or --all, not both"])
+    with Node.open(_queue_data(ctx, data_dir)) as node:
+        ids = None if retry_all else [delivery_id or 0]
+        changed = fed_store.retry_deliveries(node.store.db, ids, node.clock().timestamp())
+    if not retry_all and not changed:
+        fail([f"no delivery #{delivery_id} in the queue (see: amity queue)"])
+    count = f"{len(changed)} delivery" if len(changed) == 1 else f"{len(changed)} deliveries"
+    click.echo(f"{count} due now; a serving node sends them within seconds.")
+
+
+@queue.command("drop")
+@data_option
+@click.argument("delivery_id", metavar="ID", type=int)
+@click.pass_context
+@user_errors
+def queue_drop(ctx: click.Context, data_dir: Path, delivery_id: int) -> None:
+    """Remove delivery ID from the queue: it is never sent."""
+    with Node.open(_queue_data(ctx, data_dir)) as node:
+        if not fed_store.drop_delivery(node.store.db, delivery_id):
+            fail([f"no delivery #{delivery_id} in the queue (see: amity queue)"])
+    click.echo(f"Delivery #{delivery_id} removed from the queue.")
 
 
 def read_filter(reader: Callable[[str], Reading]) -> Callable[..., str | None]:
@@ -567,16 +663,19 @@ def backup(data_dir: Path, destination: Path) -> None:
     )
 
 
-STATES = ("pending", "retrying", "dead", "held")
-
-
-def describe_state(row: dict[str, Any]) -> str:
-    """pending (never tried), retrying, dead, or held (its host is unavailable)."""
-    if row["state"] == "dead":
-        return "dead"
-    if row["host_unavailable_since"] is not None:
-        return "held"
-    return "retrying" if row["attempts"] else "pending"
+def wait_while_serving(data_dir: Path, done: Callable[[], bool]) -> str:
+    """Poll `done` until it holds ("done"), for at most ANSWER_WAIT seconds ("timeout"), or
+    until the node has not been serving for a few seconds ("not serving"; a node started
+    in the background a moment ago gets that long to take its lock)."""
+    idle = 0
+    for _ in range(int(ANSWER_WAIT / POLL)):
+        if done():
+            return "done"
+        idle = 0 if is_serving(data_dir) else idle + 1
+        if idle * POLL >= 5.0:
+            return "not serving"
+        time.sleep(POLL)
+    return "done" if done() else "timeout"
 
 
 def format_epoch(seconds: float) -> str:
@@ -598,18 +697,56 @@ async def fetch_remote_actor(
     # Imported here: the HTTP client costs a quarter of a second to load, and most
     # commands never talk to the network.
     from ..federation.actors import ACTOR_TYPES, check_actor
-    from ..federation.client import FederationClient
-    from ..federation.errors import FetchFailed
+    from ..federation.client import FederationClient, wait_for_listener
+    from ..federation.errors import AddressRefused, FetchFailed
     from ..federation.webfinger import resolve_actor_url
 
+    address = private_address(target)
+    if address is not None and not allow_private_network:
+        raise NodeError(
+            f"{address[0]} is a private, loopback or local address; add --allow-private-network "
+            "to talk to a node there (a test, a school LAN)"
+        )
+    if address is not None and not await wait_for_listener(address[1], address[2], 1, 1.0):
+        click.echo(f"waiting for {address[0]} to answer...", err=True)
+        await wait_for_listener(address[1], address[2], int(LISTEN_WAIT / 0.5), 0.5)
     async with FederationClient(
         allow_private_network=allow_private_network, clock=node.clock
     ) as client:
-        url = await resolve_actor_url(client, target)
-        actor = check_actor(await client.get_json(url, node.signer()), url)
+        try:
+            url = await resolve_actor_url(client, target)
+            actor = check_actor(await client.get_json(url, node.signer()), url)
+        except AddressRefused as exc:
+            raise NodeError(
+                f"{exc}; add --allow-private-network to talk to a node there (a test, a school LAN)"
+            ) from exc
         if actor.get("type") not in ACTOR_TYPES:
             raise FetchFailed(f"{url} is not an actor")
         return actor
+
+
+def private_address(target: str) -> tuple[str, str, list[int]] | None:
+    """For a handle or URL on a loopback or private address: how to name it, its host and
+    the ports it may answer on; None for anything else."""
+    from ..federation.guard import ip_literal, is_public_address
+
+    if "://" in target:
+        parts = urlsplit(target)
+        schemes = [parts.scheme]
+    else:
+        parts = urlsplit("//" + target.lstrip("@").rpartition("@")[2])
+        schemes = ["https", "http"]  # WebFinger tries both on a private network
+    host = parts.hostname or ""
+    literal = ip_literal(host)
+    if host != "localhost" and (literal is None or is_public_address(literal)):
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    ports = [port] if port else [443 if scheme == "https" else 80 for scheme in schemes]
+    shown = f"http://{parts.netloc}" if len(schemes) > 1 else f"{schemes[0]}://{parts.netloc}"
+    return shown, literal or host, ports
 
 
 def main() -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +19,7 @@ from .. import __version__
 from ..protocol.activities import host_of
 from ..protocol.errors import MalformedDocument
 from ..protocol.httpsig import sign_request
+from .backoff import is_permanent_failure
 from .errors import AddressRefused, FetchFailed
 from .guard import check_host, resolver_kwargs
 from .signer import Signer
@@ -22,14 +27,29 @@ from .signer import Signer
 ACCEPT_ACTIVITY = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_REDIRECTS = 3
+MAX_ERROR_BODY = 4096  # of a refusal, read for its {"error": reason}
+MAX_REASON = 200  # characters of a reason kept
 
 
 @dataclass(frozen=True)
 class PostResult:
-    """What a POST got back: the status and, for 429 and 503, how long to wait."""
+    """What a POST got back: the status, for 429 and 503 how long to wait, and the reason
+    a refusing server gave (its JSON `{"error": ...}`)."""
 
     status: int
     retry_after: float | None = None
+    reason: str | None = None
+
+    def problem(self) -> str:
+        """The failure in words, as the queue and the log show it."""
+        answer = f"HTTP {self.status}: {self.reason}" if self.reason else f"HTTP {self.status}"
+        if is_permanent_failure(self.status) or self.status in (408, 429):
+            return f"refused by the server ({answer})"
+        return (
+            f"the server failed ({answer})"
+            if self.status >= 500
+            else f"the server answered {answer}"
+        )
 
 
 class FederationClient:
@@ -116,17 +136,19 @@ class FederationClient:
                         url = urljoin(url, response.headers["Location"])
                         continue
                     if response.status != 200:
-                        raise FetchFailed(f"GET {url} answered {response.status}", response.status)
+                        reason = await _error_reason(response)
+                        answer = f"HTTP {response.status}" + (f": {reason}" if reason else "")
+                        raise FetchFailed(f"the server at {url} answered {answer}", response.status)
                     body = await _read_limited(response)
-            except AddressRefused:
+            except FetchFailed:
                 raise
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                raise FetchFailed(f"GET {url} failed: {exc.__class__.__name__} {exc}") from exc
+                raise FetchFailed(self._network_error(url, exc)) from exc
             try:
                 return json.loads(body)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise FetchFailed(f"GET {url} did not return JSON") from exc
-        raise FetchFailed(f"GET {url}: more than {MAX_REDIRECTS} redirects")
+                raise FetchFailed(f"{url} did not answer with JSON") from exc
+        raise FetchFailed(f"{url} redirects more than {MAX_REDIRECTS} times")
 
     async def post(self, url: str, body: bytes, signer: Signer) -> PostResult:
         """POST a signed activity; network failures raise FetchFailed."""
@@ -139,27 +161,101 @@ class FederationClient:
             async with self.session.post(
                 url, data=body, headers=headers, allow_redirects=False
             ) as response:
-                await response.read()
+                # A success's body is of no use; a refusal's says why (a few KiB at most).
+                reason = await _error_reason(response) if response.status >= 400 else None
                 return PostResult(
-                    response.status, _retry_after(response.headers.get("Retry-After"))
+                    response.status, _retry_after(response.headers.get("Retry-After")), reason
                 )
         except AddressRefused:
             raise
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise FetchFailed(f"POST {url} failed: {exc.__class__.__name__} {exc}") from exc
+            raise FetchFailed(self._network_error(url, exc)) from exc
+
+    def _network_error(self, url: str, exc: BaseException) -> str:
+        """What went wrong on the way to `url`, as a sentence."""
+        parts = urlsplit(url)
+        where = parts.netloc or url[:200]
+        if isinstance(exc, TimeoutError):
+            return f"no answer from {where}: timed out after {self._timeout.total:g} s"
+        if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+            return f"could not make a secure (https) connection to {where}: {_words(exc)}"
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            if isinstance(exc.os_error, socket.gaierror):
+                return f"could not find the host {parts.hostname} (its name does not resolve)"
+            if isinstance(exc.os_error, ConnectionRefusedError):
+                return f"could not connect to {where} (connection refused): is the node running?"
+            return f"could not connect to {where} ({_words(exc.os_error)})"
+        if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
+            return f"{where} closed the connection without answering"
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return f"{where} broke off its answer"
+        return f"could not talk to {where}: {_words(exc)}"
+
+
+async def wait_for_listener(host: str, ports: list[int], tries: int, interval: float) -> bool:
+    """Whether something accepts TCP connections on `host` at one of `ports`, trying
+    `tries` times `interval` seconds apart (a node started a moment ago may not listen yet).
+    Only for addresses the caller may contact: it makes plain connections, unguarded."""
+    for attempt in range(tries):
+        for port in ports:
+            try:
+                async with asyncio.timeout(interval):
+                    _reader, writer = await asyncio.open_connection(host, port)
+            except (OSError, TimeoutError):
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return True
+        if attempt < tries - 1:
+            await asyncio.sleep(interval)
+    return False
 
 
 async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
     length = response.content_length
     if length is not None and length > MAX_RESPONSE_BYTES:
-        raise FetchFailed(f"response of {length} bytes is over the limit")
+        raise FetchFailed(
+            f"the answer of {length} bytes is over the limit of {MAX_RESPONSE_BYTES} bytes"
+        )
     chunks, total = [], 0
     async for chunk in response.content.iter_chunked(65536):
         total += len(chunk)
         if total > MAX_RESPONSE_BYTES:
-            raise FetchFailed("response is over the size limit")
+            raise FetchFailed(f"the answer is over the size limit of {MAX_RESPONSE_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _error_reason(response: aiohttp.ClientResponse) -> str | None:
+    """The `error` of a JSON refusal body, read up to MAX_ERROR_BODY bytes, made safe to
+    print (control and formatting characters dropped, cut short)."""
+    chunks, total = [], 0
+    try:
+        while total < MAX_ERROR_BODY:
+            chunk = await response.content.read(MAX_ERROR_BODY - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return None  # the status alone is the answer
+    try:
+        document = json.loads(b"".join(chunks))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    reason = document.get("error") if isinstance(document, dict) else None
+    if not isinstance(reason, str):
+        return None
+    text = " ".join("".join(c if c.isprintable() else " " for c in reason).split())
+    return text[:MAX_REASON] or None
+
+
+def _words(exc: BaseException) -> str:
+    """An OS or library error's own words, without its class name or errno."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or exc.__class__.__name__
 
 
 def _retry_after(value: str | None) -> float | None:

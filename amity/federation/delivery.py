@@ -115,7 +115,7 @@ class DeliveryWorker:
                 delivery.inbox, delivery.body, self.signer_for(delivery.handle)
             )
             status, retry_after = result.status, result.retry_after
-            error = f"HTTP {status}"
+            error = result.problem()
         except FetchFailed as exc:
             status, error = 0, str(exc)
         now = self.now()

@@ -427,6 +427,55 @@ def queue_rows(db: Database) -> list[dict[str, Any]]:
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
+def retry_deliveries(db: Database, ids: list[int] | None, now: float) -> list[int]:
+    """Make deliveries due now with a full retry schedule (attempts back to 0): those of
+    `ids`, or (None) every dead or retrying one. A held delivery's host gets its probe now.
+    Returns the ids changed."""
+    with db.atomic():
+        if ids is None:
+            rows = db.execute(
+                "SELECT id, host FROM deliveries WHERE state = 'dead' OR attempts > 0"
+            ).fetchall()
+        else:
+            marks = ",".join("?" * len(ids))
+            rows = db.execute(
+                f"SELECT id, host FROM deliveries WHERE id IN ({marks})", ids
+            ).fetchall()
+        for delivery_id, _host in rows:
+            db.execute(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ? "
+                "WHERE id = ?",
+                [now, delivery_id],
+            )
+        for host in {row[1] for row in rows}:
+            db.execute(
+                "UPDATE hosts SET next_probe_at = ? WHERE host = ? AND unavailable_since "
+                "IS NOT NULL",
+                [now, host],
+            )
+    return [row[0] for row in rows]
+
+
+def drop_delivery(db: Database, delivery_id: int) -> bool:
+    """Remove a delivery from the queue; False when there is none with that id."""
+    with db.atomic():
+        return db.execute("DELETE FROM deliveries WHERE id = ?", [delivery_id]).rowcount == 1
+
+
+def follow_problems(db: Database, handle: str) -> dict[str, str]:
+    """Why pending follows of `handle` are not answered yet: the last error of each one's
+    Follow delivery, by followed actor."""
+    rows = db.execute(
+        """
+        SELECT f.actor, d.last_error FROM following f
+        JOIN deliveries d ON d.activity_id = f.follow_id
+        WHERE f.handle = ? AND f.state = 'pending' AND d.last_error IS NOT NULL
+        """,
+        [handle],
+    ).fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
 # -- blocks ------------------------------------------------------------------------------
 
 

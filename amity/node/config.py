@@ -103,7 +103,8 @@ def load_config(data_dir: Path) -> NodeConfig:
     path = data_dir / CONFIG_FILE
     if not path.exists():
         raise NodeError(
-            f"no Amity node in {data_dir} (create one with: amity init --data {data_dir})"
+            f"no Amity node in {data_dir}; create one with: amity init --data {data_dir} "
+            "--name myschool --base-url https://amity.myschool.example"
         )
     try:
         with path.open("rb") as handle:

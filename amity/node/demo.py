@@ -146,7 +146,10 @@ def _explain(
     listings: list[dict[str, Any]],
 ) -> None:
     say("")
-    say(f"Ready: every school's directory lists all {len(listings)} schools, relayed by the hub.")
+    say(
+        f"Ready: every school's directory lists the other {len(listings)} schools, "
+        "relayed by the hub."
+    )
     say("")
     say("The directory as seen by the school in Oaxaca, Mexico (✓: endorsed by the ministry,")
     say("an authority this school trusts):")

@@ -3,14 +3,39 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from aiohttp import web
 
 from .app import FederationSettings, create_app
+from .config import load_config
 from .lan import lan_discovery as discovery
 from .node import Node
+from .serve_lock import serve_lock
 
 log = logging.getLogger("amity")
+
+
+def serve_data_dir(
+    data_dir: Path,
+    bind: str | None,
+    port: int | None,
+    allow_private_network: bool = False,
+    lan_discovery: bool = True,
+) -> None:
+    """Serve the node in `data_dir` (bind and port default to its config), refusing at once
+    when another process serves from it: the lock is taken before the database is opened
+    or anything is advertised, so a refused start changes nothing."""
+    load_config(data_dir)  # "no node here" comes before anything is created in the directory
+    with serve_lock(data_dir):
+        node = Node.open(data_dir)
+        serve_node(
+            node,
+            bind or node.config.bind,
+            port or node.config.port,
+            allow_private_network,
+            lan_discovery=lan_discovery,
+        )
 
 
 def serve_node(

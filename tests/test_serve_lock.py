@@ -1,0 +1,54 @@
+"""One `amity serve` per data directory: a second one refuses at once and changes nothing."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from .helpers import amity, free_port, make_school, query
+
+
+def _plant_lan_peer(data: Path) -> None:
+    """A node found on the local network, as the serving node would have recorded it."""
+    connection = sqlite3.connect(data / "amity.db", timeout=10)
+    try:
+        with connection:
+            connection.execute(
+                "INSERT INTO lan_peers (name, actor, kind, url, seen_at) VALUES (?, ?, ?, ?, ?)",
+                ["peer", "http://127.0.0.9:1/actors/p", "school", "http://127.0.0.9:1", 1.0],
+            )
+    finally:
+        connection.close()
+
+
+def test_a_second_serve_refuses_at_once_and_leaves_the_first_alone(
+    tmp_path: Path, served: Any
+) -> None:
+    port = free_port()
+    data = make_school(tmp_path, "solo", port)
+    first = served(data, port)
+    assert first.process is not None
+    _plant_lan_peer(data)
+    lan_before = amity("lan", "--json", data=data).stdout
+    for extra in ([], ["--port", str(free_port())]):
+        started = time.monotonic()
+        second = amity("serve", *extra, data=data, check=False)
+        assert time.monotonic() - started < 5
+        assert second.returncode == 1
+        assert second.stderr == (
+            f"error: a node is already serving from {data} (pid {first.process.pid}); "
+            "stop it first\n"
+        )
+    assert first.process.poll() is None
+    assert first.get("/.well-known/nodeinfo")[0] == 200
+    assert amity("lan", "--json", data=data).stdout == lan_before
+    assert query(data, "SELECT name FROM lan_peers WHERE name = 'peer'") == [("peer",)]
+
+    # kill -9 leaves the lock file behind, but not the lock: the next serve starts.
+    first.kill(signal.SIGKILL)
+    assert (data / "serve.lock").exists()
+    again = served(data, port)
+    assert again.get("/.well-known/nodeinfo")[0] == 200
