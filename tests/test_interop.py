@@ -22,8 +22,15 @@ from bovine.crypto.digest import content_digest_sha256
 from bovine.crypto.http_signature import build_signature
 from bovine.crypto.types import CryptographicIdentifier, CryptographicSecret
 
+from amity.node.app import FederationSettings
+
 from .helpers import free_port
 from .inprocess import start_node
+
+# These peers are not Amity nodes: the default policy would hold their Follows.
+ACCEPT_ALL = FederationSettings(
+    allow_private_network=True, poll_interval=0.05, first_retry=0.2, follow_policy="accept-all"
+)
 
 
 async def test_bovine_signed_follow_is_accepted_and_our_accept_verifies_in_bovine(
@@ -64,7 +71,7 @@ async def test_bovine_signed_follow_is_accepted_and_our_accept_verifies_in_bovin
     app.router.add_post("/inbox", inbox)
     peer_server = TestServer(app, host="127.0.0.1", port=port)
     await peer_server.start_server()
-    amity = await start_node(tmp_path, "amity")
+    amity = await start_node(tmp_path, "amity", ACCEPT_ALL)
     try:
         follow = {
             "@context": "https://www.w3.org/ns/activitystreams",

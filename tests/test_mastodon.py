@@ -8,8 +8,15 @@ from pathlib import Path
 
 import aiohttp
 
+from amity.node.app import FederationSettings
+
 from .inprocess import start_node
 from .mastodon_peer import MastodonPeer
+
+# These peers are not Amity nodes: the default policy would hold their Follows.
+ACCEPT_ALL = FederationSettings(
+    allow_private_network=True, poll_interval=0.05, first_retry=0.2, follow_policy="accept-all"
+)
 
 
 async def _until(check: Callable[[], object]) -> None:
@@ -25,7 +32,7 @@ async def test_mastodon_users_follow_get_updates_once_per_server_and_unfollow(
 ) -> None:
     peer = MastodonPeer("alice", "bob")
     await peer.server.start_server()
-    school = await start_node(tmp_path, "school")
+    school = await start_node(tmp_path, "school", ACCEPT_ALL)
     try:
         async with aiohttp.ClientSession() as session:
             inbox = f"{school.actor}/inbox"

@@ -21,7 +21,7 @@ from ..federation import directory
 from ..federation import endorsements as endorsement_store
 from ..federation import store as fed_store
 from ..federation.queue_states import STATES, describe_state
-from ..node import endorsing
+from ..node import endorsing, follow_requests
 from ..node.backup import backup_node
 from ..node.clock import format_time
 from ..node.errors import NodeError
@@ -278,11 +278,66 @@ def follow(data_dir: Path, target: str, allow_private_network: bool, wait: bool)
 
 @cli.command()
 @data_option
+@click.option("--pending", is_flag=True, help="The follow requests waiting for approval.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @user_errors
-def followers(data_dir: Path, as_json: bool) -> None:
-    """The actors that follow this node."""
+def followers(data_dir: Path, pending: bool, as_json: bool) -> None:
+    """The actors that follow this node, or (--pending) those asking to."""
+    if pending:
+        _show_follow_requests(data_dir, as_json)
+        return
     _show_relations(data_dir, "followers", as_json, "no followers yet")
+    if not as_json:
+        with Node.open(data_dir) as node:
+            waiting = len(follow_requests.pending(node))
+        if waiting:
+            click.echo(f"{waiting} follow request(s) waiting: amity followers --pending")
+
+
+def _show_follow_requests(data_dir: Path, as_json: bool) -> None:
+    with Node.open(data_dir) as node:
+        requests = follow_requests.pending(node)
+    rows = [
+        {
+            "actor": r.actor,
+            "address": r.address,
+            "since": format_time(datetime.fromtimestamp(r.received_at, UTC)),
+        }
+        for r in requests
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no follow requests waiting")
+        return
+    for row in rows:
+        click.echo(f"{row['actor']}  ({row['address']})  asked {row['since']}")
+    click.echo("Answer with: amity approve ACTOR, or amity reject ACTOR")
+
+
+@cli.command()
+@data_option
+@click.argument("actor")
+@user_errors
+def approve(data_dir: Path, actor: str) -> None:
+    """Accept a pending follow request: ACTOR (URL or NAME@HOST) becomes a follower."""
+    with Node.open(data_dir) as node:
+        request = follow_requests.approve(node, actor)
+    click.echo(f"Approved {request.address} ({request.actor}): it follows this node now.")
+    click.echo("The Accept is delivered while the node serves.")
+
+
+@cli.command()
+@data_option
+@click.argument("actor")
+@user_errors
+def reject(data_dir: Path, actor: str) -> None:
+    """Refuse a pending follow request of ACTOR (URL or NAME@HOST)."""
+    with Node.open(data_dir) as node:
+        request = follow_requests.reject(node, actor)
+    click.echo(f"Rejected the follow request of {request.address} ({request.actor}).")
+    click.echo("The Reject is delivered while the node serves.")
 
 
 @cli.command()

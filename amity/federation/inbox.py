@@ -39,7 +39,7 @@ from ..protocol.httpsig import (
 from ..protocol.message_signatures import message_key_id, verify_message
 from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
 from ..protocol.proofs import ProofInfo, read_proof, verify_document, verify_with_actor
-from . import directory, endorsements, store
+from . import directory, endorsements, follows, store
 from .actors import ACTOR_TYPES, RemoteActors
 from .endorsement_checks import check_carried, check_endorsement
 from .errors import FetchFailed
@@ -118,6 +118,8 @@ class Inbox:
         limiter: RateLimiter,
         queued: Callable[[], None],
         hooks: InboxHooks,
+        follow_policy: str = follows.DEFAULT_POLICY,
+        follow_limits: follows.FollowLimits | None = None,
     ) -> None:
         self.db = db
         self.actors = actors
@@ -126,6 +128,8 @@ class Inbox:
         self.limiter = limiter
         self.queued = queued
         self.hooks = hooks
+        self.follow_policy = follow_policy
+        self.follow_limits = follow_limits or follows.FollowLimits()
         self.handlers: dict[str, Callable[[IncomingActivity, Sender], Awaitable[Effect | None]]] = {
             "Follow": self._follow,
             "Accept": self._answer("accepted"),
@@ -258,19 +262,35 @@ class Inbox:
         return handle
 
     async def _follow(self, activity: IncomingActivity, sender: Sender) -> Effect:
+        """A follower is taken at once, or held for the operator by the follow policy;
+        either way only through inboxes on its own host and within its host's caps."""
         handle = self._local_handle(activity.object)
         actor = sender.actor_document
-        endpoints = actor.get("endpoints")
-        shared = endpoints.get("sharedInbox") if isinstance(endpoints, dict) else None
-        inbox = shared if isinstance(shared, str) else actor.get("inbox")
-        if not isinstance(inbox, str):
-            raise MalformedDocument("follower has no inbox")
-        personal_inbox = actor.get("inbox")
-        stamp = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        inboxes = follows.follower_inboxes(actor)
+        hold = follows.needs_approval(self.follow_policy, actor)
+        now = self.clock()
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        request = follows.FollowRequest(
+            handle,
+            activity.actor,
+            follows.display_name(actor),
+            inboxes.inbox,
+            inboxes.personal,
+            follows.minimal_follow(activity.document),
+            now.timestamp(),
+        )
 
         def effect(db: Database) -> None:
-            store.add_follower(db, handle, activity.actor, inbox, activity.id, stamp)
-            self.hooks.accept_follow(db, handle, activity.document, str(personal_inbox))
+            try:
+                follows.check_caps(db, handle, activity.actor, inboxes.inbox, self.follow_limits)
+                if hold and not follows.is_follower(db, handle, activity.actor):
+                    follows.hold(db, request, self.follow_limits)
+                    return
+            except follows.FollowRefused as exc:
+                raise Rejected(403, f"Follow refused: {exc}") from exc
+            follows.drop_request(db, handle, activity.actor)
+            store.add_follower(db, handle, activity.actor, inboxes.inbox, activity.id, stamp)
+            self.hooks.accept_follow(db, handle, activity.document, inboxes.personal)
 
         return effect
 

@@ -73,16 +73,26 @@ def add_follower(
     db: Database, handle: str, actor: str, inbox: str, follow_id: str, now: str
 ) -> None:
     db.table("followers").upsert(
-        {"handle": handle, "actor": actor, "inbox": inbox, "follow_id": follow_id, "created": now},
+        {
+            "handle": handle,
+            "actor": actor,
+            "host": host_of(actor),  # followers are counted per host (federation/follows.py)
+            "inbox": inbox,
+            "follow_id": follow_id,
+            "created": now,
+        },
         pk=("handle", "actor"),
     )
 
 
 def remove_follower(db: Database, handle: str | None, actor: str) -> None:
+    """The actor no longer follows (or asks to follow) `handle`, or any account (None)."""
     if handle is None:
         db.execute("DELETE FROM followers WHERE actor = ?", [actor])
+        db.execute("DELETE FROM follow_requests WHERE actor = ?", [actor])
     else:
         db.execute("DELETE FROM followers WHERE handle = ? AND actor = ?", [handle, actor])
+        db.execute("DELETE FROM follow_requests WHERE handle = ? AND actor = ?", [handle, actor])
 
 
 def follower_inboxes(db: Database, handle: str, exclude: list[str] | None = None) -> list[str]:
@@ -486,12 +496,14 @@ def add_block(db: Database, target: str, kind: str, now: str) -> None:
         db.table("blocks").upsert({"target": target, "kind": kind, "created": now}, pk="target")
         if kind == "actor":
             db.execute("DELETE FROM followers WHERE actor = ?", [target])
+            db.execute("DELETE FROM follow_requests WHERE actor = ?", [target])
             db.execute("DELETE FROM objects WHERE attributed_to = ?", [target])
             db.execute("DELETE FROM directory WHERE actor = ?", [target])
             db.execute("DELETE FROM remote_actors WHERE id = ?", [target])
             return
         for table, column in (
             ("followers", "actor"),
+            ("follow_requests", "actor"),
             ("objects", "id"),
             ("directory", "actor"),
             ("remote_actors", "id"),

@@ -13,6 +13,7 @@ from aiohttp import web
 from ..federation.actors import RemoteActors
 from ..federation.client import FederationClient
 from ..federation.delivery import DeliveryWorker
+from ..federation.follows import FollowLimits
 from ..federation.inbox import Inbox
 from ..federation.ratelimit import RateLimiter
 from ..federation.runner import DbRunner
@@ -40,6 +41,9 @@ class FederationSettings:
     poll_interval: float = 1.0
     first_retry: float = 60.0
     liveness_interval: float = CHECK_INTERVAL
+    # None: as the node's config says ([federation] follow_policy, followers_per_host).
+    follow_policy: str | None = None
+    follow_limits: FollowLimits | None = None
 
 
 @web.middleware
@@ -113,6 +117,9 @@ def _federation(
                 limiter=RateLimiter(settings.inbox_per_minute, settings.inbox_burst),
                 queued=worker.wake,
                 hooks=hooks,
+                follow_policy=settings.follow_policy or node.config.follow_policy,
+                follow_limits=settings.follow_limits
+                or FollowLimits(followers_per_host=node.config.followers_per_host),
             )
             tasks = [
                 asyncio.create_task(worker.run()),

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import tomli_w
 
+from ..federation.follows import DEFAULT_POLICY, POLICIES
 from ..protocol.discovery import HANDLE_PATTERN
 from ..protocol.vocabulary import NODE_KINDS
 from .errors import NodeError
@@ -34,6 +35,10 @@ class NodeConfig:
     # Inbox requests accepted per remote host: sustained per minute, and in a burst.
     inbox_per_minute: float = 600.0
     inbox_burst: int = 300
+    # Who may follow without the operator's approval (federation/follows.py), and how many
+    # followers one remote host may have.
+    follow_policy: str = DEFAULT_POLICY
+    followers_per_host: int = 1000
 
     @property
     def host(self) -> str:
@@ -74,6 +79,20 @@ def check_kind(kind: str) -> str:
     if kind not in NODE_KINDS:
         raise NodeError(f"--kind {kind!r}: must be one of {', '.join(NODE_KINDS)}")
     return kind
+
+
+def check_follow_policy(policy: object) -> str:
+    if policy not in POLICIES:
+        raise NodeError(
+            f"[federation] follow_policy {policy!r}: must be one of {', '.join(POLICIES)}"
+        )
+    return str(policy)
+
+
+def check_positive(key: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise NodeError(f"[federation] {key} {value!r}: must be a whole number of at least 1")
+    return value
 
 
 def default_port(base_url: str) -> int:
@@ -121,6 +140,10 @@ def load_config(data_dir: Path) -> NodeConfig:
             first_retry_seconds=float(federation.get("first_retry_seconds", 60.0)),
             inbox_per_minute=float(federation.get("inbox_per_minute", 600.0)),
             inbox_burst=int(federation.get("inbox_burst", 300)),
+            follow_policy=check_follow_policy(federation.get("follow_policy", DEFAULT_POLICY)),
+            followers_per_host=check_positive(
+                "followers_per_host", federation.get("followers_per_host", 1000)
+            ),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError, NodeError) as exc:
         raise NodeError(f"{path} is damaged: {exc}") from exc

@@ -91,6 +91,8 @@ class Node:
             ed25519_public=self.keys.ed25519_public,
             published=actor["published"],
             has_profile=profile is not None,
+            # Some followers wait for the operator (fediverse servers show "request sent").
+            manually_approves=self.config.follow_policy != "accept-all",
         )
 
     def publish_profile(self, data: dict[str, Any], paused: bool | None = None) -> StoredProfile:

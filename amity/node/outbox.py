@@ -37,6 +37,13 @@ def accept_follow(
     send(db, urls.handle, activity, [inbox], published)
 
 
+def reject_follow(
+    db: Database, urls: ActorUrls, follow: dict[str, Any], inbox: str, published: str
+) -> None:
+    activity = activities.reject(new_activity_id(urls), urls.id, follow)
+    send(db, urls.handle, activity, [inbox], published)
+
+
 def update_object(db: Database, urls: ActorUrls, obj: dict[str, Any], published: str) -> None:
     """Tell every follower, and every hub this account follows, that `obj` changed."""
     activity = activities.update(new_activity_id(urls), urls.id, obj, urls.followers, published)

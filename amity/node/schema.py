@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from sqlite_utils import Database, Migrations
 
+from ..federation.follows import host_or_none
+
 migrations = Migrations("amity")
 
 
@@ -204,3 +206,36 @@ def m008_listing_keys(db: Database) -> None:
     db.table("directory").add_column("key_id", str)
     db.table("directory").add_column("author_key", str)
     db.table("directory").add_column("key_confirmed_at", float)
+
+
+@migrations()
+def m011_follow_requests(db: Database) -> None:
+    # Follows waiting for the operator's approval (the follow policy), per local account;
+    # `follow` is the Follow as the Accept or Reject will quote it, `received_at` epoch
+    # seconds (requests expire).
+    db.table("follow_requests").create(
+        {
+            "handle": str,
+            "actor": str,
+            "host": str,
+            "name": str,
+            "inbox": str,
+            "personal_inbox": str,
+            "follow": str,
+            "received_at": float,
+        },
+        pk=("handle", "actor"),
+    )
+    db.table("follow_requests").create_index(["handle", "host"])
+    db.table("follow_requests").create_index(["received_at"])
+    # Followers are counted per host (caps per host); a follower recorded before with an
+    # inbox on another host than its actor's is dropped: it could aim deliveries at a third
+    # party, and it can follow again under the new rules.
+    db.table("followers").add_column("host", str)
+    for actor, inbox in db.execute("SELECT actor, inbox FROM followers").fetchall():
+        host = host_or_none(actor)
+        if host is None or host != host_or_none(inbox):
+            db.execute("DELETE FROM followers WHERE actor = ?", [actor])
+        else:
+            db.execute("UPDATE followers SET host = ? WHERE actor = ?", [host, actor])
+    db.table("followers").create_index(["handle", "host"])

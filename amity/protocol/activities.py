@@ -90,6 +90,10 @@ def accept(activity_id: str, actor: str, follow_activity: dict[str, Any]) -> dic
     return _activity("Accept", activity_id, actor, follow_activity, to=[follow_activity["actor"]])
 
 
+def reject(activity_id: str, actor: str, follow_activity: dict[str, Any]) -> dict[str, Any]:
+    return _activity("Reject", activity_id, actor, follow_activity, to=[follow_activity["actor"]])
+
+
 def create(
     activity_id: str, actor: str, obj: dict[str, Any], to: list[str], published: str
 ) -> dict[str, Any]:

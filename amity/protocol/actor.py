@@ -77,6 +77,7 @@ def actor_document(
     ed25519_public: bytes,
     published: str,
     has_profile: bool,
+    manually_approves: bool = False,
 ) -> dict[str, Any]:
     """The ActivityPub actor of a node's account, with both of its public keys."""
     doc: dict[str, Any] = {
@@ -94,7 +95,7 @@ def actor_document(
         "endpoints": {"sharedInbox": urls.shared_inbox},
         "directory": urls.directory,
         "revocations": urls.revocations,
-        "manuallyApprovesFollowers": False,
+        "manuallyApprovesFollowers": manually_approves,
         "discoverable": True,
         "published": published,
         "publicKey": {
