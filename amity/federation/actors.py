@@ -17,6 +17,15 @@ from .signer import Signer
 
 ACTOR_TTL = 24 * 3600.0
 ACTOR_TYPES = frozenset({"Person", "Organization", "Service", "Group", "Application"})
+# A key document is fetched again for a signature that fails at most this often: a flood
+# of junk signatures naming a real key must not make this node hammer the key's owner.
+REFETCH_INTERVAL = 300.0
+MAX_REFETCH_MARKS = 10_000
+
+
+def is_actor(document: dict[str, Any]) -> bool:
+    kind = document.get("type")
+    return isinstance(kind, str) and kind in ACTOR_TYPES
 
 
 def check_actor(document: Any, fetched_from: str) -> dict[str, Any]:
@@ -38,14 +47,20 @@ class RemoteActors:
         signer: Callable[[], Signer],
         ttl: float = ACTOR_TTL,
         now: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        refetch_interval: float = REFETCH_INTERVAL,
     ) -> None:
         self.db = db
         self.client = client
         self.signer = signer
         self.ttl = ttl
         self.now = now
+        self.monotonic = monotonic
+        self.refetch_interval = refetch_interval
         # Parsed keys by key id, so a busy inbox skips the database and PEM parsing.
         self._keys: dict[str, tuple[float, str, PublicKey, dict[str, Any]]] = {}
+        # When each document was last fetched (monotonic), oldest first.
+        self._fetched: dict[str, float] = {}
 
     def forget(self, actor_id: str) -> None:
         """Drop what is held in memory about an actor (it changed or was deleted)."""
@@ -55,8 +70,9 @@ class RemoteActors:
     async def fetch(self, url: str, cache: bool = True) -> dict[str, Any]:
         """Fetch `url` now (signed, so authorized-fetch servers answer) and cache it if an
         actor (and `cache`)."""
+        self._mark_fetched(url)
         document = check_actor(await self.client.get_json(url, self.signer()), url)
-        if cache and document.get("type") in ACTOR_TYPES:
+        if cache and is_actor(document):
             fetched_at = self.now()
             await self.db(lambda db: store.cache_actor(db, document, fetched_at))
         return document
@@ -78,7 +94,7 @@ class RemoteActors:
         """The actor document, from the cache while it is fresh; a fetched one is cached
         unless `cache` is False."""
         document = await self._document(actor_id, refresh, cache)
-        if document.get("type") not in ACTOR_TYPES or document["id"] != actor_id:
+        if not is_actor(document) or document["id"] != actor_id:
             raise FetchFailed(f"{actor_id} is not an actor")
         return document
 
@@ -88,7 +104,10 @@ class RemoteActors:
         """(owner, public key, owner's actor document) for a key id.
 
         A key missing from a cached document triggers one fresh fetch (the key may be new).
+        `refresh` and that fetch happen only when `may_refetch` allows; otherwise the copy
+        held is used.
         """
+        refresh = refresh and self.may_refetch(key_id)
         held = self._keys.get(key_id)
         if held is not None and not refresh and self.now() - held[0] < self.ttl:
             return held[1], held[2], held[3]
@@ -105,7 +124,7 @@ class RemoteActors:
         try:
             owner, key = key_from_document(document, key_id)
         except UnknownKey:
-            if refresh:
+            if refresh or not self.may_refetch(key_id):
                 raise
             return await self._lookup_key(key_id, refresh=True)
         if owner == document["id"]:
@@ -115,3 +134,18 @@ class RemoteActors:
         if key_from_document(actor, key_id)[0] != owner:
             raise UnknownKey(f"{owner} does not claim key {key_id}")
         return owner, key, actor
+
+    def may_refetch(self, key_id: str) -> bool:
+        """Whether the document holding `key_id` may be fetched again now: not when it was
+        fetched less than `refetch_interval` seconds ago."""
+        fetched = self._fetched.get(key_id.split("#", 1)[0])
+        return fetched is None or self.monotonic() - fetched >= self.refetch_interval
+
+    def _mark_fetched(self, url: str) -> None:
+        now = self.monotonic()
+        self._fetched.pop(url, None)  # re-inserted last: the dict stays oldest first
+        self._fetched[url] = now
+        while len(self._fetched) > MAX_REFETCH_MARKS or (
+            self._fetched and now - next(iter(self._fetched.values())) >= self.refetch_interval
+        ):
+            del self._fetched[next(iter(self._fetched))]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +14,7 @@ from .. import __version__
 from ..protocol.activities import host_of
 from ..protocol.errors import MalformedDocument
 from ..protocol.httpsig import sign_request
+from ..protocol.jsontext import parse_json
 from .errors import AddressRefused, FetchFailed
 from .guard import check_host, resolver_kwargs
 from .signer import Signer
@@ -123,9 +123,9 @@ class FederationClient:
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 raise FetchFailed(f"GET {url} failed: {exc.__class__.__name__} {exc}") from exc
             try:
-                return json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise FetchFailed(f"GET {url} did not return JSON") from exc
+                return parse_json(body)
+            except MalformedDocument as exc:
+                raise FetchFailed(f"GET {url} did not return JSON ({exc})") from exc
         raise FetchFailed(f"GET {url}: more than {MAX_REDIRECTS} redirects")
 
     async def post(self, url: str, body: bytes, signer: Signer) -> PostResult:

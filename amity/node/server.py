@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
-
 from .app import FederationSettings, create_app
+from .http_server import serve_app
 from .lan import lan_discovery as discovery
 from .node import Node
 
@@ -27,6 +26,10 @@ def serve_node(
         first_retry=node.config.first_retry_seconds,
         inbox_per_minute=node.config.inbox_per_minute,
         inbox_burst=node.config.inbox_burst,
+        inbox_per_minute_per_address=node.config.inbox_per_minute_per_address,
+        inbox_burst_per_address=node.config.inbox_burst_per_address,
+        trusted_proxies=node.config.trusted_proxies,
+        body_timeout=node.config.body_timeout_seconds,
     )
     app = create_app(node, settings)
     if lan_discovery:
@@ -44,8 +47,16 @@ def serve_node(
         )
 
     try:
-        # run_app turns SIGINT and SIGTERM into a graceful shutdown.
-        web.run_app(app, host=bind, port=port, print=announce, access_log=None, shutdown_timeout=5)
+        # Like web.run_app: SIGINT and SIGTERM become a graceful shutdown.
+        serve_app(
+            app,
+            host=bind,
+            port=port,
+            print=announce,
+            shutdown_timeout=5,
+            header_timeout=config.header_timeout_seconds,
+            idle_timeout=config.idle_timeout_seconds,
+        )
     finally:
         node.close()
         log.info("Amity node '%s' stopped", config.handle)
