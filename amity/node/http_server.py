@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_runner import GracefulExit
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,19 @@ class _HeaderDeadline(asyncio.Protocol):
             self.transport.close()
 
 
+class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server log, with malformed HTTP from strangers as one line at info level
+    rather than an error with a traceback (anyone could fill the log with those)."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            first_line = str(exc_info.message).strip().splitlines()[:1]
+            reason = f"{type(exc_info).__name__} {first_line[0] if first_line else ''}"
+            self.info(f"{msg}: %s", *args, reason)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
 def serve_app(
     app: web.Application,
     *,
@@ -127,6 +141,7 @@ async def _serve(
         access_log=None,
         keepalive_timeout=idle_timeout,
         shutdown_timeout=shutdown_timeout,
+        logger=_ServerLog(logging.getLogger("aiohttp.server"), {}),
     )
     await runner.setup()
     listener: asyncio.Server | None = None

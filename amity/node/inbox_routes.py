@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..federation.inbox import InboxRequest
 from .app_state import INBOX, NODE
@@ -39,6 +40,9 @@ async def _read_body(request: web.Request, timeout: float) -> bytes:
                 body += chunk
                 if len(body) > MAX_BODY:
                     raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
+    except HttpProcessingError as exc:  # a broken chunked encoding, say
+        reason = (str(exc.message).strip().splitlines() or ["unreadable"])[0]
+        raise web.HTTPBadRequest(text=f"the body is malformed: {reason}") from None
     except TimeoutError:
         # aiohttp then reads what is left for a few seconds at most and closes.
         log.debug(
