@@ -138,7 +138,7 @@ async def test_a_junk_flood_naming_a_school_key_does_not_limit_the_school(
     nodes.append(hub)
     inbox = f"{hub.base_url}/inbox"
     target = f"{hub.base_url}/actors/hub"
-    junk: list[int] = []
+    junk: list[tuple[int, str]] = []
     genuine: list[tuple[int, float]] = []
 
     async def flood() -> None:
@@ -146,7 +146,8 @@ async def test_a_junk_flood_naming_a_school_key_does_not_limit_the_school(
             for _ in range(120):
                 body = json.dumps(school.activity(target)).encode()
                 headers = signed(inbox, body, school.urls.rsa_key_id, JUNK_KEY)
-                junk.append((await post(session, inbox, body, headers))[0])
+                status, answer, _ = await post(session, inbox, body, headers)
+                junk.append((status, answer["error"]))
 
     async def deliver() -> None:
         async with aiohttp.ClientSession() as session:  # from 127.0.0.1, like the school
@@ -158,10 +159,14 @@ async def test_a_junk_flood_naming_a_school_key_does_not_limit_the_school(
                 await asyncio.sleep(0.02)
 
     await asyncio.gather(flood(), deliver())
-    # The stranger's junk is refused as junk, then stopped at its own address's limit
-    # (20 at once); it never counted against the school's host (15 at once).
-    assert junk[:20] == [401] * 20
-    assert set(junk[20:]) == {429}
+    # The stranger's junk is refused as junk (429 once the school's key was fetched again
+    # for it: no more of that for a while), then stopped at its own address's limit (20 at
+    # once). None of it counted against the school's host (15 at once).
+    assert junk[0][0] == 401
+    assert {status for status, _ in junk[:20]} == {401, 429}
+    assert len([status for status, _ in junk[:20] if status == 401]) <= 2
+    assert all("fetched again at most every" in error for status, error in junk[2:20])
+    assert set(junk[20:]) == {(429, "too many requests from this address")}
     assert [status for status, _ in genuine] == [202] * 12
     assert max(took for _, took in genuine) < 2.0
     log = log_of(hub)
@@ -475,6 +480,7 @@ class Peer:
     def __init__(self) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.gets = 0
+        self.retry_after: str | None = None  # the receiver's last answer to it
         app = web.Application()
         app.router.add_get("/actors/peer", self.actor)
         self.server = TestServer(app, host="127.0.0.1", port=free_port())
@@ -536,26 +542,31 @@ async def test_junk_signatures_refetch_a_key_at_most_once_per_interval(
             "object": receiver.actor,
         }
         body = json.dumps(activity).encode()
-        return (await post(session, inbox, body, signed(inbox, body, key_id, private_key)))[0]
+        headers = signed(inbox, body, key_id, private_key)
+        async with session.post(inbox, data=body, headers=headers) as response:
+            peer.retry_after = response.headers.get("Retry-After")
+            return response.status
 
     try:
         async with aiohttp.ClientSession() as session:
-            assert [await send(session, JUNK_KEY) for _ in range(50)] == [401] * 50
-            assert peer.gets == 1  # the first fetch; no refetch for any of the 50
+            # The first fetch, then one more for the first signature that fails with it.
+            assert [await send(session, JUNK_KEY) for _ in range(50)] == [401] * 2 + [429] * 48
+            assert peer.gets == 2
             assert await send(session, peer.key) == 202  # the real key still works
             clock[0] += REFETCH_INTERVAL - 1
-            assert await send(session, JUNK_KEY) == 401
-            assert peer.gets == 1
-            clock[0] += 1  # the interval is over: one more refetch is allowed
-            assert [await send(session, JUNK_KEY) for _ in range(10)] == [401] * 10
+            assert await send(session, JUNK_KEY) == 429
             assert peer.gets == 2
-            # A genuine rotation soon after a flood waits out the interval (the sender's
-            # retry brings it in), then is fetched once.
+            clock[0] += 1  # the interval is over: one more fetch is allowed
+            assert [await send(session, JUNK_KEY) for _ in range(10)] == [401] + [429] * 9
+            assert peer.gets == 3
+            # A genuine new key soon after a flood is told when to try again, and then
+            # fetched once.
             peer.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            assert await send(session, peer.key) == 401
+            assert await send(session, peer.key) == 429
+            assert peer.retry_after == str(int(REFETCH_INTERVAL))
             clock[0] += REFETCH_INTERVAL
             assert await send(session, peer.key) == 202
-            assert peer.gets == 3
+            assert peer.gets == 4
     finally:
         await receiver.server.close()
         receiver.node.close()

@@ -59,8 +59,11 @@ class RemoteActors:
         self.refetch_interval = refetch_interval
         # Parsed keys by key id, so a busy inbox skips the database and PEM parsing.
         self._keys: dict[str, tuple[float, str, PublicKey, dict[str, Any]]] = {}
-        # When each document was last fetched (monotonic), oldest first.
-        self._fetched: dict[str, float] = {}
+        # Which fetch (by number) last got each document, and when (monotonic) each was last
+        # fetched again because a signature failed; oldest first.
+        self.fetches = 0
+        self._fetched: dict[str, int] = {}
+        self._refetched: dict[str, float] = {}
 
     def forget(self, actor_id: str) -> None:
         """Drop what is held in memory about an actor (it changed or was deleted)."""
@@ -70,7 +73,11 @@ class RemoteActors:
     async def fetch(self, url: str, cache: bool = True) -> dict[str, Any]:
         """Fetch `url` now (signed, so authorized-fetch servers answer) and cache it if an
         actor (and `cache`)."""
-        self._mark_fetched(url)
+        self.fetches += 1
+        self._fetched.pop(url, None)  # re-inserted last: the dict stays oldest first
+        self._fetched[url] = self.fetches
+        if len(self._fetched) > MAX_REFETCH_MARKS:
+            del self._fetched[next(iter(self._fetched))]
         document = check_actor(await self.client.get_json(url, self.signer()), url)
         if cache and is_actor(document):
             fetched_at = self.now()
@@ -104,13 +111,15 @@ class RemoteActors:
         """(owner, public key, owner's actor document) for a key id.
 
         A key missing from a cached document triggers one fresh fetch (the key may be new).
-        `refresh` and that fetch happen only when `may_refetch` allows; otherwise the copy
+        `refresh`, and that fetch, happen only when `refetch_wait` is 0; otherwise the copy
         held is used.
         """
-        refresh = refresh and self.may_refetch(key_id)
+        refresh = refresh and not self.refetch_wait(key_id)
         held = self._keys.get(key_id)
         if held is not None and not refresh and self.now() - held[0] < self.ttl:
             return held[1], held[2], held[3]
+        if refresh:
+            self._refetching(_document_of(key_id))
         owner, key, actor = await self._lookup_key(key_id, refresh)
         if len(self._keys) > 10_000:
             self._keys.clear()
@@ -120,12 +129,15 @@ class RemoteActors:
     async def _lookup_key(
         self, key_id: str, refresh: bool
     ) -> tuple[str, PublicKey, dict[str, Any]]:
-        document = await self._document(key_id.split("#", 1)[0], refresh)
+        url = _document_of(key_id)
+        cached = None if refresh else await self._fresh(url)
+        document = cached if cached is not None else await self.fetch(url)
         try:
             owner, key = key_from_document(document, key_id)
         except UnknownKey:
-            if refresh or not self.may_refetch(key_id):
-                raise
+            if cached is None or self.refetch_wait(key_id):
+                raise  # just fetched, or fetched again moments ago
+            self._refetching(url)
             return await self._lookup_key(key_id, refresh=True)
         if owner == document["id"]:
             return owner, key, document
@@ -135,17 +147,32 @@ class RemoteActors:
             raise UnknownKey(f"{owner} does not claim key {key_id}")
         return owner, key, actor
 
-    def may_refetch(self, key_id: str) -> bool:
-        """Whether the document holding `key_id` may be fetched again now: not when it was
-        fetched less than `refetch_interval` seconds ago."""
-        fetched = self._fetched.get(key_id.split("#", 1)[0])
-        return fetched is None or self.monotonic() - fetched >= self.refetch_interval
+    def refetch_wait(self, key_id: str) -> float:
+        """Seconds until the document holding `key_id` may be fetched again because a
+        signature failed (0: now); once per `refetch_interval`."""
+        refetched = self._refetched.get(_document_of(key_id))
+        if refetched is None:
+            return 0.0
+        return max(0.0, self.refetch_interval - (self.monotonic() - refetched))
 
-    def _mark_fetched(self, url: str) -> None:
+    def fetched_since(self, key_id: str, fetches: int) -> bool:
+        """Whether the document holding `key_id` was fetched after the first `fetches`
+        fetches (a caller notes `self.fetches` first): then no newer copy is to be had."""
+        return self._fetched.get(_document_of(key_id), 0) > fetches
+
+    def _refetching(self, url: str) -> None:
+        """Note that `url` is fetched again now; marks older than `refetch_interval` and
+        the oldest beyond MAX_REFETCH_MARKS are forgotten."""
         now = self.monotonic()
-        self._fetched.pop(url, None)  # re-inserted last: the dict stays oldest first
-        self._fetched[url] = now
-        while len(self._fetched) > MAX_REFETCH_MARKS or (
-            self._fetched and now - next(iter(self._fetched.values())) >= self.refetch_interval
+        marks = self._refetched
+        marks.pop(url, None)  # re-inserted last: the dict stays oldest first
+        marks[url] = now
+        while marks and (
+            len(marks) > MAX_REFETCH_MARKS
+            or now - next(iter(marks.values())) >= self.refetch_interval
         ):
-            del self._fetched[next(iter(self._fetched))]
+            del marks[next(iter(marks))]
+
+
+def _document_of(key_id: str) -> str:
+    return key_id.split("#", 1)[0]

@@ -1,13 +1,14 @@
 """Inbox processing: authenticate a POSTed activity, then apply it once.
 
 Order of checks: rate limit per source address (429), signature present (401), key not on
-a blocked host (403), signature valid with the sender's key, refetched at most once in
-REFETCH_INTERVAL (401), rate limit per verified signing host (429), well-formed JSON
-activity (400), neither actor nor id on a blocked host (403), origin: key owner = actor,
-activity id on the actor's host (401); then the activity's effect, applied in one
-transaction together with its id, so a repeat does nothing. What costs more than a table
-look-up (fetching a key, parsing the body) comes after the cheap refusals, and a request
-whose signature fails counts only against its own address.
+a blocked host (403), signature valid with the sender's key, fetched again at most once
+per key document in actors.REFETCH_INTERVAL (401; 429 while a fetch must wait), rate
+limit per verified signing host (429), well-formed JSON activity (400), neither actor nor
+id on a blocked host (403), origin: key owner = actor, activity id on the actor's host
+(401); then the activity's effect, applied in one transaction together with its id, so a
+repeat does nothing. What costs more than a table look-up (fetching a key, parsing the
+body) comes after the cheap refusals, and a request whose signature fails counts only
+against its own address.
 """
 
 from __future__ import annotations
@@ -209,13 +210,14 @@ class Inbox:
 
     async def _authenticate(self, request: InboxRequest, key_id: str) -> Sender:
         """The verified sender. What no key could fix (time, Digest, coverage) is refused
-        before any key is fetched; a signature that fails with the cached key gets one
-        fresh fetch (the key may have been rotated), unless the key's document was fetched
-        less than REFETCH_INTERVAL ago."""
+        before any key is fetched; a signature that fails with the held key gets one fresh
+        fetch (the key may have been rotated), at most once per key document in
+        actors.REFETCH_INTERVAL: inside it the sender is told when to try again."""
         try:
             self._check_without_key(request)
         except (BadSignature, MalformedDocument) as exc:
             raise Rejected(401, str(exc)) from exc
+        fetches = self.actors.fetches
         for refresh in (False, True):
             try:
                 owner, key, document = await self.actors.key(key_id, refresh=refresh)
@@ -227,8 +229,16 @@ class Inbox:
             try:
                 self._verify(request, key_id, key)
             except KeyMismatch as exc:
-                if refresh or not self.actors.may_refetch(key_id):
-                    raise Rejected(401, str(exc)) from exc
+                if refresh or self.actors.fetched_since(key_id, fetches):
+                    raise Rejected(401, str(exc)) from exc  # the key is as fresh as it gets
+                wait = self.actors.refetch_wait(key_id)
+                if wait:
+                    raise Rejected(
+                        429,
+                        "the signature does not verify with the key held, which is fetched "
+                        f"again at most every {self.actors.refetch_interval:g} s",
+                        retry_after=wait,
+                    ) from exc
                 continue
             except (BadSignature, MalformedDocument) as exc:
                 raise Rejected(401, str(exc)) from exc
