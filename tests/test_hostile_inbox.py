@@ -370,6 +370,17 @@ def test_nesting_depth_matches_the_parsed_value(value: Any) -> None:
         assert nesting_exceeds(body, limit) == (depth(value) > limit)
 
 
+def test_depth_check_stays_cheap_for_hostile_bodies() -> None:
+    bodies = [
+        b"[" * 65 + b'"' + b'\\"' * 300_000,  # escaped quotes, never closed
+        b"[" + b",".join([b"[" * 63 + b"]" * 63] * 8000) + b"]",  # 1 MiB, 64 deep everywhere
+    ]
+    for body in bodies:
+        start = time.monotonic()
+        nesting_exceeds(body)
+        assert time.monotonic() - start < 2.0
+
+
 # -- 4. slow connections are closed --------------------------------------------------------
 
 

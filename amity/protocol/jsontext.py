@@ -3,6 +3,7 @@ ever are, so a deep body is a clear refusal rather than a RecursionError."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
@@ -11,29 +12,22 @@ from .errors import MalformedDocument
 
 MAX_DEPTH = 64  # an Announce of a profile with endorsements and proofs is about 6 deep
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_BRACKETS = bytes.maketrans(b"[]{}", b"()()")
+# A string, or an unterminated one to the end: always matching from its first quote keeps
+# the search linear (retrying from every escaped quote would be quadratic).
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_STEPS = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")  # +1 and -1 as signed bytes
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def nesting_exceeds(body: bytes, limit: int = MAX_DEPTH) -> bool:
     """Whether arrays and objects in `body` nest more than `limit` deep (strings ignored).
 
-    Costs a few passes of bytes.replace (C speed) rather than a Python loop over the
-    body: each pass removes the innermost pairs of brackets, so balanced brackets are
-    gone after as many passes as they nest deep."""
+    Cheap: the brackets outside strings become +1 and -1, and the deepest point is the
+    largest running sum, all in C (about 20 ms for a MiB of brackets)."""
     if body.count(b"[") + body.count(b"{") <= limit:
         return False  # the common case: too few brackets to nest that deep
-    nest = _STRING.sub(b"", body).translate(_BRACKETS, _NOT_BRACKETS)
-    too_deep = b"(" * (limit + 1)
-    for _ in range(limit):
-        if too_deep in nest:
-            return True
-        shorter = nest.replace(b"()", b"")
-        if len(shorter) == len(nest):
-            return False  # no pair left: empty, or unbalanced (the parser refuses it)
-        nest = shorter
-    return bool(nest)
+    steps = _STRING.sub(b"", body).translate(_STEPS, _NOT_BRACKETS)
+    return max(itertools.accumulate(memoryview(steps).cast("b")), default=0) > limit
 
 
 def parse_json(body: bytes, limit: int = MAX_DEPTH) -> Any:
