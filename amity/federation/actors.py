@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -64,6 +65,7 @@ class RemoteActors:
         self.fetches = 0
         self._fetched: dict[str, int] = {}
         self._refetched: dict[str, float] = {}
+        self._inflight: dict[str, asyncio.Future[None]] = {}  # fresh fetches under way
 
     def forget(self, actor_id: str) -> None:
         """Drop what is held in memory about an actor (it changed or was deleted)."""
@@ -112,19 +114,44 @@ class RemoteActors:
 
         A key missing from a cached document triggers one fresh fetch (the key may be new).
         `refresh`, and that fetch, happen only when `refetch_wait` is 0; otherwise the copy
-        held is used.
+        held is used, once a fresh fetch already under way has ended.
         """
-        refresh = refresh and not self.refetch_wait(key_id)
+        if refresh and self.refetch_wait(key_id):
+            await self._settled(_document_of(key_id))
+            refresh = False
         held = self._keys.get(key_id)
         if held is not None and not refresh and self.now() - held[0] < self.ttl:
             return held[1], held[2], held[3]
         if refresh:
-            self._refetching(_document_of(key_id))
-        owner, key, actor = await self._lookup_key(key_id, refresh)
+            return await self._refetched_key(key_id)
+        found = await self._lookup_key(key_id, refresh=False)
+        self._hold(key_id, found)
+        return found
+
+    def _hold(self, key_id: str, found: tuple[str, PublicKey, dict[str, Any]]) -> None:
         if len(self._keys) > 10_000:
             self._keys.clear()
-        self._keys[key_id] = (self.now(), owner, key, actor)
-        return owner, key, actor
+        self._keys[key_id] = (self.now(), *found)
+
+    async def _refetched_key(self, key_id: str) -> tuple[str, PublicKey, dict[str, Any]]:
+        """The key from a fresh fetch of its document; requests that want one meanwhile
+        wait for this one rather than fetch again."""
+        url = _document_of(key_id)
+        self._refetching(url)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[url] = done
+        try:
+            found = await self._lookup_key(key_id, refresh=True)
+            self._hold(key_id, found)
+            return found
+        finally:
+            self._inflight.pop(url, None)
+            done.set_result(None)
+
+    async def _settled(self, url: str) -> None:
+        pending = self._inflight.get(url)
+        if pending is not None:
+            await asyncio.shield(pending)
 
     async def _lookup_key(
         self, key_id: str, refresh: bool
@@ -135,10 +162,15 @@ class RemoteActors:
         try:
             owner, key = key_from_document(document, key_id)
         except UnknownKey:
-            if cached is None or self.refetch_wait(key_id):
-                raise  # just fetched, or fetched again moments ago
-            self._refetching(url)
-            return await self._lookup_key(key_id, refresh=True)
+            if cached is None:
+                raise  # just fetched
+            if self.refetch_wait(key_id):  # fetched again moments ago, or being fetched
+                await self._settled(url)
+                held = self._keys.get(key_id)
+                if held is None:
+                    raise
+                return held[1], held[2], held[3]
+            return await self._refetched_key(key_id)
         if owner == document["id"]:
             return owner, key, document
         # A stand-alone key document: its owner must publish the same key.

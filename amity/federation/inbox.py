@@ -218,6 +218,7 @@ class Inbox:
         except (BadSignature, MalformedDocument) as exc:
             raise Rejected(401, str(exc)) from exc
         fetches = self.actors.fetches
+        tried: Any = None
         for refresh in (False, True):
             try:
                 owner, key, document = await self.actors.key(key_id, refresh=refresh)
@@ -226,19 +227,19 @@ class Inbox:
                 # answer, hold that key?); the operator finds the reason in the log.
                 log.info("inbox: cannot get key %s: %s", key_id, exc)
                 raise Rejected(401, "cannot verify the signature") from exc
+            if key is tried:  # no fresh fetch allowed yet, and none got a newer key
+                raise Rejected(
+                    429,
+                    "the signature does not verify with the key held, which is fetched "
+                    f"again at most every {self.actors.refetch_interval:g} s",
+                    retry_after=self.actors.refetch_wait(key_id) or 1.0,
+                )
             try:
                 self._verify(request, key_id, key)
             except KeyMismatch as exc:
                 if refresh or self.actors.fetched_since(key_id, fetches):
                     raise Rejected(401, str(exc)) from exc  # the key is as fresh as it gets
-                wait = self.actors.refetch_wait(key_id)
-                if wait:
-                    raise Rejected(
-                        429,
-                        "the signature does not verify with the key held, which is fetched "
-                        f"again at most every {self.actors.refetch_interval:g} s",
-                        retry_after=wait,
-                    ) from exc
+                tried = key
                 continue
             except (BadSignature, MalformedDocument) as exc:
                 raise Rejected(401, str(exc)) from exc
