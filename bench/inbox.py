@@ -106,7 +106,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         receiver_port, sender_port, bare_port = free_port(), free_port(), free_port()
-        unlimited = "inbox_per_minute = 10000000\ninbox_burst = 10000000"
+        unlimited = (
+            "inbox_per_minute = 10000000\ninbox_burst = 10000000\n"
+            "inbox_per_minute_per_address = 10000000\ninbox_burst_per_address = 10000000"
+        )
         receiver_data = init_school(directory, "receiver", receiver_port, unlimited)
         sender_data = init_school(directory, "sender", sender_port)
         receiver = serve(receiver_data, receiver_port)

@@ -14,6 +14,8 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from amity.protocol.httpsig import sign_request
+
 from .inprocess import LiveNode, post_signed, start_node
 
 
@@ -166,10 +168,25 @@ async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
                     (await post_signed(session, f"{receiver.base}/inbox", activity, sender.node))[0]
                 )
             assert statuses == [202, 202, 429]
+            # A request whose signature fails is refused as such: the host's limit is
+            # counted only for verified requests.
             async with session.post(
                 f"{receiver.base}/inbox",
                 data=b"{}",
                 headers={"Signature": f'keyId="{sender.node.urls.rsa_key_id}",signature="AA=="'},
+            ) as response:
+                assert response.status == 401
+            body = json.dumps(follow(sender, receiver, type="Like")).encode()
+            headers = sign_request(
+                method="POST",
+                url=f"{receiver.base}/inbox",
+                body=body,
+                key_id=sender.node.urls.rsa_key_id,
+                private_key=sender.node.keys.rsa_private,
+                now=datetime.now(UTC),
+            )
+            async with session.post(
+                f"{receiver.base}/inbox", data=body, headers=headers
             ) as response:
                 assert response.status == 429
                 assert int(response.headers["Retry-After"]) >= 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -63,8 +64,9 @@ async def test_follow_refuses_loopback_urls_and_names(tmp_path: Path, listener: 
 
 
 async def test_inbox_never_fetches_a_key_from_a_private_address(
-    tmp_path: Path, listener: Listener
+    tmp_path: Path, listener: Listener, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="amity.federation.inbox")
     receiver = await start_node(
         tmp_path, "receiver", FederationSettings(allow_private_network=False)
     )
@@ -82,7 +84,8 @@ async def test_inbox_never_fetches_a_key_from_a_private_address(
                 session, f"{receiver.base}/inbox", activity, sender.node, key_id=key_id
             )
         assert status == 401
-        assert "private" in answer["error"]
+        assert answer["error"] == "cannot verify the signature"  # the stranger learns no more
+        assert "private" in caplog.text  # the operator does
         assert listener.connections == 0
     finally:
         for live in (receiver, sender):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,15 @@ from .signer import Signer
 
 ACTOR_TTL = 24 * 3600.0
 ACTOR_TYPES = frozenset({"Person", "Organization", "Service", "Group", "Application"})
+# A key document is fetched again for a signature that fails at most this often: a flood
+# of junk signatures naming a real key must not make this node hammer the key's owner.
+REFETCH_INTERVAL = 300.0
+MAX_REFETCH_MARKS = 10_000
+
+
+def is_actor(document: dict[str, Any]) -> bool:
+    kind = document.get("type")
+    return isinstance(kind, str) and kind in ACTOR_TYPES
 
 
 def check_actor(document: Any, fetched_from: str) -> dict[str, Any]:
@@ -38,14 +48,24 @@ class RemoteActors:
         signer: Callable[[], Signer],
         ttl: float = ACTOR_TTL,
         now: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        refetch_interval: float = REFETCH_INTERVAL,
     ) -> None:
         self.db = db
         self.client = client
         self.signer = signer
         self.ttl = ttl
         self.now = now
+        self.monotonic = monotonic
+        self.refetch_interval = refetch_interval
         # Parsed keys by key id, so a busy inbox skips the database and PEM parsing.
         self._keys: dict[str, tuple[float, str, PublicKey, dict[str, Any]]] = {}
+        # Which fetch (by number) last got each document, and when (monotonic) each was last
+        # fetched again because a signature failed; oldest first.
+        self.fetches = 0
+        self._fetched: dict[str, int] = {}
+        self._refetched: dict[str, float] = {}
+        self._inflight: dict[str, asyncio.Future[None]] = {}  # fresh fetches under way
 
     def forget(self, actor_id: str) -> None:
         """Drop what is held in memory about an actor (it changed or was deleted)."""
@@ -55,8 +75,13 @@ class RemoteActors:
     async def fetch(self, url: str, cache: bool = True) -> dict[str, Any]:
         """Fetch `url` now (signed, so authorized-fetch servers answer) and cache it if an
         actor (and `cache`)."""
+        self.fetches += 1
+        self._fetched.pop(url, None)  # re-inserted last: the dict stays oldest first
+        self._fetched[url] = self.fetches
+        if len(self._fetched) > MAX_REFETCH_MARKS:
+            del self._fetched[next(iter(self._fetched))]
         document = check_actor(await self.client.get_json(url, self.signer()), url)
-        if cache and document.get("type") in ACTOR_TYPES:
+        if cache and is_actor(document):
             fetched_at = self.now()
             await self.db(lambda db: store.cache_actor(db, document, fetched_at))
         return document
@@ -78,7 +103,7 @@ class RemoteActors:
         """The actor document, from the cache while it is fresh; a fetched one is cached
         unless `cache` is False."""
         document = await self._document(actor_id, refresh, cache)
-        if document.get("type") not in ACTOR_TYPES or document["id"] != actor_id:
+        if not is_actor(document) or document["id"] != actor_id:
             raise FetchFailed(f"{actor_id} is not an actor")
         return document
 
@@ -88,26 +113,64 @@ class RemoteActors:
         """(owner, public key, owner's actor document) for a key id.
 
         A key missing from a cached document triggers one fresh fetch (the key may be new).
+        `refresh`, and that fetch, happen only when `refetch_wait` is 0; otherwise the copy
+        held is used, once a fresh fetch already under way has ended.
         """
+        if refresh and self.refetch_wait(key_id):
+            await self._settled(_document_of(key_id))
+            refresh = False
         held = self._keys.get(key_id)
         if held is not None and not refresh and self.now() - held[0] < self.ttl:
             return held[1], held[2], held[3]
-        owner, key, actor = await self._lookup_key(key_id, refresh)
+        if refresh:
+            return await self._refetched_key(key_id)
+        found = await self._lookup_key(key_id, refresh=False)
+        self._hold(key_id, found)
+        return found
+
+    def _hold(self, key_id: str, found: tuple[str, PublicKey, dict[str, Any]]) -> None:
         if len(self._keys) > 10_000:
             self._keys.clear()
-        self._keys[key_id] = (self.now(), owner, key, actor)
-        return owner, key, actor
+        self._keys[key_id] = (self.now(), *found)
+
+    async def _refetched_key(self, key_id: str) -> tuple[str, PublicKey, dict[str, Any]]:
+        """The key from a fresh fetch of its document; requests that want one meanwhile
+        wait for this one rather than fetch again."""
+        url = _document_of(key_id)
+        self._refetching(url)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[url] = done
+        try:
+            found = await self._lookup_key(key_id, refresh=True)
+            self._hold(key_id, found)
+            return found
+        finally:
+            self._inflight.pop(url, None)
+            done.set_result(None)
+
+    async def _settled(self, url: str) -> None:
+        pending = self._inflight.get(url)
+        if pending is not None:
+            await asyncio.shield(pending)
 
     async def _lookup_key(
         self, key_id: str, refresh: bool
     ) -> tuple[str, PublicKey, dict[str, Any]]:
-        document = await self._document(key_id.split("#", 1)[0], refresh)
+        url = _document_of(key_id)
+        cached = None if refresh else await self._fresh(url)
+        document = cached if cached is not None else await self.fetch(url)
         try:
             owner, key = key_from_document(document, key_id)
         except UnknownKey:
-            if refresh:
-                raise
-            return await self._lookup_key(key_id, refresh=True)
+            if cached is None:
+                raise  # just fetched
+            if self.refetch_wait(key_id):  # fetched again moments ago, or being fetched
+                await self._settled(url)
+                held = self._keys.get(key_id)
+                if held is None:
+                    raise
+                return held[1], held[2], held[3]
+            return await self._refetched_key(key_id)
         if owner == document["id"]:
             return owner, key, document
         # A stand-alone key document: its owner must publish the same key.
@@ -115,3 +178,33 @@ class RemoteActors:
         if key_from_document(actor, key_id)[0] != owner:
             raise UnknownKey(f"{owner} does not claim key {key_id}")
         return owner, key, actor
+
+    def refetch_wait(self, key_id: str) -> float:
+        """Seconds until the document holding `key_id` may be fetched again because a
+        signature failed (0: now); once per `refetch_interval`."""
+        refetched = self._refetched.get(_document_of(key_id))
+        if refetched is None:
+            return 0.0
+        return max(0.0, self.refetch_interval - (self.monotonic() - refetched))
+
+    def fetched_since(self, key_id: str, fetches: int) -> bool:
+        """Whether the document holding `key_id` was fetched after the first `fetches`
+        fetches (a caller notes `self.fetches` first): then no newer copy is to be had."""
+        return self._fetched.get(_document_of(key_id), 0) > fetches
+
+    def _refetching(self, url: str) -> None:
+        """Note that `url` is fetched again now; marks older than `refetch_interval` and
+        the oldest beyond MAX_REFETCH_MARKS are forgotten."""
+        now = self.monotonic()
+        marks = self._refetched
+        marks.pop(url, None)  # re-inserted last: the dict stays oldest first
+        marks[url] = now
+        while marks and (
+            len(marks) > MAX_REFETCH_MARKS
+            or now - next(iter(marks.values())) >= self.refetch_interval
+        ):
+            del marks[next(iter(marks))]
+
+
+def _document_of(key_id: str) -> str:
+    return key_id.split("#", 1)[0]

@@ -19,6 +19,7 @@ from .. import __version__
 from ..protocol.activities import host_of
 from ..protocol.errors import MalformedDocument
 from ..protocol.httpsig import sign_request
+from ..protocol.jsontext import parse_json
 from .backoff import is_permanent_failure
 from .errors import AddressRefused, FetchFailed
 from .guard import check_host, resolver_kwargs
@@ -145,9 +146,9 @@ class FederationClient:
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 raise FetchFailed(self._network_error(url, exc)) from exc
             try:
-                return json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise FetchFailed(f"{url} did not answer with JSON") from exc
+                return parse_json(body)
+            except MalformedDocument as exc:
+                raise FetchFailed(f"{url} did not answer with JSON ({exc})") from exc
         raise FetchFailed(f"{url} redirects more than {MAX_REDIRECTS} times")
 
     async def post(self, url: str, body: bytes, signer: Signer) -> PostResult:

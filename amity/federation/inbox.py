@@ -1,15 +1,18 @@
 """Inbox processing: authenticate a POSTed activity, then apply it once.
 
-Order of checks: signature present (401), rate limit per signing host (429), well-formed
-JSON activity (400), neither key, actor nor id on a blocked host (403), signature valid
-with the sender's key, refetched once (401), origin: key owner = actor, activity id on the
-actor's host (401); then the activity's effect, applied in one transaction together with
-its id, so a repeat does nothing.
+Order of checks: rate limit per source address (429), signature present (401), key not on
+a blocked host (403), signature valid with the sender's key, fetched again at most once
+per key document in actors.REFETCH_INTERVAL (401; 429 while a fetch must wait), rate
+limit per verified signing host (429), well-formed JSON activity (400), neither actor nor
+id on a blocked host (403), origin: key owner = actor, activity id on the actor's host
+(401); then the activity's effect, applied in one transaction together with its id, so a
+repeat does nothing. What costs more than a table look-up (fetching a key, parsing the
+body) comes after the cheap refusals, and a request whose signature fails counts only
+against its own address.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,6 +39,7 @@ from ..protocol.httpsig import (
     parse_signature_header,
     verify_request,
 )
+from ..protocol.jsontext import parse_json
 from ..protocol.message_signatures import message_key_id, verify_message
 from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
 from ..protocol.proofs import ProofInfo, read_proof, verify_document, verify_with_actor
@@ -43,7 +47,7 @@ from . import directory, endorsements, follows, store
 from .actors import ACTOR_TYPES, RemoteActors
 from .endorsement_checks import check_carried, check_endorsement
 from .errors import FetchFailed
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, address_key
 from .runner import DbRunner
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,7 @@ class InboxRequest:
     headers: Mapping[str, str]  # lower-case names
     header_items: list[tuple[str, str]]  # every field line, for RFC 9421
     body: bytes
+    source: str = ""  # the client's address (behind a trusted proxy, the one it names)
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class Inbox:
         local_actors: Mapping[str, str],
         clock: Callable[[], datetime],
         limiter: RateLimiter,
+        address_limiter: RateLimiter,
         queued: Callable[[], None],
         hooks: InboxHooks,
         follow_policy: str = follows.DEFAULT_POLICY,
@@ -125,7 +131,8 @@ class Inbox:
         self.actors = actors
         self.local_actors = local_actors  # actor id -> handle
         self.clock = clock
-        self.limiter = limiter
+        self.limiter = limiter  # per verified signing host
+        self.address_limiter = address_limiter  # per source address, before verification
         self.queued = queued
         self.hooks = hooks
         self.follow_policy = follow_policy
@@ -150,19 +157,27 @@ class Inbox:
             return InboxResult(exc.status, exc.reason, exc.retry_after)
 
     async def _receive(self, request: InboxRequest) -> InboxResult:
-        key_id = _key_id(request.headers)
-        wait = self.limiter.check(_safe_host(key_id))
+        wait = self.address_limiter.check(address_key(request.source))
         if wait:
-            raise Rejected(429, "too many requests", retry_after=wait)
-        try:
-            activity = read_activity(json.loads(request.body))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise Rejected(400, "body is not JSON") from exc
-        except MalformedDocument as exc:
-            raise Rejected(400, str(exc)) from exc
-        if await self.db(lambda db: store.is_blocked(db, key_id, activity.actor, activity.id)):
+            raise Rejected(429, "too many requests from this address", retry_after=wait)
+        key_id = _key_id(request.headers)
+        key_document = key_id.split("#", 1)[0]
+        if await self.db(lambda db: store.is_blocked(db, key_id, key_document)):
             raise Rejected(403, "blocked")
         sender = await self._authenticate(request, key_id)
+        # Counted only once the signature holds, so no one can spend another's allowance.
+        wait = self.limiter.check(_safe_host(sender.key_id))
+        if wait:
+            raise Rejected(429, "too many requests from this host", retry_after=wait)
+        try:
+            activity = read_activity(parse_json(request.body))
+        except MalformedDocument as exc:
+            raise Rejected(400, str(exc)) from exc
+        checked = activity.actor == key_document and host_of(activity.id) == host_of(key_id)
+        if not checked and await self.db(
+            lambda db: store.is_blocked(db, activity.actor, activity.id)
+        ):
+            raise Rejected(403, "blocked")
         relayed_by_other = sender.owner != activity.actor
         if not relayed_by_other and host_of(activity.id) != host_of(activity.actor):
             raise Rejected(401, "activity id and actor are on different hosts")
@@ -199,22 +214,36 @@ class Inbox:
 
     async def _authenticate(self, request: InboxRequest, key_id: str) -> Sender:
         """The verified sender. What no key could fix (time, Digest, coverage) is refused
-        before any key is fetched; a signature that fails with the cached key gets one
-        fresh fetch (the key may have been rotated)."""
+        before any key is fetched; a signature that fails with the held key gets one fresh
+        fetch (the key may have been rotated), at most once per key document in
+        actors.REFETCH_INTERVAL: inside it the sender is told when to try again."""
         try:
             self._check_without_key(request)
         except (BadSignature, MalformedDocument) as exc:
             raise Rejected(401, str(exc)) from exc
+        fetches = self.actors.fetches
+        tried: Any = None
         for refresh in (False, True):
             try:
                 owner, key, document = await self.actors.key(key_id, refresh=refresh)
             except (FetchFailed, ProtocolError) as exc:
-                raise Rejected(401, f"cannot get key {key_id}: {exc}") from exc
+                # The stranger learns nothing about the host it named (does it resolve,
+                # answer, hold that key?); the operator finds the reason in the log.
+                log.info("inbox: cannot get key %s: %s", key_id, exc)
+                raise Rejected(401, "cannot verify the signature") from exc
+            if key is tried:  # no fresh fetch allowed yet, and none got a newer key
+                raise Rejected(
+                    429,
+                    "the signature does not verify with the key held, which is fetched "
+                    f"again at most every {self.actors.refetch_interval:g} s",
+                    retry_after=self.actors.refetch_wait(key_id) or 1.0,
+                )
             try:
                 self._verify(request, key_id, key)
             except KeyMismatch as exc:
-                if refresh:
-                    raise Rejected(401, str(exc)) from exc
+                if refresh or self.actors.fetched_since(key_id, fetches):
+                    raise Rejected(401, str(exc)) from exc  # the key is as fresh as it gets
+                tried = key
                 continue
             except (BadSignature, MalformedDocument) as exc:
                 raise Rejected(401, str(exc)) from exc

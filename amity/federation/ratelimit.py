@@ -1,10 +1,15 @@
-"""Per-remote-host rate limiting of inbox requests (token buckets, in memory)."""
+"""Rate limiting of inbox requests (token buckets, in memory): per source address before
+a signature is checked, per verified signing host after."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+MAX_KEYS = 10_000
 
 
 @dataclass
@@ -14,27 +19,63 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Allows `burst` requests at once and `per_minute` sustained, per key."""
+    """Allows `burst` requests at once and `per_minute` sustained, per key.
+
+    At most `max_keys` buckets are held: idle ones (full again) are forgotten first, then
+    the least recently used, so a stranger inventing keys cannot grow memory."""
 
     def __init__(
-        self, per_minute: float, burst: int, now: Callable[[], float] = time.monotonic
+        self,
+        per_minute: float,
+        burst: int,
+        now: Callable[[], float] = time.monotonic,
+        max_keys: int = MAX_KEYS,
     ) -> None:
         self.rate = per_minute / 60.0
         self.burst = float(burst)
         self.now = now
-        self._buckets: dict[str, _Bucket] = {}
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()  # least recently used first
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def check(self, key: str) -> float:
-        """0 when a request from `key` may go ahead, else the seconds until it may."""
+        """0 when a request from `key` may go ahead (and counts it), else the seconds until
+        it may."""
         now = self.now()
         bucket = self._buckets.get(key)
         if bucket is None:
-            if len(self._buckets) > 10_000:  # forget idle hosts rather than grow forever
-                self._buckets = {k: b for k, b in self._buckets.items() if b.tokens < self.burst}
+            self._forget(now)
             bucket = self._buckets[key] = _Bucket(self.burst, now)
+        else:
+            self._buckets.move_to_end(key)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
         bucket.updated = now
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
+
+    def _forget(self, now: float) -> None:
+        """Make room for one more bucket."""
+        while self._buckets:
+            oldest = next(iter(self._buckets.values()))
+            idle = oldest.tokens + (now - oldest.updated) * self.rate >= self.burst
+            if not idle and len(self._buckets) < self.max_keys:
+                return
+            self._buckets.popitem(last=False)
+
+
+def address_key(address: str) -> str:
+    """The bucket of a source address: IPv4 addresses alone, IPv6 by /64 (one customer's
+    network, which its owner can fill with any number of addresses)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

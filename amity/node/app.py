@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -20,7 +21,9 @@ from ..federation.runner import DbRunner
 from ..federation.sync import DirectorySync
 from ..protocol.errors import ProtocolError
 from .app_state import DB, INBOX, NODE, WORKER, error_response
+from .forwarded import SourceAddresses, parse_networks
 from .hooks import NodeHooks
+from .inbox_routes import FRONT_DOOR, FrontDoor
 from .inbox_routes import routes as inbox_routes
 from .liveness import CHECK_INTERVAL, keep_alive
 from .node import Node
@@ -35,8 +38,12 @@ class FederationSettings:
     """How this node talks to others; tests and benchmarks tune the limits."""
 
     allow_private_network: bool = False
-    inbox_per_minute: float = 600.0
+    inbox_per_minute: float = 600.0  # per verified signing host
     inbox_burst: int = 300
+    inbox_per_minute_per_address: float = 1200.0  # per source address, before verifying
+    inbox_burst_per_address: int = 600
+    trusted_proxies: tuple[str, ...] = ()  # IPs or networks whose X-Forwarded-For counts
+    body_timeout: float = 30.0  # seconds to receive an inbox body
     sync_interval: float = 600.0
     poll_interval: float = 1.0
     first_retry: float = 60.0
@@ -44,6 +51,8 @@ class FederationSettings:
     # None: as the node's config says ([federation] follow_policy, followers_per_host).
     follow_policy: str | None = None
     follow_limits: FollowLimits | None = None
+    # Rate-limit buckets and key refetches measure time on this (tests step it).
+    monotonic: Callable[[], float] = field(default=time.monotonic)
 
 
 @web.middleware
@@ -59,6 +68,10 @@ async def error_middleware(
         raise
     except ProtocolError as exc:
         return error_response(400, str(exc))
+    except ConnectionError as exc:
+        # The client went away (mid-upload, say): nobody to answer, nothing to fix.
+        log.debug("client left during %s %s: %s", request.method, request.path, exc)
+        return error_response(400, "connection closed by the client")
     except Exception:
         log.exception("error while answering %s %s", request.method, request.path)
         return error_response(500, "internal error")
@@ -70,6 +83,9 @@ def create_app(node: Node, settings: FederationSettings | None = None) -> web.Ap
     app = web.Application(middlewares=[error_middleware])
     app[NODE] = node
     app.on_response_prepare.append(add_security_headers)
+    app[FRONT_DOOR] = FrontDoor(
+        SourceAddresses(parse_networks(settings.trusted_proxies)), settings.body_timeout
+    )
     app.cleanup_ctx.append(_federation(settings))
     app.add_routes(routes)
     app.add_routes(inbox_routes)
@@ -87,7 +103,7 @@ def _federation(
         async with FederationClient(
             allow_private_network=settings.allow_private_network, clock=node.clock
         ) as client:
-            actors = RemoteActors(runner, client, node.signer)
+            actors = RemoteActors(runner, client, node.signer, monotonic=settings.monotonic)
             worker = DeliveryWorker(
                 runner,
                 client,
@@ -114,7 +130,14 @@ def _federation(
                 actors,
                 local_actors={node.urls.id: node.config.handle},
                 clock=node.clock,
-                limiter=RateLimiter(settings.inbox_per_minute, settings.inbox_burst),
+                limiter=RateLimiter(
+                    settings.inbox_per_minute, settings.inbox_burst, settings.monotonic
+                ),
+                address_limiter=RateLimiter(
+                    settings.inbox_per_minute_per_address,
+                    settings.inbox_burst_per_address,
+                    settings.monotonic,
+                ),
                 queued=worker.wake,
                 hooks=hooks,
                 follow_policy=settings.follow_policy or node.config.follow_policy,

@@ -14,6 +14,7 @@ from ..federation.follows import DEFAULT_POLICY, POLICIES
 from ..protocol.discovery import HANDLE_PATTERN
 from ..protocol.vocabulary import NODE_KINDS
 from .errors import NodeError
+from .forwarded import parse_networks
 
 CONFIG_FILE = "amity.toml"
 DATABASE_FILE = "amity.db"
@@ -32,13 +33,23 @@ class NodeConfig:
     port: int
     # Seconds before the first retry of a failed delivery; later ones double from it.
     first_retry_seconds: float = 60.0
-    # Inbox requests accepted per remote host: sustained per minute, and in a burst.
+    # Inbox requests accepted per verified signing host: sustained per minute, and in a burst.
     inbox_per_minute: float = 600.0
     inbox_burst: int = 300
     # Who may follow without the operator's approval (federation/follows.py), and how many
     # followers one remote host may have.
     follow_policy: str = DEFAULT_POLICY
     followers_per_host: int = 1000
+    # Inbox requests accepted per source address, counted before any signature is checked.
+    inbox_per_minute_per_address: float = 1200.0
+    inbox_burst_per_address: int = 600
+    # Reverse proxies (IPs or CIDR networks) whose X-Forwarded-For names the client.
+    trusted_proxies: tuple[str, ...] = ()
+    # Seconds a connection may take to send a request's header, to stay idle between
+    # requests, and to send an inbox body.
+    header_timeout_seconds: float = 10.0
+    idle_timeout_seconds: float = 30.0
+    body_timeout_seconds: float = 30.0
 
     @property
     def host(self) -> str:
@@ -89,12 +100,6 @@ def check_follow_policy(policy: object) -> str:
     return str(policy)
 
 
-def check_positive(key: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise NodeError(f"[federation] {key} {value!r}: must be a whole number of at least 1")
-    return value
-
-
 def default_port(base_url: str) -> int:
     """The port to listen on when the operator gives none: the base URL's, else 8080."""
     port = urlsplit(base_url).port
@@ -138,12 +143,32 @@ def load_config(data_dir: Path) -> NodeConfig:
             bind=str(serve.get("bind", "127.0.0.1")),
             port=int(serve.get("port", default_port(node["base_url"]))),
             first_retry_seconds=float(federation.get("first_retry_seconds", 60.0)),
-            inbox_per_minute=float(federation.get("inbox_per_minute", 600.0)),
-            inbox_burst=int(federation.get("inbox_burst", 300)),
             follow_policy=check_follow_policy(federation.get("follow_policy", DEFAULT_POLICY)),
-            followers_per_host=check_positive(
-                "followers_per_host", federation.get("followers_per_host", 1000)
+            followers_per_host=int(_positive(federation, "followers_per_host", 1000)),
+            inbox_per_minute=_positive(federation, "inbox_per_minute", 600.0),
+            inbox_burst=int(_positive(federation, "inbox_burst", 300)),
+            inbox_per_minute_per_address=_positive(
+                federation, "inbox_per_minute_per_address", 1200.0
             ),
+            inbox_burst_per_address=int(_positive(federation, "inbox_burst_per_address", 600)),
+            trusted_proxies=_trusted_proxies(federation.get("trusted_proxies", [])),
+            header_timeout_seconds=_positive(federation, "header_timeout_seconds", 10.0),
+            idle_timeout_seconds=_positive(federation, "idle_timeout_seconds", 30.0),
+            body_timeout_seconds=_positive(federation, "body_timeout_seconds", 30.0),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError, NodeError) as exc:
         raise NodeError(f"{path} is damaged: {exc}") from exc
+
+
+def _positive(table: dict[str, object], key: str, default: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"[federation] {key} must be a number above 0, not {value!r}")
+    return float(value)
+
+
+def _trusted_proxies(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError('[federation] trusted_proxies must be a list, like ["127.0.0.1"]')
+    parse_networks(value)  # refuses what is not an address or network
+    return tuple(str(entry) for entry in value)

@@ -2,23 +2,61 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from dataclasses import dataclass
+
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..federation.inbox import InboxRequest
 from .app_state import INBOX, NODE
+from .forwarded import SourceAddresses
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 MAX_BODY = 1024 * 1024
 
 
-async def _receive(request: web.Request) -> web.Response:
+@dataclass(frozen=True)
+class FrontDoor:
+    """How the inbox reads a request: where it comes from, how long its body may take."""
+
+    addresses: SourceAddresses
+    body_timeout: float
+
+
+FRONT_DOOR = web.AppKey("front_door", FrontDoor)
+
+
+async def _read_body(request: web.Request, timeout: float) -> bytes:
+    """The body, at most MAX_BODY bytes, all of it within `timeout` seconds."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
     body = bytearray()
-    async for chunk in request.content.iter_chunked(65536):  # chunked bodies: count as we go
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.content.iter_chunked(65536):  # chunked: count as we go
+                body += chunk
+                if len(body) > MAX_BODY:
+                    raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
+    except HttpProcessingError as exc:  # a broken chunked encoding, say
+        reason = (str(exc.message).strip().splitlines() or ["unreadable"])[0]
+        raise web.HTTPBadRequest(text=f"the body is malformed: {reason}") from None
+    except TimeoutError:
+        # aiohttp then reads what is left for a few seconds at most and closes.
+        log.debug(
+            "inbox body from %s too slow: %d bytes in %g s", request.remote, len(body), timeout
+        )
+        raise web.HTTPRequestTimeout(
+            text=f"the body did not arrive within {timeout:g} seconds"
+        ) from None
+    return bytes(body)
+
+
+async def _receive(request: web.Request) -> web.Response:
+    door = request.app[FRONT_DOOR]
+    body = await _read_body(request, door.body_timeout)
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
         key = name.lower()
@@ -30,7 +68,10 @@ async def _receive(request: web.Request) -> web.Response:
             target=request.raw_path,
             headers=headers,
             header_items=list(request.headers.items()),
-            body=bytes(body),
+            body=body,
+            source=door.addresses.source(
+                request.remote, request.headers.getall("X-Forwarded-For", [])
+            ),
         )
     )
     key = "status" if result.status < 400 else "error"

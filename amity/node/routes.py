@@ -156,13 +156,25 @@ def _collection(
     return document
 
 
-def _page(request: web.Request) -> int | None:
-    raw = request.query.get("page")
+MAX_CURSOR = 2**63 - 1  # SQLite's largest integer
+MAX_PAGE = MAX_CURSOR // PAGE_SIZE
+
+
+def _whole_number(request: web.Request, name: str, smallest: int, largest: int) -> int | None:
+    """Query parameter `name` as a whole number from `smallest` to `largest`, in ASCII
+    digits (str.isdigit also takes '²' and other scripts' digits); None if absent."""
+    raw = request.query.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise web.HTTPBadRequest(text="page must be a number from 1")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and smallest <= int(raw) <= largest):
+        raise web.HTTPBadRequest(
+            text=f"{name} must be a whole number from {smallest} to {largest}, in digits 0-9"
+        )
     return int(raw)
+
+
+def _page(request: web.Request) -> int | None:
+    return _whole_number(request, "page", 1, MAX_PAGE)
 
 
 @routes.get("/actors/{handle}/{collection:outbox|followers|following}")
@@ -240,8 +252,8 @@ async def _cursor_collection(
 ) -> web.Response:
     """A collection read by change cursor: `?since=N` gives the entries after N; `extra`
     (filled in by `changes`) goes into each page."""
-    raw = request.query.get("since")
-    if raw is None:
+    since = _whole_number(request, "since", 0, MAX_CURSOR)  # a page's cursor
+    if since is None:
         document: dict[str, Any] = {
             "@context": DIRECTORY_CONTEXT,
             "id": base,
@@ -250,9 +262,6 @@ async def _cursor_collection(
             "first": f"{base}?since=0",
         }
         return json_response(document, "application/activity+json")
-    if not raw.isdigit():
-        raise web.HTTPBadRequest(text="since must be a cursor (a whole number) from a page")
-    since = int(raw)
     found = await run_db(request, lambda n: changes(n, since))
     cursor = found[-1][0] if found else since
     page: dict[str, Any] = {

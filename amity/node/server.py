@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from aiohttp import web
-
 from .app import FederationSettings, create_app
 from .config import load_config
+from .http_server import serve_app
 from .lan import lan_discovery as discovery
 from .node import Node
 from .serve_lock import serve_lock
@@ -52,6 +51,10 @@ def serve_node(
         first_retry=node.config.first_retry_seconds,
         inbox_per_minute=node.config.inbox_per_minute,
         inbox_burst=node.config.inbox_burst,
+        inbox_per_minute_per_address=node.config.inbox_per_minute_per_address,
+        inbox_burst_per_address=node.config.inbox_burst_per_address,
+        trusted_proxies=node.config.trusted_proxies,
+        body_timeout=node.config.body_timeout_seconds,
     )
     app = create_app(node, settings)
     if lan_discovery:
@@ -69,8 +72,16 @@ def serve_node(
         )
 
     try:
-        # run_app turns SIGINT and SIGTERM into a graceful shutdown.
-        web.run_app(app, host=bind, port=port, print=announce, access_log=None, shutdown_timeout=5)
+        # Like web.run_app: SIGINT and SIGTERM become a graceful shutdown.
+        serve_app(
+            app,
+            host=bind,
+            port=port,
+            print=announce,
+            shutdown_timeout=5,
+            header_timeout=config.header_timeout_seconds,
+            idle_timeout=config.idle_timeout_seconds,
+        )
     finally:
         node.close()
         log.info("Amity node '%s' stopped", config.handle)

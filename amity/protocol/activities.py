@@ -62,13 +62,18 @@ def read_activity(document: Any) -> IncomingActivity:
     if not isinstance(document, dict):
         raise MalformedDocument("activity must be a JSON object")
     kind = document.get("type")
-    if not isinstance(kind, str):
+    if kind is None:
         raise MalformedDocument("activity has no type")
+    if not isinstance(kind, str):
+        raise MalformedDocument('activity type must be one string, like "Follow"')
     activity_id = _id_of(document.get("id"), "id")
     actor = _id_of(document.get("actor"), "actor")
     if kind in HANDLED_TYPES and "object" not in document:
         raise MalformedDocument(f"{kind} has no object")
-    return IncomingActivity(activity_id, kind, actor, document.get("object"), document)
+    obj = document.get("object")
+    if isinstance(obj, dict) and not isinstance(obj.get("type", ""), str):
+        raise MalformedDocument('object type must be one string, like "Note"')
+    return IncomingActivity(activity_id, kind, actor, obj, document)
 
 
 def _activity(kind: str, activity_id: str, actor: str, obj: Any, **extra: Any) -> dict[str, Any]:
