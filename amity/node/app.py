@@ -15,6 +15,7 @@ from ..federation.client import FederationClient
 from ..federation.delivery import DeliveryWorker
 from ..federation.inbox import Inbox
 from ..federation.ratelimit import RateLimiter
+from ..federation.retention import PRUNE_INTERVAL, prune_regularly
 from ..federation.runner import DbRunner
 from ..federation.sync import DirectorySync
 from ..protocol.errors import ProtocolError
@@ -39,6 +40,7 @@ class FederationSettings:
     poll_interval: float = 1.0
     first_retry: float = 60.0
     liveness_interval: float = CHECK_INTERVAL
+    prune_interval: float = PRUNE_INTERVAL  # seconds between pruning rounds (retention.py)
 
 
 @web.middleware
@@ -118,6 +120,7 @@ def _federation(
                 asyncio.create_task(
                     keep_alive(node, runner, worker.wake, settings.liveness_interval, liveness)
                 ),
+                asyncio.create_task(prune_regularly(runner, node.clock, settings.prune_interval)),
             ]
             try:
                 yield

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from sqlite_utils import Database, Migrations
 
+from ..protocol.activities import host_of
+from ..protocol.errors import MalformedDocument
+
 migrations = Migrations("amity")
 
 
@@ -204,3 +207,37 @@ def m008_listing_keys(db: Database) -> None:
     db.table("directory").add_column("key_id", str)
     db.table("directory").add_column("author_key", str)
     db.table("directory").add_column("key_confirmed_at", float)
+
+
+@migrations()
+def m010_bounds(db: Database) -> None:
+    # Quotas count rows per host, so each table that holds remote things gets the lower-case
+    # host of its actor (filled in for rows already there); pruning reads the time columns.
+    def host(url: str) -> str:
+        try:
+            return host_of(url)
+        except MalformedDocument:
+            return ""
+
+    for table, column in (
+        ("remote_actors", "id"),
+        ("reports", "actor"),
+        ("directory", "actor"),
+        ("revocations", "authority"),
+    ):
+        db.table(table).add_column("host", str)
+        for (value,) in db.execute(f"SELECT {column} FROM {table}").fetchall():
+            db.execute(f"UPDATE {table} SET host = ? WHERE {column} = ?", [host(value), value])
+        db.table(table).create_index(["host"])
+    db.table("remote_actors").create_index(["fetched_at"])
+    db.table("followers").create_index(["actor"])  # "is this actor referenced?"
+    db.table("following").create_index(["actor"])
+    db.table("seen_activities").create_index(["received_at"])
+    db.table("reports").create_index(["actor"])
+    db.table("reports").create_index(["received_at"])
+    db.table("revocations").create_index(["authority"])
+    db.table("outbox").create_index(["published"])
+    db.table("deliveries").create_index(["created_at"])
+    db.table("deliveries").create_index(["activity_id"])
+    # Objects Amity has no use for are no longer kept (only profiles, in `directory`).
+    db.execute("DELETE FROM objects")
