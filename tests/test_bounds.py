@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -16,12 +17,16 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from sqlite_utils import Database
 
-from amity.federation import directory, limits, retention, store
+from amity.federation import directory, endorsements, limits, retention, store
 from amity.node.app import FederationSettings
+from amity.node.schema import migrations
+from amity.node.storage import open_database
 from amity.protocol import activities
 from amity.protocol.httpsig import digest_header, http_date, signing_string
 
+from .helpers import ROOT
 from .inprocess import LiveNode, post_signed, start_node
 from .mastodon_peer import MastodonPeer
 
@@ -322,7 +327,7 @@ async def test_pruning_keeps_what_is_inside_retention_and_replays_stay_refused(
             lambda: store.enqueue(
                 db,
                 "receiver",
-                {"id": f"{receiver.actor}/activities/1", "type": "Update"},
+                {"id": f"{receiver.actor}/activities/1", "type": "Announce"},
                 ["http://127.0.0.1:9/inbox"],
                 clock.now.timestamp(),
                 (clock.now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -341,6 +346,7 @@ async def test_pruning_keeps_what_is_inside_retention_and_replays_stay_refused(
         full = await held()
         assert full["seen_activities"] == 3 and full["reports"] == 1
         assert full["remote_actors"] == 2 and full["deliveries"] == 1
+        assert full["outbox"] == 2  # the profile published at init, and the Announce
 
         # Inside the signature window nothing is dropped, and the replay is refused by its id.
         await prune_at(start + timedelta(minutes=50))
@@ -359,16 +365,21 @@ async def test_pruning_keeps_what_is_inside_retention_and_replays_stay_refused(
         status, answer = await post_signed(session, inbox, like, sender.node, now=signed_at)
         assert status == 401 and "error" in answer
 
-        # After a month: eve's actor, the old outbox entry and its delivery; the sender's
+        # After a month: eve's actor, the old outbox entries and the delivery; the sender's
         # actor stays while it is listed.
         await prune_at(start + timedelta(days=31))
         assert await held() == {
             "seen_activities": 0,
             "reports": 1,
             "remote_actors": 1,
-            "outbox": 0,
+            "outbox": 1,
             "deliveries": 0,
         }
+        # The account's newest public activity stays: its outbox is never empty.
+        [(kept_type,)] = await receiver.run(
+            lambda: db.execute("SELECT type FROM outbox").fetchall()
+        )
+        assert kept_type == "Update"
         held_actor = await receiver.run(
             lambda: db.execute("SELECT id FROM remote_actors").fetchone()[0]
         )
@@ -382,3 +393,66 @@ async def test_pruning_keeps_what_is_inside_retention_and_replays_stay_refused(
         for live in (receiver, sender):
             await live.server.close()
             live.node.close()
+
+
+def test_every_limit_and_retention_is_in_the_protocols_limits_section() -> None:
+    section = (ROOT / "docs" / "protocol.md").read_text().split("## 13. Limits", 1)[1]
+    for name in dir(limits):
+        value = getattr(limits, name)
+        if not name.isupper() or name == "DAY":
+            continue
+        if name.endswith("_BYTES"):
+            text = f"{value // 1024} KiB"
+        elif name.endswith("_RETENTION"):
+            text = f"{int(value // limits.DAY)} days"
+        elif name == "QUOTA_RETRY_AFTER":
+            text = f"Retry-After: {int(value)}"
+        else:
+            text = f"{value:,}"
+        assert text in section, f"{name} ({text}) is not in docs/protocol.md section 13"
+    assert f"{retention.BATCH:,} rows" in section and retention.PRUNE_INTERVAL == 3600
+
+
+def test_an_older_database_gets_hosts_filled_in_and_its_stored_objects_dropped(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    old = Database(sqlite3.connect(path))
+    migrations.apply(old, stop_before="m010_bounds")
+    old["objects"].insert({"id": "http://a.test/notes/1", "type": "Note", "document": "x" * 9})
+    old["reports"].insert({"id": "http://A.test/f/1", "actor": "http://A.test/u", "document": "{}"})
+    old["remote_actors"].insert({"id": "http://B.Test:8080/u", "document": "{}", "fetched_at": 1.0})
+    old["revocations"].insert({"id": "e", "authority": "not a url", "seq": 1, "document": "{}"})
+    old.close()
+    db = open_database(path)
+    try:
+        assert migrations.pending(db) == []
+        assert db.execute("SELECT count(*) FROM objects").fetchone()[0] == 0
+        assert db.execute("SELECT host FROM reports").fetchall() == [("a.test",)]
+        assert db.execute("SELECT host FROM remote_actors").fetchall() == [("b.test:8080",)]
+        assert db.execute("SELECT host FROM revocations").fetchall() == [("",)]
+    finally:
+        db.close()
+
+
+def test_revocations_have_a_size_limit_and_a_ceiling_per_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "REVOCATIONS_PER_HOST", 2)
+    db = open_database(tmp_path / "a.db")
+    try:
+        authority = "http://ministry.test/actors/m"
+        kept = [
+            endorsements.record_revocation(db, f"{authority}/e/{n}", authority, "t", {"n": n})
+            for n in range(3)
+        ]
+        big = {"padding": "x" * limits.MAX_REVOCATION_BYTES}
+        other = "http://other.test/actors/a"
+        kept.append(endorsements.record_revocation(db, f"{other}/e/1", other, "t", big))
+        kept.append(endorsements.record_revocation(db, f"{other}/e/2", other, "t", {}))
+        assert kept == [True, True, False, False, True]
+        assert endorsements.revocation_refusal(db, authority, 10) == (
+            "this node already keeps 2 revocations from ministry.test"
+        )
+    finally:
+        db.close()

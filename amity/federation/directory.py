@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..protocol.activities import host_of
 from ..protocol.endorsement import Endorsement
 from ..protocol.multikey import decode_ed25519_public, encode_ed25519_public
 from ..protocol.profile import display_name
@@ -20,6 +19,7 @@ from ..protocol.profile_document import profile_from_document
 from ..protocol.proofs import ProofInfo
 from . import limits
 from .endorsements import COUNTS, endorsed_by, replace_for_school, trusted
+from .store import row_host
 
 # How long a key seen in an author's actor is trusted for that author's later profiles
 # without asking again. Amity re-publishes weekly; an actor announcing new keys (`amity keys
@@ -87,7 +87,7 @@ def store_profile(
             proof.verification_method if proof else None,
             encode_ed25519_public(proof.public_key) if proof else None,
             key_confirmed_at,
-            host_of(actor),
+            row_host(actor),
         ],
     )
     replace_for_school(db, actor, endorsements or [])
@@ -111,7 +111,7 @@ def remove_profile(db: Database, actor: str, deleted_at: str, now: float) -> boo
             age_max, subjects, modes, description, host)
         VALUES (?, ?, NULL, ?, ?, ?, ?, '', '', '', '', '[]', '[]', 0, 0, '[]', '[]', '', ?)
         """,
-        [actor, profile_id, deleted_at, deleted_at, _next_seq(db), now, host_of(actor)],
+        [actor, profile_id, deleted_at, deleted_at, _next_seq(db), now, row_host(actor)],
     )
     replace_for_school(db, actor, [])
     return True
@@ -124,7 +124,7 @@ def listing_refusal(db: Database, actor: str, size: int, known: bool) -> str | N
         return f"profile object is {size} bytes, more than {limits.MAX_LISTING_BYTES}"
     if known:
         return None
-    host = host_of(actor)
+    host = row_host(actor)
     held = db.execute("SELECT count(*) FROM directory WHERE host = ?", [host]).fetchone()[0]
     if held >= limits.LISTINGS_PER_HOST:
         return f"this node already lists {limits.LISTINGS_PER_HOST} schools of {host}"

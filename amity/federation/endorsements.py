@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..protocol.activities import host_of
 from ..protocol.endorsement import MAX_ENDORSEMENTS, Endorsement
 from . import limits
+from .store import row_host
 
 
 def replace_for_school(db: Database, school: str, endorsements: list[Endorsement]) -> None:
@@ -113,7 +113,7 @@ def record_revocation(
     db.execute(
         "INSERT INTO revocations (id, authority, revoked_at, seq, document, host) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        [endorsement_id, authority, when, seq, text, host_of(authority)],
+        [endorsement_id, authority, when, seq, text, row_host(authority)],
     )
     return True
 
@@ -122,7 +122,7 @@ def revocation_refusal(db: Database, authority: str, size: int) -> str | None:
     """Why a revocation of `size` bytes from `authority` cannot be kept, or None."""
     if size > limits.MAX_REVOCATION_BYTES:
         return f"revocation is {size} bytes, more than {limits.MAX_REVOCATION_BYTES}"
-    host = host_of(authority)
+    host = row_host(authority)
     held = db.execute("SELECT count(*) FROM revocations WHERE host = ?", [host]).fetchone()[0]
     if held >= limits.REVOCATIONS_PER_HOST:
         return f"this node already keeps {limits.REVOCATIONS_PER_HOST} revocations from {host}"

@@ -38,10 +38,12 @@ def rules(now: datetime) -> dict[str, tuple[str, str, list[object]]]:
             [t - limits.ACTOR_RETENTION],
         ),
         "deliveries": ("deliveries", "r.created_at < ?", [t - limits.DELIVERY_RETENTION]),
+        # The newest public activity of each account stays, so its outbox is never empty.
         "outbox": (
             "outbox",
             "r.published < ? AND NOT EXISTS "
-            "(SELECT 1 FROM deliveries d WHERE d.activity_id = r.id)",
+            "(SELECT 1 FROM deliveries d WHERE d.activity_id = r.id) AND r.rowid NOT IN "
+            "(SELECT max(rowid) FROM outbox WHERE type IN ('Update', 'Delete') GROUP BY handle)",
             [_iso(t - limits.OUTBOX_RETENTION)],
         ),
         # A host's availability matters only while something is queued for it.

@@ -47,7 +47,7 @@ def cache_actor(db: Database, document: dict[str, Any], fetched_at: float) -> bo
     text = json.dumps(document)
     if len(text) > limits.MAX_ACTOR_BYTES:
         return False
-    host = _safe_host(document["id"])
+    host = row_host(document["id"])
     with db.atomic():
         if not _room_for_actor(db, document["id"], host):
             return False
@@ -92,7 +92,8 @@ def _room_for_actor(db: Database, actor_id: str, host: str) -> bool:
     return True
 
 
-def _safe_host(url: str) -> str:
+def row_host(url: str) -> str:
+    """The host a row is counted under for quotas ("" for what is not an http(s) URL)."""
     try:
         return host_of(url)
     except ProtocolError:
@@ -272,7 +273,7 @@ def tombstone_actor(db: Database, actor: str, when: str, now: float) -> None:
 
 def report_refusal(db: Database, actor: str) -> str | None:
     """Why a new report from `actor` cannot be kept now (a quota is full), or None."""
-    host = _safe_host(actor)
+    host = row_host(actor)
     for where, args, cap, whose in (
         ("actor = ?", [actor], limits.REPORTS_PER_ACTOR, f"from {actor}"),
         ("host = ?", [host], limits.REPORTS_PER_HOST, f"from {host}"),
@@ -295,7 +296,7 @@ def add_report(
             "actor": actor,
             "document": json.dumps(document, ensure_ascii=False),
             "received_at": now,
-            "host": _safe_host(actor),
+            "host": row_host(actor),
         },
         pk="id",
         ignore=True,

@@ -219,6 +219,14 @@ def m010_bounds(db: Database) -> None:
         except MalformedDocument:
             return ""
 
+    db.conn.create_function("amity_host", 1, host, deterministic=True)
+    # The full-text index does not change with the host: its update trigger is set aside
+    # while the column is filled, so a large directory is not re-indexed.
+    trigger = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'directory_au'"
+    ).fetchone()
+    if trigger:
+        db.execute("DROP TRIGGER directory_au")
     for table, column in (
         ("remote_actors", "id"),
         ("reports", "actor"),
@@ -226,9 +234,10 @@ def m010_bounds(db: Database) -> None:
         ("revocations", "authority"),
     ):
         db.table(table).add_column("host", str)
-        for (value,) in db.execute(f"SELECT {column} FROM {table}").fetchall():
-            db.execute(f"UPDATE {table} SET host = ? WHERE {column} = ?", [host(value), value])
+        db.execute(f"UPDATE {table} SET host = amity_host({column})")
         db.table(table).create_index(["host"])
+    if trigger:
+        db.execute(trigger[0])
     db.table("remote_actors").create_index(["fetched_at"])
     db.table("followers").create_index(["actor"])  # "is this actor referenced?"
     db.table("following").create_index(["actor"])
