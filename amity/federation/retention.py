@@ -49,7 +49,7 @@ def rules(now: datetime) -> dict[str, tuple[str, str, list[object]]]:
         # A host's availability matters only while something is queued for it.
         "hosts": (
             "hosts",
-            "coalesce(r.last_success, r.unavailable_since, 0) < ? "
+            "max(coalesce(r.last_success, 0), coalesce(r.unavailable_since, 0)) < ? "
             "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.host = r.host)",
             [t - limits.DELIVERY_RETENTION],
         ),
