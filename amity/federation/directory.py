@@ -18,7 +18,9 @@ from ..protocol.profile import display_name
 from ..protocol.profile_document import profile_from_document
 from ..protocol.proofs import ProofInfo
 from ..protocol.text import clean_text
+from . import limits
 from .endorsements import COUNTS, endorsed_by, replace_for_school, trusted
+from .store import row_host
 
 # How long a key seen in an author's actor is trusted for that author's later profiles
 # without asking again. Amity re-publishes weekly; an actor announcing new keys (`amity keys
@@ -52,19 +54,22 @@ def store_profile(
     ).fetchone()
     if row is not None and (row[0] >= updated or (row[1] is not None and row[1] >= updated)):
         return False
+    text = json.dumps(document, ensure_ascii=False)
+    if listing_refusal(db, actor, len(text.encode()), known=row is not None) is not None:
+        return False
     profile = profile_from_document(document)
     db.execute(
         """
         INSERT OR REPLACE INTO directory (actor, profile_id, document, updated, deleted_at, seq,
             received_at, name, country, locality, timezone, instruction, learning, age_min,
             age_max, subjects, modes, description, paused, key_id, author_key,
-            key_confirmed_at)
-        VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            key_confirmed_at, host)
+        VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         [
             actor,
             document["id"],
-            json.dumps(document, ensure_ascii=False),
+            text,
             updated,
             _next_seq(db),
             now,
@@ -83,6 +88,7 @@ def store_profile(
             proof.verification_method if proof else None,
             encode_ed25519_public(proof.public_key) if proof else None,
             key_confirmed_at,
+            row_host(actor),
         ],
     )
     replace_for_school(db, actor, endorsements or [])
@@ -96,18 +102,39 @@ def remove_profile(db: Database, actor: str, deleted_at: str, now: float) -> boo
     ).fetchone()
     if row is not None and (row[1] is not None or row[0] > deleted_at):
         return False
+    if row is None and listing_refusal(db, actor, 0, known=False) is not None:
+        return False
     profile_id = row[2] if row else f"{actor}/profile"
     db.execute(
         """
         INSERT OR REPLACE INTO directory (actor, profile_id, document, updated, deleted_at, seq,
             received_at, name, country, locality, timezone, instruction, learning, age_min,
-            age_max, subjects, modes, description)
-        VALUES (?, ?, NULL, ?, ?, ?, ?, '', '', '', '', '[]', '[]', 0, 0, '[]', '[]', '')
+            age_max, subjects, modes, description, host)
+        VALUES (?, ?, NULL, ?, ?, ?, ?, '', '', '', '', '[]', '[]', 0, 0, '[]', '[]', '', ?)
         """,
-        [actor, profile_id, deleted_at, deleted_at, _next_seq(db), now],
+        [actor, profile_id, deleted_at, deleted_at, _next_seq(db), now, row_host(actor)],
     )
     replace_for_school(db, actor, [])
     return True
+
+
+def listing_refusal(db: Database, actor: str, size: int, known: bool) -> str | None:
+    """Why a listing of `size` bytes from `actor` cannot be kept, or None: too large, or
+    (for an actor not `known` here) its host has LISTINGS_PER_HOST rows already."""
+    if size > limits.MAX_LISTING_BYTES:
+        return f"profile object is {size} bytes, more than {limits.MAX_LISTING_BYTES}"
+    if known:
+        return None
+    host = row_host(actor)
+    held = db.execute("SELECT count(*) FROM directory WHERE host = ?", [host]).fetchone()[0]
+    if held >= limits.LISTINGS_PER_HOST:
+        return f"this node already lists {limits.LISTINGS_PER_HOST} schools of {host}"
+    return None
+
+
+def is_listed(db: Database, actor: str) -> bool:
+    """True if the directory holds a row (listing or tombstone) for `actor`."""
+    return db.execute("SELECT 1 FROM directory WHERE actor = ?", [actor]).fetchone() is not None
 
 
 def listing_of(db: Database, profile_id: str) -> str | None:

@@ -14,6 +14,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..protocol.endorsement import MAX_ENDORSEMENTS, Endorsement
+from . import limits
+from .store import row_host
 
 
 def replace_for_school(db: Database, school: str, endorsements: list[Endorsement]) -> None:
@@ -96,19 +98,35 @@ def endorsed_by(db: Database, schools: list[str], now: str) -> dict[str, list[st
 def record_revocation(
     db: Database, endorsement_id: str, authority: str, when: str, document: dict[str, Any]
 ) -> bool:
-    """Remember that `authority` revoked `endorsement_id`; False if already known.
+    """Remember that `authority` revoked `endorsement_id`; False if already known, or not
+    kept (revocation_refusal).
 
     Only the endorsement's own authority can revoke it: a revocation is tied to the
     authority's host by the id, which is checked when the endorsement itself is read.
     """
     if db.execute("SELECT 1 FROM revocations WHERE id = ?", [endorsement_id]).fetchone():
         return False
+    text = json.dumps(document)
+    if revocation_refusal(db, authority, len(text.encode())) is not None:
+        return False
     seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM revocations").fetchone()[0]
     db.execute(
-        "INSERT INTO revocations (id, authority, revoked_at, seq, document) VALUES (?, ?, ?, ?, ?)",
-        [endorsement_id, authority, when, seq, json.dumps(document)],
+        "INSERT INTO revocations (id, authority, revoked_at, seq, document, host) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [endorsement_id, authority, when, seq, text, row_host(authority)],
     )
     return True
+
+
+def revocation_refusal(db: Database, authority: str, size: int) -> str | None:
+    """Why a revocation of `size` bytes from `authority` cannot be kept, or None."""
+    if size > limits.MAX_REVOCATION_BYTES:
+        return f"revocation is {size} bytes, more than {limits.MAX_REVOCATION_BYTES}"
+    host = row_host(authority)
+    held = db.execute("SELECT count(*) FROM revocations WHERE host = ?", [host]).fetchone()[0]
+    if held >= limits.REVOCATIONS_PER_HOST:
+        return f"this node already keeps {limits.REVOCATIONS_PER_HOST} revocations from {host}"
+    return None
 
 
 def revocations_since(db: Database, seq: int, limit: int) -> list[tuple[int, dict[str, Any]]]:

@@ -13,6 +13,7 @@ against its own address.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -43,7 +44,7 @@ from ..protocol.jsontext import parse_json
 from ..protocol.message_signatures import message_key_id, verify_message
 from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
 from ..protocol.proofs import ProofInfo, read_proof, verify_document, verify_with_actor
-from . import directory, endorsements, follows, store
+from . import directory, endorsements, follows, limits, store
 from .actors import ACTOR_TYPES, RemoteActors
 from .endorsement_checks import check_carried, check_endorsement
 from .errors import FetchFailed
@@ -388,14 +389,11 @@ class Inbox:
             raise MalformedDocument("object must be attributed to an actor on its own host")
         if obj.get("type") == ENDORSEMENT_TYPE:
             return await self._endorsement(obj)
-        relayed = sender.owner != activity.actor
-        if obj.get("type") == PROFILE_TYPE or relayed or "proof" in obj:
-            # Profiles always carry a proof; a relayed object is trusted only through one.
-            proof, seen = await self._verified_object(obj, author)
-            return await self._keep(obj, author, activity.actor, proof, seen)
-        if author != activity.actor:
-            raise MalformedDocument("object is attributed to someone else")
-        return await self._keep(obj, author, activity.actor, None, None)
+        if obj.get("type") != PROFILE_TYPE:
+            return None  # Amity keeps profiles: anything else is acknowledged, not stored
+        # Profiles always carry a proof, so a relayed one is trusted through it.
+        proof, seen = await self._verified_object(obj, author)
+        return await self._keep(obj, author, activity.actor, proof, seen)
 
     async def _endorsement(self, obj: dict[str, Any]) -> Effect:
         """An authority endorsing one of this node's schools: kept, to be carried in the
@@ -415,13 +413,20 @@ class Inbox:
 
             def delete_actor(db: Database) -> None:
                 store.tombstone_actor(db, activity.actor, when, now)
-                directory.remove_profile(db, activity.actor, when, now)
+                if directory.is_listed(db, activity.actor):  # nothing to guard otherwise
+                    directory.remove_profile(db, activity.actor, when, now)
 
             return delete_actor
         if host_of(object_id) != host_of(activity.actor):
             raise MalformedDocument("an actor can only delete objects of its own host")
         if revoked_endorsement(activity.document) is not None:
             verify_with_actor(activity.document, sender.actor_document)
+            await self._check_room(
+                "revocation",
+                len(json.dumps(activity.document).encode()),
+                limits.MAX_REVOCATION_BYTES,
+                partial(endorsements.revocation_refusal, authority=activity.actor, size=0),
+            )
             return self._revoke(activity.document, activity.actor, activity.actor)
 
         proven = "proof" in activity.document
@@ -484,14 +489,21 @@ class Inbox:
         via: str,
         proof: ProofInfo | None,
         key_seen: float | None,
-    ) -> Effect:
+    ) -> Effect | None:
         """The effect that stores a checked object: a profile goes to the directory, with
         the endorsements it carries that hold for the key its `proof` verified with."""
         now = time.time()
         if obj.get("type") != PROFILE_TYPE:
-            return lambda db: store.store_object(db, obj, author, now)
+            return None  # only profiles are kept (in the directory)
         profile_from_document(obj)  # refuses what a profile may not contain
         assert proof is not None  # profiles are always verified first
+
+        def listing_room(db: Database) -> str | None:
+            known = directory.is_listed(db, author)
+            return directory.listing_refusal(db, author, 0, known=known)
+
+        size = len(json.dumps(obj, ensure_ascii=False).encode())
+        await self._check_room("profile", size, limits.MAX_LISTING_BYTES, listing_room)
         held = await check_carried(self.actors, obj, proof.public_key)
 
         def keep_profile(db: Database) -> None:
@@ -516,8 +528,24 @@ class Inbox:
         return revoke
 
     async def _flag(self, activity: IncomingActivity, sender: Sender) -> Effect:
+        await self._check_room(
+            "Flag",
+            len(json.dumps(activity.document, ensure_ascii=False).encode()),
+            limits.MAX_REPORT_BYTES,
+            partial(store.report_refusal, actor=activity.actor),
+        )
         now = time.time()
-        return lambda db: store.add_report(db, activity.document, now)
+        return lambda db: store.add_report(db, activity.id, activity.actor, activity.document, now)
+
+    async def _check_room(
+        self, what: str, size: int, max_size: int, refusal: Callable[[Database], str | None]
+    ) -> None:
+        """Refuse what is over `max_size` bytes (400), or finds its quota full (429)."""
+        if size > max_size:
+            raise Rejected(400, f"{what} is {size} bytes; this node keeps at most {max_size}")
+        reason = await self.db(refusal)
+        if reason is not None:
+            raise Rejected(429, reason, retry_after=limits.QUOTA_RETRY_AFTER)
 
 
 def _key_id(headers: Mapping[str, str]) -> str:

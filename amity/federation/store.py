@@ -13,6 +13,7 @@ from sqlite_utils import Database
 
 from ..protocol.activities import host_of
 from ..protocol.errors import ProtocolError
+from . import limits
 
 
 @dataclass(frozen=True)
@@ -38,20 +39,65 @@ def cached_actor(db: Database, actor_id: str) -> tuple[dict[str, Any], float] | 
     return (json.loads(row[0]), row[1]) if row else None
 
 
-def cache_actor(db: Database, document: dict[str, Any], fetched_at: float) -> None:
+def cache_actor(db: Database, document: dict[str, Any], fetched_at: float) -> bool:
+    """Cache an actor's document; False when it is not kept (over MAX_ACTOR_BYTES, or its
+    host has ACTORS_PER_HOST that this node still needs)."""
     endpoints = document.get("endpoints")
     shared = endpoints.get("sharedInbox") if isinstance(endpoints, dict) else None
+    text = json.dumps(document)
+    if len(text) > limits.MAX_ACTOR_BYTES:
+        return False
+    host = row_host(document["id"])
     with db.atomic():
+        if not _room_for_actor(db, document["id"], host):
+            return False
         db.table("remote_actors").upsert(
             {
                 "id": document["id"],
-                "document": json.dumps(document),
+                "document": text,
                 "inbox": document.get("inbox"),
                 "shared_inbox": shared if isinstance(shared, str) else None,
                 "fetched_at": fetched_at,
+                "host": host,
             },
             pk="id",
         )
+    return True
+
+
+# SQL condition on a `remote_actors r` row: nothing this node holds refers to the actor.
+UNREFERENCED_ACTOR = (
+    "NOT EXISTS (SELECT 1 FROM following f WHERE f.actor = r.id) "
+    "AND NOT EXISTS (SELECT 1 FROM followers f WHERE f.actor = r.id) "
+    "AND NOT EXISTS (SELECT 1 FROM directory d WHERE d.actor = r.id)"
+)
+
+
+def _room_for_actor(db: Database, actor_id: str, host: str) -> bool:
+    """True if `actor_id` is cached already or its host has room, made if need be by
+    dropping the host's unreferenced actor fetched longest ago."""
+    if db.execute("SELECT 1 FROM remote_actors WHERE id = ?", [actor_id]).fetchone():
+        return True
+    held = db.execute("SELECT count(*) FROM remote_actors WHERE host = ?", [host]).fetchone()[0]
+    if held < limits.ACTORS_PER_HOST:
+        return True
+    oldest = db.execute(
+        f"SELECT r.id FROM remote_actors r WHERE r.host = ? AND {UNREFERENCED_ACTOR} "
+        "ORDER BY r.fetched_at LIMIT 1",
+        [host],
+    ).fetchone()
+    if oldest is None:
+        return False
+    db.execute("DELETE FROM remote_actors WHERE id = ?", [oldest[0]])
+    return True
+
+
+def row_host(url: str) -> str:
+    """The host a row is counted under for quotas ("" for what is not an http(s) URL)."""
+    try:
+        return host_of(url)
+    except ProtocolError:
+        return ""
 
 
 # -- seen activities ---------------------------------------------------------------------
@@ -204,33 +250,12 @@ def stored_object(db: Database, object_id: str) -> dict[str, Any] | None:
     return dict(zip(keys, row, strict=True))
 
 
-def store_object(db: Database, document: dict[str, Any], attributed_to: str, now: float) -> bool:
-    """Keep `document` unless a tombstone or a version at least as new is already stored."""
-    existing = stored_object(db, document["id"])
-    updated = str(document.get("updated") or document.get("published") or "")
-    if existing is not None and (existing["deleted_at"] or (existing["updated"] or "") >= updated):
-        return False
-    db.execute(
-        "INSERT OR REPLACE INTO objects (id, type, attributed_to, document, updated, deleted_at, "
-        "received_at) VALUES (?, ?, ?, ?, ?, NULL, ?)",
-        [
-            document["id"],
-            str(document.get("type")),
-            attributed_to,
-            json.dumps(document, ensure_ascii=False),
-            updated,
-            now,
-        ],
-    )
-    return True
-
-
 def tombstone_object(
     db: Database, object_id: str, attributed_to: str, when: str, now: float
 ) -> None:
-    """Replace the object by a tombstone (also for ids never seen, so they stay deleted)."""
+    """Replace a stored object by a tombstone (an id never stored leaves nothing to guard)."""
     existing = stored_object(db, object_id)
-    if existing is not None and existing["attributed_to"] != attributed_to:
+    if existing is None or existing["attributed_to"] != attributed_to:
         return
     db.table("objects").upsert(
         {
@@ -256,17 +281,37 @@ def tombstone_actor(db: Database, actor: str, when: str, now: float) -> None:
     db.execute("DELETE FROM remote_actors WHERE id = ?", [actor])
 
 
-def add_report(db: Database, activity: dict[str, Any], now: float) -> None:
+def report_refusal(db: Database, actor: str) -> str | None:
+    """Why a new report from `actor` cannot be kept now (a quota is full), or None."""
+    host = row_host(actor)
+    for where, args, cap, whose in (
+        ("actor = ?", [actor], limits.REPORTS_PER_ACTOR, f"from {actor}"),
+        ("host = ?", [host], limits.REPORTS_PER_HOST, f"from {host}"),
+        ("1", [], limits.REPORTS_IN_ALL, "in all"),
+    ):
+        if db.execute(f"SELECT count(*) FROM reports WHERE {where}", args).fetchone()[0] >= cap:
+            return f"this node already keeps {cap} reports {whose}; try again later"
+    return None
+
+
+def add_report(
+    db: Database, report_id: str, actor: str, document: dict[str, Any], now: float
+) -> bool:
+    """Keep a Flag for the operator unless a quota is full (report_refusal); False if not."""
+    if report_refusal(db, actor) is not None:
+        return False
     db.table("reports").insert(
         {
-            "id": activity["id"],
-            "actor": activity["actor"],
-            "document": json.dumps(activity),
+            "id": report_id,
+            "actor": actor,
+            "document": json.dumps(document, ensure_ascii=False),
             "received_at": now,
+            "host": row_host(actor),
         },
         pk="id",
         ignore=True,
     )
+    return True
 
 
 # -- outbox and deliveries ---------------------------------------------------------------

@@ -17,6 +17,7 @@ from ..federation.delivery import DeliveryWorker
 from ..federation.follows import FollowLimits
 from ..federation.inbox import Inbox
 from ..federation.ratelimit import RateLimiter
+from ..federation.retention import PRUNE_INTERVAL, prune_regularly
 from ..federation.runner import DbRunner
 from ..federation.sync import DirectorySync
 from ..protocol.errors import ProtocolError
@@ -53,6 +54,7 @@ class FederationSettings:
     follow_limits: FollowLimits | None = None
     # Rate-limit buckets and key refetches measure time on this (tests step it).
     monotonic: Callable[[], float] = field(default=time.monotonic)
+    prune_interval: float = PRUNE_INTERVAL  # seconds between pruning rounds (retention.py)
 
 
 @web.middleware
@@ -150,6 +152,7 @@ def _federation(
                 asyncio.create_task(
                     keep_alive(node, runner, worker.wake, settings.liveness_interval, liveness)
                 ),
+                asyncio.create_task(prune_regularly(runner, node.clock, settings.prune_interval)),
             ]
             try:
                 yield

@@ -9,6 +9,8 @@ from __future__ import annotations
 from sqlite_utils import Database, Migrations
 
 from ..federation.follows import host_or_none
+from ..protocol.activities import host_of
+from ..protocol.errors import MalformedDocument
 
 migrations = Migrations("amity")
 
@@ -206,6 +208,49 @@ def m008_listing_keys(db: Database) -> None:
     db.table("directory").add_column("key_id", str)
     db.table("directory").add_column("author_key", str)
     db.table("directory").add_column("key_confirmed_at", float)
+
+
+@migrations()
+def m010_bounds(db: Database) -> None:
+    # Quotas count rows per host, so each table that holds remote things gets the lower-case
+    # host of its actor (filled in for rows already there); pruning reads the time columns.
+    def host(url: str) -> str:
+        try:
+            return host_of(url)
+        except MalformedDocument:
+            return ""
+
+    db.conn.create_function("amity_host", 1, host, deterministic=True)
+    # The full-text index does not change with the host: its update trigger is set aside
+    # while the column is filled, so a large directory is not re-indexed.
+    trigger = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'directory_au'"
+    ).fetchone()
+    if trigger:
+        db.execute("DROP TRIGGER directory_au")
+    for table, column in (
+        ("remote_actors", "id"),
+        ("reports", "actor"),
+        ("directory", "actor"),
+        ("revocations", "authority"),
+    ):
+        db.table(table).add_column("host", str)
+        db.execute(f"UPDATE {table} SET host = amity_host({column})")
+        db.table(table).create_index(["host"])
+    if trigger:
+        db.execute(trigger[0])
+    db.table("remote_actors").create_index(["fetched_at"])
+    db.table("followers").create_index(["actor"])  # "is this actor referenced?"
+    db.table("following").create_index(["actor"])
+    db.table("seen_activities").create_index(["received_at"])
+    db.table("reports").create_index(["actor"])
+    db.table("reports").create_index(["received_at"])
+    db.table("revocations").create_index(["authority"])
+    db.table("outbox").create_index(["published"])
+    db.table("deliveries").create_index(["created_at"])
+    db.table("deliveries").create_index(["activity_id"])
+    # Objects Amity has no use for are no longer kept (only profiles, in `directory`).
+    db.execute("DELETE FROM objects")
 
 
 @migrations()
