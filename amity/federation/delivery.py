@@ -7,7 +7,6 @@ row posted just before a crash is posted again, and receivers drop the repeat by
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -22,6 +21,7 @@ from .client import FederationClient
 from .errors import FetchFailed
 from .runner import DbRunner
 from .signer import Signer
+from .waiting import wait_or_wake
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ class DeliveryWorker:
             while True:
                 self._wake.clear()
                 await self.run_single_cycle()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                await wait_or_wake(self._wake, self.poll_interval)
         finally:
             for task in list(self._in_flight.values()):
                 task.cancel()
