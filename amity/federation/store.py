@@ -6,6 +6,7 @@ Every function takes the sqlite-utils Database and runs on the node's database t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -312,35 +313,69 @@ def public_outbox(db: Database, handle: str, offset: int, limit: int) -> tuple[i
 
 
 def due_deliveries(
-    db: Database, now: float, exclude: set[int], limit: int, probe_interval: float
+    db: Database,
+    now: float,
+    exclude: set[int],
+    limit: int,
+    probe_interval: float,
+    host_room: Callable[[str], int] | None = None,
 ) -> list[Delivery]:
     """Pending deliveries whose time has come, to hosts that are available; for a host marked
     unavailable whose probe time has come, only its oldest one (the probe), and the next
-    probe is pushed back at once so no second one starts while this one is out."""
+    probe is pushed back at once so no second one starts while this one is out. With
+    `host_room`, at most that many for each host (what its concurrency limit leaves free)."""
     rows = db.execute(
         """
-        SELECT d.id, d.activity_id, d.handle, d.inbox, d.host, d.body, d.attempts,
-               h.unavailable_since
+        SELECT d.id, d.activity_id, d.handle, d.inbox, d.host, d.attempts, h.unavailable_since
         FROM deliveries d LEFT JOIN hosts h ON h.host = d.host
         WHERE d.state = 'pending' AND d.next_attempt_at <= ?
           AND (h.unavailable_since IS NULL OR h.next_probe_at <= ?)
         ORDER BY d.next_attempt_at, d.id
         LIMIT ?
         """,
-        [now, now, limit + len(exclude)],
+        [now, now, limit * (1 if host_room is None else 4) + len(exclude)],
     ).fetchall()
-    chosen: list[Delivery] = []
+    chosen: list[tuple[Any, ...]] = []
     probed: set[str] = set()
+    taken: dict[str, int] = {}
     for r in rows:
         if r[0] in exclude or r[4] in probed or len(chosen) >= limit:
             continue
-        if r[7] is not None:
+        if host_room is not None:
+            if taken.get(r[4], 0) >= host_room(r[4]):
+                continue
+            taken[r[4]] = taken.get(r[4], 0) + 1
+        if r[6] is not None:
             probed.add(r[4])
             db.execute(
                 "UPDATE hosts SET next_probe_at = ? WHERE host = ?", [now + probe_interval, r[4]]
             )
-        chosen.append(Delivery(r[0], r[1], r[2], r[3], r[4], r[5].encode("utf-8"), r[6]))
-    return chosen
+        chosen.append(r)
+    # Bodies only for the rows chosen: a fan-out's candidates are many, and alike.
+    marks = ",".join("?" * len(chosen))
+    bodies = dict(
+        db.execute(f"SELECT id, body FROM deliveries WHERE id IN ({marks})", [r[0] for r in chosen])
+    )
+    return [
+        Delivery(r[0], r[1], r[2], r[3], r[4], bodies[r[0]].encode("utf-8"), r[5]) for r in chosen
+    ]
+
+
+def next_due_at(db: Database, now: float) -> float | None:
+    """The earliest time after `now` at which a pending delivery may fall due (its retry,
+    or the next probe of a host marked unavailable): the delivery worker sleeps until then."""
+    retry = db.execute(
+        "SELECT min(next_attempt_at) FROM deliveries "
+        "WHERE state = 'pending' AND next_attempt_at > ?",
+        [now],
+    ).fetchone()[0]
+    probe = db.execute(
+        "SELECT min(next_probe_at) FROM hosts "
+        "WHERE unavailable_since IS NOT NULL AND next_probe_at > ?",
+        [now],
+    ).fetchone()[0]
+    times = [float(t) for t in (retry, probe) if t is not None]
+    return min(times) if times else None
 
 
 def delivered(db: Database, delivery_id: int, host: str, now: float) -> None:

@@ -12,12 +12,13 @@ from aiohttp import web
 
 from ..federation.actors import RemoteActors
 from ..federation.client import FederationClient
-from ..federation.delivery import DeliveryWorker
+from ..federation.delivery import SAFETY_POLL, DeliveryWorker
 from ..federation.inbox import Inbox
 from ..federation.ratelimit import RateLimiter
 from ..federation.runner import DbRunner
 from ..federation.sync import DirectorySync
 from ..protocol.errors import ProtocolError
+from . import wake
 from .app_state import DB, INBOX, NODE, WORKER, error_response
 from .hooks import NodeHooks
 from .inbox_routes import routes as inbox_routes
@@ -36,7 +37,7 @@ class FederationSettings:
     inbox_per_minute: float = 600.0
     inbox_burst: int = 300
     sync_interval: float = 600.0
-    poll_interval: float = 1.0
+    poll_interval: float = SAFETY_POLL
     first_retry: float = 60.0
     liveness_interval: float = CHECK_INTERVAL
 
@@ -120,7 +121,11 @@ def _federation(
                 ),
             ]
             try:
-                yield
+                # Commands run beside `serve` wake the worker through the data directory;
+                # one look now covers what they queued before the socket was there.
+                async with wake.listening(node.config.data_dir, worker.wake):
+                    worker.wake()
+                    yield
             finally:
                 for task in tasks:
                     task.cancel()
