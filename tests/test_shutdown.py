@@ -142,32 +142,54 @@ class SilentInbox:
         self.listener.close()
 
 
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 def test_serve_exits_on_sigterm_with_deliveries_in_flight(tmp_path: Path, served: Any) -> None:
     port = free_port()
     data = make_school(tmp_path, "school", port)
-    silent = SilentInbox()
+    # Three hosts that never answer, four followers each: twelve POSTs out at once, enough
+    # signatures at once to start the signing helper.
+    silent = [SilentInbox() for _ in range(3)]
     try:
         with Node.open(data) as node, node.store.db.atomic():
-            for i in range(5):
+            for i in range(12):
+                url = silent[i % 3].url
                 store.add_follower(
                     node.store.db,
                     "school",
-                    f"{silent.url}/u/{i}",
-                    f"{silent.url}/u/{i}/inbox",
+                    f"{url}/u/{i}",
+                    f"{url}/u/{i}/inbox",
                     f"follow-{i}",
                     "2026-01-01T00:00:00Z",
                 )
         school = served(data, port, "--allow-private-network", "--no-lan-discovery")
+        assert school.process is not None and school.process.stdout is not None
         changed = tmp_path / "changed.json"
         changed.write_text(json.dumps({**EXAMPLE_PROFILE, "capacity": 9}))
         amity("profile", "import", str(changed), data=data)
-        # The POSTs are out (the silent host took their connections) and unanswered.
-        wait_until(lambda: silent.accepted() > 0, timeout=10, interval=0.02)
+        # The POSTs are out (the silent hosts took their connections) and unanswered.
+        wait_until(lambda: all(host.accepted() == 4 for host in silent), interval=0.02)
+        helpers = wait_until(lambda: _children(school.process.pid), timeout=10, interval=0.02)
         started = time.monotonic()
         assert school.kill(signal.SIGTERM) == 0
         assert time.monotonic() - started < 5
-        assert school.process is not None and school.process.stdout is not None
         output = school.process.stdout.read()
         assert "stopped" in output and "Traceback" not in output
+        assert not any(_running(pid) for pid in helpers)  # the signing helper is gone too
     finally:
-        silent.close()
+        for host in silent:
+            host.close()

@@ -8,10 +8,7 @@ client closes. The node still signs itself when the helper is not there (yet, or
 failed) and when BACKLOG signatures already wait for it: on a busy machine the helper may
 get no core, and the node's own is then the faster one.
 
-The helper reads batches on its stdin and writes their signatures, in order, on its stdout
-(lengths as 4-byte big-endian integers): a batch is the private keys (PKCS#8 DER) and the
-messages, each with the index of its key. It keeps only parsed keys and exits when its
-stdin closes, so it never outlives the node.
+The helper itself is signing_helper.py.
 """
 
 from __future__ import annotations
@@ -20,26 +17,21 @@ import asyncio
 import collections
 import contextlib
 import logging
-import signal
 import struct
 import sys
 from pathlib import Path
-from typing import BinaryIO
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..protocol.httpsig import rsa_sign
+from .signing_helper import LENGTH as _LENGTH
+from .signing_helper import READY as _READY
 
 log = logging.getLogger(__name__)
 BURST = 8
 BACKLOG = 16
-_LENGTH = struct.Struct("!I")
-_READY = b"R"
-_BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from amity.federation.signing import serve_helper; serve_helper()"
-)
+_HELPER = Path(__file__).with_name("signing_helper.py")
 _BROKEN = (OSError, EOFError, asyncio.IncompleteReadError, struct.error)
 
 
@@ -121,12 +113,12 @@ class _Helper:
 
     @classmethod
     async def start(cls) -> _Helper:
-        root = str(Path(__file__).resolve().parent.parent.parent)
+        # Run as a script, so the helper loads cryptography and little else; -P keeps this
+        # directory's modules from shadowing the standard library's.
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-c",
-            _BOOT,
-            root,
+            "-P",
+            str(_HELPER),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -221,48 +213,3 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
     except TimeoutError:
         process.kill()
         await process.wait()
-
-
-def serve_helper() -> None:
-    """The helper process's loop (run by _BOOT)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the node, which closes us
-    source, sink = sys.stdin.buffer, sys.stdout.buffer
-    sink.write(_READY)
-    sink.flush()
-    parsed: dict[bytes, rsa.RSAPrivateKey] = {}
-    while True:
-        try:
-            keys = [_read_key(source, parsed) for _ in range(_read_length(source))]
-            count = _read_length(source)
-            items = [
-                (_read_length(source), _read(source, _read_length(source))) for _ in range(count)
-            ]
-        except EOFError:
-            return
-        for key_index, message in items:
-            signature = rsa_sign(keys[key_index], message)
-            sink.write(_LENGTH.pack(len(signature)) + signature)
-        sink.flush()
-
-
-def _read(source: BinaryIO, size: int) -> bytes:
-    data = source.read(size)
-    if len(data) != size:
-        raise EOFError
-    return data
-
-
-def _read_length(source: BinaryIO) -> int:
-    return int(_LENGTH.unpack(_read(source, _LENGTH.size))[0])
-
-
-def _read_key(source: BinaryIO, parsed: dict[bytes, rsa.RSAPrivateKey]) -> rsa.RSAPrivateKey:
-    der = _read(source, _read_length(source))
-    if der not in parsed:
-        if len(parsed) >= 4:
-            parsed.clear()
-        key = serialization.load_der_private_key(der, password=None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise EOFError  # not ours to answer: stop, and the node signs itself
-        parsed[der] = key
-    return parsed[der]
