@@ -98,7 +98,8 @@ class DeliveryWorker:
             return self.max_per_host - busy.get(host, 0)
 
         def cycle(db: Database) -> tuple[list[store.Delivery], float | None]:
-            _delete_delivered(db, done, now)
+            if done:
+                store.delivered(db, done, now)
             due = store.due_deliveries(db, now, exclude, room, PROBE_INTERVAL, host_room)
             return due, store.next_due_at(db, now)
 
@@ -132,7 +133,7 @@ class DeliveryWorker:
 
         if done:
             now = self.now()
-            await self.db(lambda db: _delete_delivered(db, done, now))
+            await self.db(lambda db: store.delivered(db, done, now))
 
     async def _attempt(self, delivery: store.Delivery, signer: Signer) -> None:
         try:
@@ -174,11 +175,3 @@ class DeliveryWorker:
         await self.db(
             lambda db: store.failed(db, delivery, error, now + delay, now, PROBE_INTERVAL)
         )
-
-
-def _delete_delivered(db: Database, done: list[tuple[int, str]], now: float) -> None:
-    """Drop the rows of deliveries that succeeded, in one transaction."""
-    if done:
-        with db.atomic():
-            for delivery_id, host in done:
-                store.delivered(db, delivery_id, host, now)

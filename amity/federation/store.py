@@ -325,40 +325,43 @@ def due_deliveries(
     probe is pushed back at once so no second one starts while this one is out. With
     `host_room`, at most that many for each host (what its concurrency limit leaves free)."""
     rows = db.execute(
-        """
-        SELECT d.id, d.activity_id, d.handle, d.inbox, d.host, d.attempts, h.unavailable_since
+        f"""
+        SELECT d.id, d.host, h.unavailable_since
         FROM deliveries d LEFT JOIN hosts h ON h.host = d.host
         WHERE d.state = 'pending' AND d.next_attempt_at <= ?
           AND (h.unavailable_since IS NULL OR h.next_probe_at <= ?)
+          AND d.id NOT IN ({",".join("?" * len(exclude))})
         ORDER BY d.next_attempt_at, d.id
         LIMIT ?
         """,
-        [now, now, limit * (1 if host_room is None else 4) + len(exclude)],
+        [now, now, *exclude, limit * (1 if host_room is None else 4)],
     ).fetchall()
-    chosen: list[tuple[Any, ...]] = []
+    chosen: list[int] = []
     probed: set[str] = set()
     taken: dict[str, int] = {}
-    for r in rows:
-        if r[0] in exclude or r[4] in probed or len(chosen) >= limit:
+    for delivery_id, host, unavailable_since in rows:
+        if host in probed or len(chosen) >= limit:
             continue
         if host_room is not None:
-            if taken.get(r[4], 0) >= host_room(r[4]):
+            if taken.get(host, 0) >= host_room(host):
                 continue
-            taken[r[4]] = taken.get(r[4], 0) + 1
-        if r[6] is not None:
-            probed.add(r[4])
+            taken[host] = taken.get(host, 0) + 1
+        if unavailable_since is not None:
+            probed.add(host)
             db.execute(
-                "UPDATE hosts SET next_probe_at = ? WHERE host = ?", [now + probe_interval, r[4]]
+                "UPDATE hosts SET next_probe_at = ? WHERE host = ?", [now + probe_interval, host]
             )
-        chosen.append(r)
-    # Bodies only for the rows chosen: a fan-out's candidates are many, and alike.
-    marks = ",".join("?" * len(chosen))
-    bodies = dict(
-        db.execute(f"SELECT id, body FROM deliveries WHERE id IN ({marks})", [r[0] for r in chosen])
-    )
-    return [
-        Delivery(r[0], r[1], r[2], r[3], r[4], bodies[r[0]].encode("utf-8"), r[5]) for r in chosen
-    ]
+        chosen.append(delivery_id)
+    # The rest only for the rows chosen: a fan-out's candidates are many, and alike.
+    found = {
+        r[0]: Delivery(*r)
+        for r in db.execute(
+            "SELECT id, activity_id, handle, inbox, host, CAST(body AS BLOB), attempts "
+            f"FROM deliveries WHERE id IN ({','.join('?' * len(chosen))})",
+            chosen,
+        )
+    }
+    return [found[delivery_id] for delivery_id in chosen]
 
 
 def next_due_at(db: Database, now: float) -> float | None:
@@ -378,11 +381,16 @@ def next_due_at(db: Database, now: float) -> float | None:
     return min(times) if times else None
 
 
-def delivered(db: Database, delivery_id: int, host: str, now: float) -> None:
-    """Success: drop the row; a host that was unavailable is back, so its queue is due now."""
+def delivered(db: Database, done: list[tuple[int, str]], now: float) -> None:
+    """Success for each (delivery id, host): drop the rows; a host that was unavailable is
+    back, so its queue is due now."""
     with db.atomic():
-        db.execute("DELETE FROM deliveries WHERE id = ?", [delivery_id])
-        host_available(db, host, now)
+        db.execute(
+            f"DELETE FROM deliveries WHERE id IN ({','.join('?' * len(done))})",
+            [delivery_id for delivery_id, _ in done],
+        )
+        for host in sorted({host for _, host in done}):
+            host_available(db, host, now)
 
 
 def host_available(db: Database, host: str, now: float) -> None:
