@@ -126,11 +126,6 @@ class DeliveryWorker:
 
     async def _record_delivered(self) -> None:
         done, self._delivered = self._delivered, []
-        busy = dict(self._per_host)
-
-        def host_room(host: str) -> int:
-            return self.max_per_host - busy.get(host, 0)
-
         if done:
             now = self.now()
             await self.db(lambda db: store.delivered(db, done, now))
