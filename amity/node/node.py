@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +65,10 @@ class Node:
     def close(self) -> None:
         """Close the database; if this process changed it (queued a delivery, say), tell a
         node serving the same directory to look at its queue now."""
-        changed = self.store.db.conn.total_changes != self.changes_at_open
+        try:
+            changed = self.store.db.conn.total_changes != self.changes_at_open
+        except sqlite3.ProgrammingError:  # closed already
+            return
         self.store.close()
         if changed:
             wake.poke(self.config.data_dir)
