@@ -101,9 +101,21 @@ def _federation(
                 hooks.profile_stored,
                 interval=settings.sync_interval,
             )
-            hooks.wake_sync = sync.wake
+            # The hooks run on the database thread, inside the inbox's or the sync's
+            # transaction: they wake the loops through the event loop, and what a woken loop
+            # reads on the database thread comes after that transaction.
+            loop = asyncio.get_running_loop()
+
+            def via_loop(wake: Callable[[], None]) -> Callable[[], None]:
+                def call() -> None:
+                    loop.call_soon_threadsafe(wake)
+
+                return call
+
+            hooks.wake_sync = via_loop(sync.wake)
             liveness = asyncio.Event()
-            hooks.wake_liveness = liveness.set
+            hooks.wake_liveness = via_loop(liveness.set)
+            hooks.queued = via_loop(worker.wake)
             app[INBOX] = Inbox(
                 runner,
                 actors,
