@@ -5,9 +5,10 @@ Run: python bench/fanout.py [--followers N] [--hosts H]
 A real `amity serve` school node has N followers whose inboxes are spread over H receiver
 "hosts" (ports of one lightweight aiohttp receiver process on 127.0.0.1; a port counts as a
 host for the per-host limits). `amity profile import` queues one signed Update per inbox;
-we time from the end of that command until the last POST has arrived. The baseline sends
-the same N POSTs, unsigned, from a plain aiohttp client loop with the same total
-concurrency (32, the delivery worker's limit), in the same run.
+we time from the end of that command until the last POST has arrived (the command wakes
+the serving node as it closes the database, so the first POSTs may arrive before its end).
+The baseline sends the same N POSTs, unsigned, from a plain aiohttp client loop with the
+same total concurrency (32, the delivery worker's limit), in the same run.
 """
 
 from __future__ import annotations
@@ -64,6 +65,17 @@ def stats(port: int) -> dict[str, float]:
         return dict(json.loads(response.read()))
 
 
+def receiver_up(receiver: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 30
+    while receiver.poll() is None and time.monotonic() < deadline:
+        try:
+            stats(port)
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("the receiver did not start (a port taken meanwhile?); run again")
+
+
 def wait_for(port: int, count: int, timeout: float = 300) -> dict[str, float]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -92,11 +104,13 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=1000)
     parser.add_argument("--hosts", type=int, default=50)
     args = parser.parse_args()
-    ports = [free_port() for _ in range(args.hosts)]
+    taken: set[int] = set()
+    while len(taken) < args.hosts + 1:  # distinct ports: one for the school, the rest hosts
+        taken.add(free_port())
+    school_port, *ports = sorted(taken)
     inboxes = [f"http://127.0.0.1:{ports[i % len(ports)]}/inbox/{i}" for i in range(args.followers)]
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        school_port = free_port()
         data = init_school(directory, "school", school_port)
         node = Node.open(data)
         with node.store.db.atomic():
@@ -113,6 +127,7 @@ def main() -> None:
         receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, ",".join(map(str, ports))])
         school = serve(data, school_port)
         try:
+            receiver_up(receiver, ports[0])
             time.sleep(1.0)
             profile = profile_json()
             profile["capacity"] = 9
@@ -137,13 +152,13 @@ def main() -> None:
     print(f"1 profile Update to {args.followers} inboxes on {args.hosts} loopback hosts")
     print(
         f"  amity: queued by `profile import`, signed per attempt, first arrival "
-        f"{amity_first:6.2f} s (includes the node's 1 s queue poll)"
+        f"{amity_first:6.2f} s (below 0: the node was woken before the command had exited)"
     )
     print(f"  amity: last arrival                            {amity_last:6.2f} s")
     print(f"  plain aiohttp loop, unsigned, same concurrency {plain:6.2f} s")
     print(f"  ratio amity / plain                            {amity_last / plain:6.2f}")
     print(
-        f"  amity excluding the poll wait                  {amity_last - amity_first:6.2f} s "
+        f"  amity from first to last arrival               {amity_last - amity_first:6.2f} s "
         f"(ratio {(amity_last - amity_first) / plain:.2f})"
     )
 

@@ -18,12 +18,13 @@ import aiohttp
 from .. import __version__
 from ..protocol.activities import host_of
 from ..protocol.errors import MalformedDocument
-from ..protocol.httpsig import sign_request
+from ..protocol.httpsig import prepare_request
 from ..protocol.jsontext import parse_json
 from .backoff import is_permanent_failure
 from .errors import AddressRefused, FetchFailed
 from .guard import check_host, resolver_kwargs
 from .signer import Signer
+from .signing import Signatures
 
 ACCEPT_ACTIVITY = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -70,6 +71,7 @@ class FederationClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
         self._limits = (max_connections, max_per_host)
         self._session: aiohttp.ClientSession | None = None
+        self.signatures = Signatures()
 
     async def __aenter__(self) -> FederationClient:
         connector = aiohttp.TCPConnector(
@@ -88,6 +90,7 @@ class FederationClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await self.signatures.close()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -101,19 +104,15 @@ class FederationClient:
             raise FetchFailed(f"not an http(s) URL: {url[:200]}")
         check_host(parts.hostname, self.allow_private_network)
 
-    def _headers(
+    async def _headers(
         self, method: str, url: str, body: bytes | None, signer: Signer | None
     ) -> dict[str, str]:
+        """The signature headers, the RSA part made off the event loop in a fan-out."""
         if signer is None:
             return {}
-        return sign_request(
-            method=method,
-            url=url,
-            body=body,
-            key_id=signer.key_id,
-            private_key=signer.private_key,
-            now=self.clock(),
-        )
+        unsigned = prepare_request(method=method, url=url, body=body, now=self.clock())
+        signature = await self.signatures.sign(signer.private_key, unsigned.message)
+        return unsigned.signed(signer.key_id, signature)
 
     async def get_json(
         self, url: str, signer: Signer | None = None, accept: str = ACCEPT_ACTIVITY
@@ -125,7 +124,7 @@ class FederationClient:
             except MalformedDocument as exc:
                 raise FetchFailed(str(exc)) from exc
             self._check(url)
-            headers = {"Accept": accept, **self._headers("GET", url, None, signer)}
+            headers = {"Accept": accept, **(await self._headers("GET", url, None, signer))}
             try:
                 async with self.session.get(
                     url, headers=headers, allow_redirects=False
@@ -156,7 +155,7 @@ class FederationClient:
         self._check(url)
         headers = {
             "Content-Type": "application/activity+json",
-            **self._headers("POST", url, body, signer),
+            **(await self._headers("POST", url, body, signer)),
         }
         try:
             async with self.session.post(

@@ -7,7 +7,6 @@ row posted just before a crash is posted again, and receivers drop the repeat by
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -22,8 +21,12 @@ from .client import FederationClient
 from .errors import FetchFailed
 from .runner import DbRunner
 from .signer import Signer
+from .waiting import wait_or_wake
 
 log = logging.getLogger(__name__)
+# Another process's wake-up (node/wake.py) may be lost; the queue is looked at this often
+# anyway. Retries do not wait for it: the worker sleeps exactly until the next one is due.
+SAFETY_POLL = 30.0
 
 
 class DeliveryWorker:
@@ -37,7 +40,7 @@ class DeliveryWorker:
         *,
         max_total: int = 32,
         max_per_host: int = 4,
-        poll_interval: float = 1.0,
+        poll_interval: float = SAFETY_POLL,
         first_retry: float = FIRST_DELAY,
         now: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
@@ -54,53 +57,82 @@ class DeliveryWorker:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._per_host: Counter[str] = Counter()
         self._wake = asyncio.Event()
+        self._next_due: float | None = None
+        # Successes not yet written: the next cycle deletes them in its one database call
+        # (a crash before that only sends them again, and receivers drop repeats by id).
+        self._delivered: list[tuple[int, str]] = []
 
     def wake(self) -> None:
         """Look at the queue now rather than at the next poll (new rows were added)."""
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver until cancelled."""
+        """Deliver until cancelled: at once when woken, when the next retry or probe falls
+        due, and at the latest every `poll_interval`."""
         try:
             while True:
                 self._wake.clear()
                 await self.run_single_cycle()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                wait = self.poll_interval
+                if self._next_due is not None:
+                    wait = min(wait, self._next_due - self.now())
+                await wait_or_wake(self._wake, wait)
         finally:
             for task in list(self._in_flight.values()):
                 task.cancel()
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+            await self._record_delivered()
 
     async def run_single_cycle(self) -> int:
         """Start every delivery that is due and fits the limits; returns how many started."""
         room = self.max_total - len(self._in_flight)
         if room <= 0:
+            self._next_due = None  # a delivery that ends wakes the worker
             return 0
         exclude = set(self._in_flight)
         now = self.now()
-        due = await self.db(
-            lambda db: store.due_deliveries(db, now, exclude, room * 4, PROBE_INTERVAL)
-        )
+        done, self._delivered = self._delivered, []
+        busy = dict(self._per_host)
+
+        def host_room(host: str) -> int:
+            return self.max_per_host - busy.get(host, 0)
+
+        def cycle(db: Database) -> tuple[list[store.Delivery], float | None]:
+            if done:
+                store.delivered(db, done, now)
+            due = store.due_deliveries(db, now, exclude, room, PROBE_INTERVAL, host_room)
+            return due, store.next_due_at(db, now)
+
+        due, self._next_due = await self.db(cycle)
+        signers: dict[str, Signer] = {}  # looked up once a cycle, not once a delivery
         started = 0
         for delivery in due:
             if started >= room:
                 break
             if self._per_host[delivery.host] >= self.max_per_host:
                 continue
+            if delivery.handle not in signers:
+                signers[delivery.handle] = self.signer_for(delivery.handle)
             self._per_host[delivery.host] += 1
-            task = asyncio.create_task(self._attempt(delivery))
+            task = asyncio.create_task(self._attempt(delivery, signers[delivery.handle]))
             self._in_flight[delivery.id] = task
             started += 1
         return started
 
     async def drain(self) -> None:
-        """Wait for every delivery in flight (tests step the queue with this)."""
+        """Wait for every delivery in flight and record it (tests step the queue with this)."""
         await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        await self._record_delivered()
 
-    async def _attempt(self, delivery: store.Delivery) -> None:
+    async def _record_delivered(self) -> None:
+        done, self._delivered = self._delivered, []
+        if done:
+            now = self.now()
+            await self.db(lambda db: store.delivered(db, done, now))
+
+    async def _attempt(self, delivery: store.Delivery, signer: Signer) -> None:
         try:
-            await self._post(delivery)
+            await self._post(delivery, signer)
         except Exception:
             log.exception("delivery %s to %s failed unexpectedly", delivery.id, delivery.inbox)
         finally:
@@ -108,19 +140,17 @@ class DeliveryWorker:
             self._per_host[delivery.host] -= 1
             self.wake()
 
-    async def _post(self, delivery: store.Delivery) -> None:
+    async def _post(self, delivery: store.Delivery, signer: Signer) -> None:
         retry_after: float | None = None
         try:
-            result = await self.client.post(
-                delivery.inbox, delivery.body, self.signer_for(delivery.handle)
-            )
+            result = await self.client.post(delivery.inbox, delivery.body, signer)
             status, retry_after = result.status, result.retry_after
             error = result.problem()
         except FetchFailed as exc:
             status, error = 0, str(exc)
         now = self.now()
         if 200 <= status < 300:
-            await self.db(lambda db: store.delivered(db, delivery.id, delivery.host, now))
+            self._delivered.append((delivery.id, delivery.host))
             return
         attempts = delivery.attempts + 1
         if is_permanent_failure(status) or attempts >= MAX_ATTEMPTS:

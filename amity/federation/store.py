@@ -6,6 +6,7 @@ Every function takes the sqlite-utils Database and runs on the node's database t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -367,42 +368,84 @@ def public_outbox(db: Database, handle: str, offset: int, limit: int) -> tuple[i
 
 
 def due_deliveries(
-    db: Database, now: float, exclude: set[int], limit: int, probe_interval: float
+    db: Database,
+    now: float,
+    exclude: set[int],
+    limit: int,
+    probe_interval: float,
+    host_room: Callable[[str], int] | None = None,
 ) -> list[Delivery]:
     """Pending deliveries whose time has come, to hosts that are available; for a host marked
     unavailable whose probe time has come, only its oldest one (the probe), and the next
-    probe is pushed back at once so no second one starts while this one is out."""
+    probe is pushed back at once so no second one starts while this one is out. With
+    `host_room`, at most that many for each host (what its concurrency limit leaves free)."""
     rows = db.execute(
-        """
-        SELECT d.id, d.activity_id, d.handle, d.inbox, d.host, d.body, d.attempts,
-               h.unavailable_since
+        f"""
+        SELECT d.id, d.host, h.unavailable_since
         FROM deliveries d LEFT JOIN hosts h ON h.host = d.host
         WHERE d.state = 'pending' AND d.next_attempt_at <= ?
           AND (h.unavailable_since IS NULL OR h.next_probe_at <= ?)
+          AND d.id NOT IN ({",".join("?" * len(exclude))})
         ORDER BY d.next_attempt_at, d.id
         LIMIT ?
         """,
-        [now, now, limit + len(exclude)],
+        [now, now, *exclude, limit * (1 if host_room is None else 4)],
     ).fetchall()
-    chosen: list[Delivery] = []
+    chosen: list[int] = []
     probed: set[str] = set()
-    for r in rows:
-        if r[0] in exclude or r[4] in probed or len(chosen) >= limit:
+    taken: dict[str, int] = {}
+    for delivery_id, host, unavailable_since in rows:
+        if host in probed or len(chosen) >= limit:
             continue
-        if r[7] is not None:
-            probed.add(r[4])
+        if host_room is not None:
+            if taken.get(host, 0) >= host_room(host):
+                continue
+            taken[host] = taken.get(host, 0) + 1
+        if unavailable_since is not None:
+            probed.add(host)
             db.execute(
-                "UPDATE hosts SET next_probe_at = ? WHERE host = ?", [now + probe_interval, r[4]]
+                "UPDATE hosts SET next_probe_at = ? WHERE host = ?", [now + probe_interval, host]
             )
-        chosen.append(Delivery(r[0], r[1], r[2], r[3], r[4], r[5].encode("utf-8"), r[6]))
-    return chosen
+        chosen.append(delivery_id)
+    # The rest only for the rows chosen: a fan-out's candidates are many, and alike.
+    found = {
+        r[0]: Delivery(*r)
+        for r in db.execute(
+            "SELECT id, activity_id, handle, inbox, host, CAST(body AS BLOB), attempts "
+            f"FROM deliveries WHERE id IN ({','.join('?' * len(chosen))})",
+            chosen,
+        )
+    }
+    return [found[delivery_id] for delivery_id in chosen]
 
 
-def delivered(db: Database, delivery_id: int, host: str, now: float) -> None:
-    """Success: drop the row; a host that was unavailable is back, so its queue is due now."""
+def next_due_at(db: Database, now: float) -> float | None:
+    """The earliest time after `now` at which a pending delivery may fall due (its retry,
+    or the next probe of a host marked unavailable): the delivery worker sleeps until then."""
+    retry = db.execute(
+        "SELECT min(next_attempt_at) FROM deliveries "
+        "WHERE state = 'pending' AND next_attempt_at > ?",
+        [now],
+    ).fetchone()[0]
+    probe = db.execute(
+        "SELECT min(next_probe_at) FROM hosts "
+        "WHERE unavailable_since IS NOT NULL AND next_probe_at > ?",
+        [now],
+    ).fetchone()[0]
+    times = [float(t) for t in (retry, probe) if t is not None]
+    return min(times) if times else None
+
+
+def delivered(db: Database, done: list[tuple[int, str]], now: float) -> None:
+    """Success for each (delivery id, host): drop the rows; a host that was unavailable is
+    back, so its queue is due now."""
     with db.atomic():
-        db.execute("DELETE FROM deliveries WHERE id = ?", [delivery_id])
-        host_available(db, host, now)
+        db.execute(
+            f"DELETE FROM deliveries WHERE id IN ({','.join('?' * len(done))})",
+            [delivery_id for delivery_id, _ in done],
+        )
+        for host in sorted({host for _, host in done}):
+            host_available(db, host, now)
 
 
 def host_available(db: Database, host: str, now: float) -> None:

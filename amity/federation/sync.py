@@ -8,7 +8,6 @@ so there is no gap and no duplicate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +36,7 @@ from .endorsement_checks import check_carried
 from .errors import FetchFailed
 from .runner import DbRunner
 from .signer import Signer
+from .waiting import wait_or_wake
 
 log = logging.getLogger(__name__)
 SYNC_INTERVAL = 600.0
@@ -90,8 +90,7 @@ class DirectorySync:
                     log.warning("dropped %d listings that could not be confirmed", dropped)
             except Exception:  # one bad round must not end syncing for good
                 log.exception("directory sync round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+            await wait_or_wake(self._wake, self.interval)
 
     async def sync_all(self) -> int:
         """Read every followed hub's new listings and revocations, and the revocations of

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..federation.actors import RemoteActors
 from ..federation.client import FederationClient
-from ..federation.delivery import DeliveryWorker
+from ..federation.delivery import SAFETY_POLL, DeliveryWorker
 from ..federation.follows import FollowLimits
 from ..federation.inbox import Inbox
 from ..federation.ratelimit import RateLimiter
@@ -21,6 +21,7 @@ from ..federation.retention import PRUNE_INTERVAL, prune_regularly
 from ..federation.runner import DbRunner
 from ..federation.sync import DirectorySync
 from ..protocol.errors import ProtocolError
+from . import wake
 from .app_state import DB, INBOX, NODE, WORKER, error_response
 from .forwarded import SourceAddresses, parse_networks
 from .hooks import NodeHooks
@@ -46,7 +47,7 @@ class FederationSettings:
     trusted_proxies: tuple[str, ...] = ()  # IPs or networks whose X-Forwarded-For counts
     body_timeout: float = 30.0  # seconds to receive an inbox body
     sync_interval: float = 600.0
-    poll_interval: float = 1.0
+    poll_interval: float = SAFETY_POLL
     first_retry: float = 60.0
     liveness_interval: float = CHECK_INTERVAL
     # None: as the node's config says ([federation] follow_policy, followers_per_host).
@@ -124,9 +125,21 @@ def _federation(
                 hooks.profile_stored,
                 interval=settings.sync_interval,
             )
-            hooks.wake_sync = sync.wake
+            # The hooks run on the database thread, inside the inbox's or the sync's
+            # transaction: they wake the loops through the event loop, and what a woken loop
+            # reads on the database thread comes after that transaction.
+            loop = asyncio.get_running_loop()
+
+            def via_loop(wake: Callable[[], None]) -> Callable[[], None]:
+                def call() -> None:
+                    loop.call_soon_threadsafe(wake)
+
+                return call
+
+            hooks.wake_sync = via_loop(sync.wake)
             liveness = asyncio.Event()
-            hooks.wake_liveness = liveness.set
+            hooks.wake_liveness = via_loop(liveness.set)
+            hooks.queued = via_loop(worker.wake)
             app[INBOX] = Inbox(
                 runner,
                 actors,
@@ -155,7 +168,11 @@ def _federation(
                 asyncio.create_task(prune_regularly(runner, node.clock, settings.prune_interval)),
             ]
             try:
-                yield
+                # Commands run beside `serve` wake the worker through the data directory;
+                # one look now covers what they queued before the socket was there.
+                async with wake.listening(node.config.data_dir, worker.wake):
+                    worker.wake()
+                    yield
             finally:
                 for task in tasks:
                     task.cancel()

@@ -24,6 +24,8 @@ class NodeHooks:
         self.wake_sync: Callable[[], None] = lambda: None
         # Set by the app: an endorsement given or revoked makes the school re-publish.
         self.wake_liveness: Callable[[], None] = lambda: None
+        # Set by the app: a relay (queued from directory sync, say) wakes the delivery worker.
+        self.queued: Callable[[], None] = lambda: None
 
     def accept_follow(self, db: Database, handle: str, follow: dict[str, Any], inbox: str) -> None:
         outbox.accept_follow(db, self.node.urls, follow, inbox, self.node.now())
@@ -78,3 +80,4 @@ class NodeHooks:
         exclude = [actor for actor in skip if isinstance(actor, str)]
         inboxes = store.follower_inboxes(db, urls.handle, exclude=exclude)
         outbox.send(db, urls.handle, announce, inboxes, self.node.now())
+        self.queued()

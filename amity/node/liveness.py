@@ -4,13 +4,13 @@ active, and a listing not refreshed for 60 days counts as stale."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
 
 from ..federation.runner import DbRunner
+from ..federation.waiting import wait_or_wake
 from .clock import parse_time
 from .node import Node
 
@@ -63,5 +63,4 @@ async def keep_alive(
             last_for_endorsements = time.monotonic()
             log.info("profile re-published with its current endorsements")
             queued()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout)
+        await wait_or_wake(wake, timeout)

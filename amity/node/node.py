@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from ..protocol.endorsement import read_endorsement
 from ..protocol.profile import display_name
 from ..protocol.profile_document import profile_document
 from ..protocol.proofs import ProofInfo, sign_document
-from . import outbox
+from . import outbox, wake
 from .clock import Clock, format_time, later_than, system_clock
 from .config import (
     NodeConfig,
@@ -44,9 +45,11 @@ class Node:
     keys: ActorKeys
     clock: Clock = field(default=system_clock)
     keys_stamp: tuple[int, ...] = ()
+    changes_at_open: int = 0
 
     def __post_init__(self) -> None:
         self.keys_stamp = keys_stamp(self.config.keys_dir, self.config.handle)
+        self.changes_at_open = self.store.db.conn.total_changes
 
     @classmethod
     def open(cls, data_dir: Path, clock: Clock = system_clock) -> Node:
@@ -60,7 +63,15 @@ class Node:
         return cls(config, store, keys, clock)
 
     def close(self) -> None:
+        """Close the database; if this process changed it (queued a delivery, say), tell a
+        node serving the same directory to look at its queue now."""
+        try:
+            changed = self.store.db.conn.total_changes != self.changes_at_open
+        except sqlite3.ProgrammingError:  # closed already
+            return
         self.store.close()
+        if changed:
+            wake.poke(self.config.data_dir)
 
     def __enter__(self) -> Node:
         return self

@@ -134,6 +134,30 @@ def sign_request(
     now: datetime,
 ) -> dict[str, str]:
     """Headers (Host, Date, Digest for a body, Signature) that sign a request, Mastodon-style."""
+    unsigned = prepare_request(method=method, url=url, body=body, now=now)
+    return unsigned.signed(key_id, rsa_sign(private_key, unsigned.message))
+
+
+@dataclass(frozen=True)
+class UnsignedRequest:
+    """A request's signed headers before the signature, and the string to sign: the RSA
+    operation can then run elsewhere (a helper process) and `signed` finishes the headers."""
+
+    headers: dict[str, str]
+    names: tuple[str, ...]
+    message: bytes
+
+    def signed(self, key_id: str, signature: bytes) -> dict[str, str]:
+        headers = dict(self.headers)
+        headers["signature"] = (
+            f'keyId="{key_id}",algorithm="rsa-sha256",headers="{" ".join(self.names)}",'
+            f'signature="{base64.b64encode(signature).decode("ascii")}"'
+        )
+        return {name.title(): value for name, value in headers.items()}
+
+
+def prepare_request(*, method: str, url: str, body: bytes | None, now: datetime) -> UnsignedRequest:
+    """What `sign_request` signs: Host, Date and (for a body) Digest, and the signing string."""
     parts = urlsplit(url)
     target = parts.path or "/"
     if parts.query:
@@ -143,13 +167,12 @@ def sign_request(
     if body is not None:
         headers["digest"] = digest_header(body)
         names = SIGNED_HEADERS
-    message = signing_string(method, target, headers, names)
-    signature = private_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
-    headers["signature"] = (
-        f'keyId="{key_id}",algorithm="rsa-sha256",headers="{" ".join(names)}",'
-        f'signature="{base64.b64encode(signature).decode("ascii")}"'
-    )
-    return {name.title(): value for name, value in headers.items()}
+    return UnsignedRequest(headers, names, signing_string(method, target, headers, names))
+
+
+def rsa_sign(private_key: rsa.RSAPrivateKey, message: bytes) -> bytes:
+    """The rsa-sha256 signature (PKCS#1 v1.5) of `message`."""
+    return private_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
 
 
 def verify_request(
