@@ -41,6 +41,7 @@ from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
 from ..protocol.proofs import ProofInfo, read_proof, verify_document, verify_with_actor
 from . import directory, endorsements, store
 from .actors import ACTOR_TYPES, RemoteActors
+from .blocks import BlockList
 from .endorsement_checks import check_carried, check_endorsement
 from .errors import FetchFailed
 from .ratelimit import RateLimiter
@@ -126,6 +127,7 @@ class Inbox:
         self.limiter = limiter
         self.queued = queued
         self.hooks = hooks
+        self.blocks = BlockList(db)
         self.handlers: dict[str, Callable[[IncomingActivity, Sender], Awaitable[Effect | None]]] = {
             "Follow": self._follow,
             "Accept": self._answer("accepted"),
@@ -156,7 +158,7 @@ class Inbox:
             raise Rejected(400, "body is not JSON") from exc
         except MalformedDocument as exc:
             raise Rejected(400, str(exc)) from exc
-        if await self.db(lambda db: store.is_blocked(db, key_id, activity.actor, activity.id)):
+        if await self.blocks.blocked(key_id, activity.actor, activity.id):
             raise Rejected(403, "blocked")
         sender = await self._authenticate(request, key_id)
         relayed_by_other = sender.owner != activity.actor
@@ -179,16 +181,19 @@ class Inbox:
         now = time.time()
         sender_host = _safe_host(sender.key_id)
 
-        def apply(db: Database) -> bool:
-            with db.atomic():
-                store.host_available(db, sender_host, now)
-                if not store.mark_seen(db, activity.id, activity.type, activity.actor, now):
-                    return False
-                if effect is not None:
-                    effect(db)
-                return True
+        def apply(db: Database) -> bool | None:
+            if self.blocks.holds(key_id, activity.actor, activity.id):
+                return None  # blocked while it was being checked
+            store.host_available(db, sender_host, now)
+            if not store.mark_seen(db, activity.id, activity.type, activity.actor, now):
+                return False
+            if effect is not None:
+                effect(db)
+            return True
 
-        fresh = await self.db(apply)
+        fresh = await self.db.grouped(apply)  # one commit for every request waiting
+        if fresh is None:
+            raise Rejected(403, "blocked")
         if fresh and effect is not None:
             self.queued()
         return InboxResult(202, "accepted" if fresh else "already processed")
