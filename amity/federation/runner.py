@@ -40,7 +40,8 @@ class DbRunner:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
+        self._jobs: SimpleQueue[list[_Job] | None] = SimpleQueue()
+        self._pending: list[_Job] = []  # sent during this turn of the event loop
         self._thread = threading.Thread(target=self._run, name="amity-db", daemon=True)
         self._thread.start()
         self._closed = False
@@ -63,13 +64,21 @@ class DbRunner:
             raise RuntimeError("the database runner is closed")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._jobs.put(_Job(fn, loop, future, grouped))
+        if not self._pending:
+            loop.call_soon(self._send)
+        self._pending.append(_Job(fn, loop, future, grouped))
         return future
+
+    def _send(self) -> None:
+        """Hand the jobs of one turn of the event loop over at once: one wake-up."""
+        jobs, self._pending = self._pending, []
+        self._jobs.put(jobs)
 
     def close(self) -> None:
         """Finish every job already sent, then stop the thread."""
         if not self._closed:
             self._closed = True
+            self._send()
             self._jobs.put(_STOP)
             self._thread.join()
 
@@ -78,11 +87,17 @@ class DbRunner:
     def _run(self) -> None:
         stop = False
         while not stop:
-            batch = [self._jobs.get()]
-            while not self._jobs.empty():
-                batch.append(self._jobs.get_nowait())
-            stop = _STOP in batch
-            self._execute([job for job in batch if job is not None])
+            batch: list[_Job] = []
+            jobs = self._jobs.get()
+            while True:
+                if jobs is _STOP:
+                    stop = True
+                else:
+                    batch += jobs
+                if self._jobs.empty():
+                    break
+                jobs = self._jobs.get_nowait()
+            self._execute(batch)
 
     def _execute(self, batch: list[_Job]) -> None:
         """Run `batch` in order: grouped jobs next to each other share a transaction; the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
 from ..federation.inbox import InboxRequest
@@ -9,6 +11,8 @@ from .app_state import INBOX, NODE
 
 routes = web.RouteTableDef()
 MAX_BODY = 1024 * 1024
+# The answers to nearly every delivery, encoded once.
+_ANSWERS = {reason: json.dumps({"status": reason}) for reason in ("accepted", "already processed")}
 
 
 async def _receive(request: web.Request) -> web.Response:
@@ -19,22 +23,29 @@ async def _receive(request: web.Request) -> web.Response:
         body += chunk
         if len(body) > MAX_BODY:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
-    headers: dict[str, str] = {}
-    for name, value in request.headers.items():
-        key = name.lower()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    items = list(request.headers.items())
+    headers = {name.lower(): value for name, value in items}
+    if len(headers) < len(items):  # a repeated field: its values joined, as signed
+        headers = {}
+        for name, value in items:
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
     node = request.app[NODE]
     result = await request.app[INBOX].receive(
         InboxRequest(
             url=node.config.base_url + request.raw_path,
             target=request.raw_path,
             headers=headers,
-            header_items=list(request.headers.items()),
+            header_items=items,
             body=bytes(body),
         )
     )
-    key = "status" if result.status < 400 else "error"
-    response = web.json_response({key: result.reason}, status=result.status)
+    answer = _ANSWERS.get(result.reason) if result.status < 400 else None
+    if answer is not None:
+        response = web.json_response(text=answer, status=result.status)
+    else:
+        key = "status" if result.status < 400 else "error"
+        response = web.json_response({key: result.reason}, status=result.status)
     if result.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, round(result.retry_after)))
     return response
