@@ -161,10 +161,8 @@ class DbRunner:
         for job in batch:
             by_loop.setdefault(job.loop, []).append(job)
         for loop, jobs in by_loop.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: no one waits any more
                 loop.call_soon_threadsafe(_resolve, jobs)
-            except RuntimeError:
-                pass  # that loop is closed: no one is waiting any more
 
 
 def _outcome(fn: Callable[[Database], Any], db: Database) -> tuple[bool, Any]:
