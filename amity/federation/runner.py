@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from queue import SimpleQueue
 from typing import Any, TypeVar
 
@@ -51,13 +52,15 @@ class DbRunner:
 
     async def __call__(self, fn: Callable[[Database], T]) -> T:
         """Run `fn(db)` on the database thread, on its own (it commits as it likes)."""
-        return await self._submit(fn, grouped=False)
+        result: T = await self._submit(fn, grouped=False)
+        return result
 
     async def grouped(self, fn: Callable[[Database], T]) -> T:
         """Run `fn(db)` inside a transaction shared with other waiting grouped jobs; the
         answer comes once that transaction is committed. `fn` must not commit itself; if it
         raises, only its own changes are rolled back."""
-        return await self._submit(fn, grouped=True)
+        result: T = await self._submit(fn, grouped=True)
+        return result
 
     def _submit(self, fn: Callable[[Database], Any], grouped: bool) -> asyncio.Future[Any]:
         if self._closed:
@@ -154,7 +157,7 @@ class DbRunner:
 
     def _one_by_one(self, group: list[_Job]) -> None:
         for job in group:
-            job.outcome = _outcome(lambda db, fn=job.fn: _atomic(db, fn), self.db)
+            job.outcome = _outcome(partial(_atomic, fn=job.fn), self.db)
 
     def _answer(self, batch: list[_Job]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
@@ -172,7 +175,7 @@ def _outcome(fn: Callable[[Database], Any], db: Database) -> tuple[bool, Any]:
         return True, exc
 
 
-def _atomic(db: Database, fn: Callable[[Database], T]) -> T:
+def _atomic(db: Database, *, fn: Callable[[Database], T]) -> T:
     with db.atomic():
         return fn(db)
 
