@@ -46,6 +46,7 @@ from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
 from ..protocol.proofs import ProofInfo, read_proof, verify_document, verify_with_actor
 from . import directory, endorsements, follows, limits, store
 from .actors import ACTOR_TYPES, RemoteActors
+from .blocks import BlockList
 from .endorsement_checks import check_carried, check_endorsement
 from .errors import FetchFailed
 from .ratelimit import RateLimiter, address_key
@@ -138,6 +139,7 @@ class Inbox:
         self.hooks = hooks
         self.follow_policy = follow_policy
         self.follow_limits = follow_limits or follows.FollowLimits()
+        self.blocks = BlockList(db)
         self.handlers: dict[str, Callable[[IncomingActivity, Sender], Awaitable[Effect | None]]] = {
             "Follow": self._follow,
             "Accept": self._answer("accepted"),
@@ -163,7 +165,7 @@ class Inbox:
             raise Rejected(429, "too many requests from this address", retry_after=wait)
         key_id = _key_id(request.headers)
         key_document = key_id.split("#", 1)[0]
-        if await self.db(lambda db: store.is_blocked(db, key_id, key_document)):
+        if await self.blocks.blocked(key_id, key_document):
             raise Rejected(403, "blocked")
         sender = await self._authenticate(request, key_id)
         # Counted only once the signature holds, so no one can spend another's allowance.
@@ -175,9 +177,7 @@ class Inbox:
         except MalformedDocument as exc:
             raise Rejected(400, str(exc)) from exc
         checked = activity.actor == key_document and host_of(activity.id) == host_of(key_id)
-        if not checked and await self.db(
-            lambda db: store.is_blocked(db, activity.actor, activity.id)
-        ):
+        if not checked and await self.blocks.blocked(activity.actor, activity.id):
             raise Rejected(403, "blocked")
         relayed_by_other = sender.owner != activity.actor
         if not relayed_by_other and host_of(activity.id) != host_of(activity.actor):
@@ -199,16 +199,19 @@ class Inbox:
         now = time.time()
         sender_host = _safe_host(sender.key_id)
 
-        def apply(db: Database) -> bool:
-            with db.atomic():
-                store.host_available(db, sender_host, now)
-                if not store.mark_seen(db, activity.id, activity.type, activity.actor, now):
-                    return False
-                if effect is not None:
-                    effect(db)
-                return True
+        def apply(db: Database) -> bool | None:
+            if self.blocks.holds(key_id, activity.actor, activity.id):
+                return None  # blocked while it was being checked
+            store.host_available(db, sender_host, now)
+            if not store.mark_seen(db, activity.id, activity.type, activity.actor, now):
+                return False
+            if effect is not None:
+                effect(db)
+            return True
 
-        fresh = await self.db(apply)
+        fresh = await self.db.grouped(apply)  # one commit for every request waiting
+        if fresh is None:
+            raise Rejected(403, "blocked")
         if fresh and effect is not None:
             self.queued()
         return InboxResult(202, "accepted" if fresh else "already processed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ from .forwarded import SourceAddresses
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 MAX_BODY = 1024 * 1024
+# The answers to nearly every delivery, encoded once.
+_ANSWERS = {reason: json.dumps({"status": reason}) for reason in ("accepted", "already processed")}
 
 
 @dataclass(frozen=True)
@@ -57,25 +60,32 @@ async def _read_body(request: web.Request, timeout: float) -> bytes:
 async def _receive(request: web.Request) -> web.Response:
     door = request.app[FRONT_DOOR]
     body = await _read_body(request, door.body_timeout)
-    headers: dict[str, str] = {}
-    for name, value in request.headers.items():
-        key = name.lower()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    items = list(request.headers.items())
+    headers = {name.lower(): value for name, value in items}
+    if len(headers) < len(items):  # a repeated field: its values joined, as signed
+        headers = {}
+        for name, value in items:
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
     node = request.app[NODE]
     result = await request.app[INBOX].receive(
         InboxRequest(
             url=node.config.base_url + request.raw_path,
             target=request.raw_path,
             headers=headers,
-            header_items=list(request.headers.items()),
+            header_items=items,
             body=body,
             source=door.addresses.source(
                 request.remote, request.headers.getall("X-Forwarded-For", [])
             ),
         )
     )
-    key = "status" if result.status < 400 else "error"
-    response = web.json_response({key: result.reason}, status=result.status)
+    answer = _ANSWERS.get(result.reason) if result.status < 400 else None
+    if answer is not None:
+        response = web.json_response(text=answer, status=result.status)
+    else:
+        key = "status" if result.status < 400 else "error"
+        response = web.json_response({key: result.reason}, status=result.status)
     if result.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, round(result.retry_after)))
     return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,6 +14,9 @@ HANDLED_TYPES = frozenset(
     {"Follow", "Accept", "Reject", "Undo", "Create", "Update", "Delete", "Announce", "Flag"}
 )
 MAX_ID_LENGTH = 2048
+# The common shape, read without urlsplit: scheme, plain host, optional port, then the end
+# or a path, query or fragment. Anything else goes the long way.
+_PLAIN_URL = re.compile(r"(?i:https?)://([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?(?=[/?#]|\Z)")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ class IncomingActivity:
 
 def host_of(url: str) -> str:
     """The lower-case authority (host[:port]) of an http(s) URL; MalformedDocument otherwise."""
+    plain = _PLAIN_URL.match(url) if isinstance(url, str) else None
+    if plain is not None and (plain.group(2) is None or int(plain.group(2)) <= 65535):
+        return url[plain.start(1) : plain.end()].lower()
     try:
         parts = urlsplit(url)
         valid = parts.scheme in ("http", "https") and bool(parts.hostname)

@@ -8,6 +8,7 @@ key. Everything here is a function of its inputs: the caller supplies keys and t
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -28,6 +29,17 @@ PublicKey = rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 SIGNED_HEADERS = ("(request-target)", "host", "date", "digest")
 MAX_CLOCK_SKEW = timedelta(hours=1)
 _PARAM = re.compile(r'\s*([a-zA-Z]+)\s*=\s*(?:"([^"]*)"|([0-9.]+))\s*(?:,|$)')
+# An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), what every sender writes: read directly.
+_FIXDATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|"
+    r"Nov|Dec) ([12][0-9]{3}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT\Z"
+)
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,7 @@ def check_digest(header: str | None, body: bytes) -> None:
     raise BadSignature("Digest has no SHA-256 value")
 
 
+@functools.lru_cache(maxsize=256)  # the inbox reads one request's header more than once
 def parse_signature_header(value: str) -> SignatureParams:
     """Parse `keyId="..",algorithm="..",headers="..",signature=".."`."""
     params: dict[str, str] = {}
@@ -226,16 +239,28 @@ def check_freshness(
     if created is not None:
         moment = datetime.fromtimestamp(created, UTC)
     elif date:
-        try:
-            moment = parsedate_to_datetime(date)
-        except (TypeError, ValueError) as exc:
-            raise BadSignature("Date header is not an HTTP date") from exc
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
+        moment = _http_date(date)
     else:
         raise BadSignature("request has no Date")
     if abs(now - moment) > MAX_CLOCK_SKEW:
         raise BadSignature("Date is more than one hour from this node's clock")
+
+
+def _http_date(date: str) -> datetime:
+    fixdate = _FIXDATE.match(date)
+    if fixdate is not None:
+        day, month, year, hour, minute, second = fixdate.groups()
+        try:
+            return datetime(
+                int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=UTC
+            )
+        except ValueError:
+            pass  # not a real date: the general parser has the last word
+    try:
+        moment = parsedate_to_datetime(date)
+    except (TypeError, ValueError) as exc:
+        raise BadSignature("Date header is not an HTTP date") from exc
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def key_from_document(document: dict[str, Any], key_id: str) -> tuple[str, PublicKey]:
