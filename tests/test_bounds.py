@@ -115,7 +115,7 @@ async def profile_update(sender: LiveNode) -> dict[str, Any]:
 
 async def database_size(live: LiveNode) -> int:
     """The database file's size once the write-ahead log is folded into it."""
-    await live.run(lambda: live.node.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+    await live.run(lambda: live.node.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
     return os.path.getsize(live.node.config.database_path)
 
 
