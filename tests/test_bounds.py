@@ -456,3 +456,25 @@ def test_revocations_have_a_size_limit_and_a_ceiling_per_host(
         )
     finally:
         db.close()
+
+
+async def test_a_relayed_note_is_dropped_without_fetching_its_author(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    receiver = await start_node(tmp_path, "receiver", UNLIMITED)
+    sender = await start_node(tmp_path, "sender", UNLIMITED)
+    try:
+        before = await receiver.state()
+        # Its author's node does not exist: checking the proof would need a fetch that fails.
+        author = "http://127.0.0.1:9/actors/nobody"
+        relayed = {**note(author, 100), "proof": {"type": "DataIntegrityProof"}}
+        announce = activity(sender.actor, "Announce", relayed)
+        status, _ = await post_signed(session, f"{receiver.base}/inbox", announce, sender.node)
+        assert status == 202
+        after = await receiver.state()
+        assert after["objects"] == before["objects"] == []
+        assert after["directory"] == before["directory"]
+    finally:
+        for live in (receiver, sender):
+            await live.server.close()
+            live.node.close()

@@ -479,8 +479,10 @@ class Inbox:
             return self._remove_listing(obj, author, activity.actor, relay=True)
         if not isinstance(obj, dict) or not isinstance(obj.get("attributedTo"), str):
             raise MalformedDocument("Announce needs an attributed object")
-        if "proof" not in obj:
-            return None  # relayed content is kept only when its author's proof travels with it
+        if "proof" not in obj or obj.get("type") != PROFILE_TYPE:
+            # Only profiles are kept, and only with their author's proof: nothing else is
+            # worth a fetch of its author's key.
+            return None
         author = obj["attributedTo"]
         proof, seen = await self._verified_object(obj, author)
         return await self._keep(obj, author, activity.actor, proof, seen)
