@@ -316,6 +316,9 @@ async def test_pruning_keeps_what_is_inside_retention_and_replays_stay_refused(
         assert (await post_signed(session, inbox, update, sender.node))[0] == 202
         flag = peer.activity("eve", "Flag", receiver.actor)
         assert (await peer.send(session, "eve", inbox, flag))[0] == 202
+        # eve is no Amity node: the default policy holds her Follow for approval.
+        follow = peer.activity("eve", "Follow", receiver.actor)
+        assert (await peer.send(session, "eve", inbox, follow))[0] == 202
         signed_at = datetime.now(UTC)
         like = activity(sender.actor, "Like", f"{receiver.actor}/profile")
         assert await post_signed(session, inbox, like, sender.node, now=signed_at) == (
@@ -339,12 +342,20 @@ async def test_pruning_keeps_what_is_inside_retention_and_replays_stay_refused(
             return await receiver.run(lambda: retention.prune(db, moment))
 
         async def held() -> dict[str, int]:
-            tables = ("seen_activities", "reports", "remote_actors", "outbox", "deliveries")
+            tables = (
+                "seen_activities",
+                "reports",
+                "remote_actors",
+                "outbox",
+                "deliveries",
+                "follow_requests",
+            )
             return {t: await count(receiver, t) for t in tables}
 
         start = clock.now
         full = await held()
-        assert full["seen_activities"] == 3 and full["reports"] == 1
+        assert full["seen_activities"] == 4 and full["reports"] == 1
+        assert full["follow_requests"] == 1
         assert full["remote_actors"] == 2 and full["deliveries"] == 1
         assert full["outbox"] == 2  # the profile published at init, and the Announce
 
@@ -374,6 +385,7 @@ async def test_pruning_keeps_what_is_inside_retention_and_replays_stay_refused(
             "remote_actors": 1,
             "outbox": 1,
             "deliveries": 0,
+            "follow_requests": 0,  # unanswered for 30 days: expired
         }
         # The account's newest public activity stays: its outbox is never empty.
         [(kept_type,)] = await receiver.run(

@@ -14,6 +14,7 @@ from functools import partial
 from sqlite_utils import Database
 
 from . import limits
+from .follows import FollowLimits
 from .runner import DbRunner
 from .store import UNREFERENCED_ACTOR
 
@@ -52,6 +53,12 @@ def rules(now: datetime) -> dict[str, tuple[str, str, list[object]]]:
             "max(coalesce(r.last_success, 0), coalesce(r.unavailable_since, 0)) < ? "
             "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.host = r.host)",
             [t - limits.DELIVERY_RETENTION],
+        ),
+        # Follow requests nobody answered expire (they are not shown past this either).
+        "follow_requests": (
+            "follow_requests",
+            "r.received_at < ?",
+            [t - FollowLimits().pending_seconds],
         ),
         "lan_peers": (
             "lan_peers",
