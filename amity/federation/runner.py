@@ -13,7 +13,6 @@ import contextlib
 import logging
 import sqlite3
 import threading
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -102,9 +101,6 @@ class DbRunner:
                     break
                 jobs = self._jobs.get_nowait()
             self._execute(batch)
-            # Answers may hold cursors: none may outlive its batch on this thread while the
-            # next one waits, or SQLite refuses the next transaction.
-            del batch, jobs
 
     def _execute(self, batch: list[_Job]) -> None:
         """Run `batch` in order: grouped jobs next to each other share a transaction; the
@@ -176,10 +172,6 @@ def _outcome(fn: Callable[[Database], Any], db: Database) -> tuple[bool, Any]:
     try:
         return False, fn(db)
     except Exception as exc:
-        # The traceback's frames would keep their cursors, and so their statements, open on
-        # the connection until the caller drops the exception: SQLite then refuses the
-        # next transaction ("SQL statements in progress").
-        traceback.clear_frames(exc.__traceback__)
         return True, exc
 
 
