@@ -41,8 +41,8 @@ class Clock:
     def __init__(self) -> None:
         self.now = 1_800_000_000.0
 
-    def __call__(self) -> float:
-        return self.now
+    def __call__(self) -> datetime:
+        return datetime.fromtimestamp(self.now, UTC)
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[Node, Peer, DeliveryWorke
         allow_private_network=True, clock=lambda: datetime.now(UTC)
     ) as client:
         worker = DeliveryWorker(
-            runner, client, lambda _h: node.signer(), now=clock, jitter=lambda: 0.5
+            runner, client, lambda _h: node.signer(), clock=clock, jitter=lambda: 0.5
         )
         yield node, peer, worker, clock
     runner.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -18,6 +17,7 @@ from sqlite_utils import Database
 from . import store
 from .backoff import FIRST_DELAY, MAX_ATTEMPTS, PROBE_INTERVAL, is_permanent_failure, retry_delay
 from .client import FederationClient
+from .clock import Clock, system_clock
 from .errors import FetchFailed
 from .runner import DbRunner
 from .signer import Signer
@@ -42,7 +42,7 @@ class DeliveryWorker:
         max_per_host: int = 4,
         poll_interval: float = SAFETY_POLL,
         first_retry: float = FIRST_DELAY,
-        now: Callable[[], float] = time.time,
+        clock: Clock = system_clock,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.db = db
@@ -52,7 +52,7 @@ class DeliveryWorker:
         self.max_per_host = max_per_host
         self.poll_interval = poll_interval
         self.first_retry = first_retry
-        self.now = now
+        self.clock = clock
         self.jitter = jitter
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._per_host: Counter[str] = Counter()
@@ -75,7 +75,7 @@ class DeliveryWorker:
                 await self.run_single_cycle()
                 wait = self.poll_interval
                 if self._next_due is not None:
-                    wait = min(wait, self._next_due - self.now())
+                    wait = min(wait, self._next_due - self.clock().timestamp())
                 await wait_or_wake(self._wake, wait)
         finally:
             for task in list(self._in_flight.values()):
@@ -90,7 +90,7 @@ class DeliveryWorker:
             self._next_due = None  # a delivery that ends wakes the worker
             return 0
         exclude = set(self._in_flight)
-        now = self.now()
+        now = self.clock().timestamp()
         done, self._delivered = self._delivered, []
         busy = dict(self._per_host)
 
@@ -127,7 +127,7 @@ class DeliveryWorker:
     async def _record_delivered(self) -> None:
         done, self._delivered = self._delivered, []
         if done:
-            now = self.now()
+            now = self.clock().timestamp()
             await self.db(lambda db: store.delivered(db, done, now))
 
     async def _attempt(self, delivery: store.Delivery, signer: Signer) -> None:
@@ -148,7 +148,7 @@ class DeliveryWorker:
             error = result.problem()
         except FetchFailed as exc:
             status, error = 0, str(exc)
-        now = self.now()
+        now = self.clock().timestamp()
         if 200 <= status < 300:
             self._delivered.append((delivery.id, delivery.host))
             return

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -196,7 +195,7 @@ class Inbox:
                 effect = await handler(activity, sender)
             except (ProtocolError, FetchFailed) as exc:
                 raise Rejected(400, f"{activity.type} refused: {exc}") from exc
-        now = time.time()
+        now = self.clock().timestamp()
         sender_host = _safe_host(sender.key_id)
 
         def apply(db: Database) -> bool:
@@ -355,7 +354,7 @@ class Inbox:
         directory listing holds, seen in its actor within KEY_TRUST, else the one its actor
         publishes now. Returns the proof and when the key was seen in the actor."""
         method = read_proof(obj)["verificationMethod"]
-        now = time.time()
+        now = self.clock().timestamp()
         listed = await self.db(partial(directory.listing_keys, actors=[author]))
         known = listed.get(author)
         if known is not None and known.trusted(method, now):
@@ -377,7 +376,7 @@ class Inbox:
             if obj["id"] != activity.actor or sender.owner != activity.actor:
                 raise MalformedDocument("an actor can only update itself")
             self.actors.forget(activity.actor)
-            fetched_at = time.time()
+            fetched_at = self.clock().timestamp()
 
             def refresh_actor(db: Database) -> None:
                 store.cache_actor(db, obj, fetched_at)
@@ -407,7 +406,7 @@ class Inbox:
         if object_id is None:
             raise MalformedDocument("Delete names no object")
         when = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
-        now = time.time()
+        now = self.clock().timestamp()
         if object_id == activity.actor:
             self.actors.forget(activity.actor)
 
@@ -447,7 +446,7 @@ class Inbox:
         object_id = tombstone.get("id") if isinstance(tombstone, dict) else tombstone
         deleted = tombstone.get("deleted") if isinstance(tombstone, dict) else None
         when = deleted if isinstance(deleted, str) else self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
-        now = time.time()
+        now = self.clock().timestamp()
 
         def remove(db: Database) -> None:
             if directory.listing_of(db, str(object_id)) != author:
@@ -492,7 +491,7 @@ class Inbox:
     ) -> Effect | None:
         """The effect that stores a checked object: a profile goes to the directory, with
         the endorsements it carries that hold for the key its `proof` verified with."""
-        now = time.time()
+        now = self.clock().timestamp()
         if obj.get("type") != PROFILE_TYPE:
             return None  # only profiles are kept (in the directory)
         profile_from_document(obj)  # refuses what a profile may not contain
@@ -534,7 +533,7 @@ class Inbox:
             limits.MAX_REPORT_BYTES,
             partial(store.report_refusal, actor=activity.actor),
         )
-        now = time.time()
+        now = self.clock().timestamp()
         return lambda db: store.add_report(db, activity.id, activity.actor, activity.document, now)
 
     async def _check_room(

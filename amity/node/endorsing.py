@@ -74,7 +74,7 @@ def endorse(node: Node, school: dict[str, Any], expires: str | None) -> dict[str
                 "document": json.dumps(signed),
             }
         )
-        outbox.send(db, urls.handle, create, [inbox], now)
+        outbox.send(db, urls.handle, create, [inbox], now, node.clock().timestamp())
     return signed
 
 
@@ -110,7 +110,14 @@ def revoke(node: Node, school_id: str) -> list[str]:
                 "UPDATE issued_endorsements SET revoked_at = ? WHERE id = ?", [now, endorsement_id]
             )
             endorsements.record_revocation(db, endorsement_id, urls.id, now, signed)
-            outbox.send(db, urls.handle, signed, sorted({school_inbox, *audience}), now)
+            outbox.send(
+                db,
+                urls.handle,
+                signed,
+                sorted({school_inbox, *audience}),
+                now,
+                node.clock().timestamp(),
+            )
     return [row[0] for row in rows]
 
 

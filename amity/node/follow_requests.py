@@ -62,7 +62,9 @@ def approve(node: Node, target: str) -> FollowRequest:
         fed_store.add_follower(
             db, urls.handle, request.actor, request.inbox, str(request.follow["id"]), node.now()
         )
-        outbox.accept_follow(db, urls, request.follow, request.personal_inbox, node.now())
+        outbox.accept_follow(
+            db, urls, request.follow, request.personal_inbox, node.now(), node.clock().timestamp()
+        )
     return request
 
 
@@ -73,5 +75,7 @@ def reject(node: Node, target: str) -> FollowRequest:
     urls = node.urls
     with db.atomic():
         follows.drop_request(db, urls.handle, request.actor)
-        outbox.reject_follow(db, urls, request.follow, request.personal_inbox, node.now())
+        outbox.reject_follow(
+            db, urls, request.follow, request.personal_inbox, node.now(), node.clock().timestamp()
+        )
     return request

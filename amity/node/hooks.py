@@ -28,7 +28,9 @@ class NodeHooks:
         self.queued: Callable[[], None] = lambda: None
 
     def accept_follow(self, db: Database, handle: str, follow: dict[str, Any], inbox: str) -> None:
-        outbox.accept_follow(db, self.node.urls, follow, inbox, self.node.now())
+        outbox.accept_follow(
+            db, self.node.urls, follow, inbox, self.node.now(), self.node.clock().timestamp()
+        )
 
     def follow_accepted(self, db: Database, actor: dict[str, Any] | None) -> None:
         """A hub took us as a follower: send it our profile, then read its directory."""
@@ -45,7 +47,9 @@ class NodeHooks:
                 urls.followers,
                 self.node.now(),
             )
-            outbox.send(db, urls.handle, update, [inbox], self.node.now())
+            outbox.send(
+                db, urls.handle, update, [inbox], self.node.now(), self.node.clock().timestamp()
+            )
         self.wake_sync()
 
     def profile_stored(self, db: Database, document: dict[str, Any], via: str | None) -> None:
@@ -79,5 +83,7 @@ class NodeHooks:
         )
         exclude = [actor for actor in skip if isinstance(actor, str)]
         inboxes = store.follower_inboxes(db, urls.handle, exclude=exclude)
-        outbox.send(db, urls.handle, announce, inboxes, self.node.now())
+        outbox.send(
+            db, urls.handle, announce, inboxes, self.node.now(), self.node.clock().timestamp()
+        )
         self.queued()

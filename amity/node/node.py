@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,12 +137,12 @@ class Node:
             directory.store_profile(
                 self.store.db,
                 signed,
-                time.time(),
+                self.clock().timestamp(),
                 [read_endorsement(doc) for doc in held],
                 ProofInfo(urls.ed25519_key_id, updated, self.keys.ed25519_public),
-                time.time(),
+                self.clock().timestamp(),
             )
-            outbox.update_object(self.store.db, urls, signed, updated)
+            outbox.update_object(self.store.db, urls, signed, updated, self.clock().timestamp())
         return stored
 
     def held_endorsements(self) -> list[dict[str, Any]]:
@@ -190,11 +189,11 @@ class Node:
         db = self.store.db
         with db.atomic():
             self.store.withdraw_profile(self.config.handle, when)
-            directory.remove_profile(db, urls.id, when, time.time())
+            directory.remove_profile(db, urls.id, when, self.clock().timestamp())
             inboxes = fed_store.follower_inboxes(db, urls.handle) + fed_store.followed_hub_inboxes(
                 db, urls.handle
             )
-            outbox.send(db, urls.handle, signed, inboxes, when)
+            outbox.send(db, urls.handle, signed, inboxes, when, self.clock().timestamp())
         return when
 
     def signer(self) -> Signer:
@@ -225,11 +224,13 @@ class Node:
         follow_id = outbox.new_activity_id(self.urls)
         activity = activities.follow(follow_id, self.urls.id, target["id"])
         with db.atomic():
-            fed_store.cache_actor(db, target, time.time())
+            fed_store.cache_actor(db, target, self.clock().timestamp())
             fed_store.set_following(
                 db, self.config.handle, target["id"], follow_id, "pending", self.now()
             )
-            outbox.send(db, self.config.handle, activity, [inbox], self.now())
+            outbox.send(
+                db, self.config.handle, activity, [inbox], self.now(), self.clock().timestamp()
+            )
         return follow_id
 
     def following_state(self, actor_id: str) -> str | None:
@@ -262,7 +263,13 @@ class Node:
         if profile is not None:
             self.publish_profile(profile.data)
         with self.store.db.atomic():
-            outbox.update_object(self.store.db, self.urls, self.actor_document(), self.now())
+            outbox.update_object(
+                self.store.db,
+                self.urls,
+                self.actor_document(),
+                self.now(),
+                self.clock().timestamp(),
+            )
 
 
 def init_node(
