@@ -13,6 +13,7 @@ from aiohttp import web
 from ..federation.actors import RemoteActors
 from ..federation.client import FederationClient
 from ..federation.delivery import SAFETY_POLL, DeliveryWorker
+from ..federation.errors import FederationError
 from ..federation.follows import FollowLimits
 from ..federation.inbox import Inbox
 from ..federation.ratelimit import RateLimiter
@@ -66,7 +67,7 @@ async def error_middleware(
         if exc.status >= 400:
             return error_response(exc.status, exc.text or exc.reason)
         raise
-    except ProtocolError as exc:
+    except (ProtocolError, FederationError) as exc:
         return error_response(400, str(exc))
     except ConnectionError as exc:
         # The client went away (mid-upload, say): nobody to answer, nothing to fix.
