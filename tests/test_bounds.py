@@ -19,7 +19,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from sqlite_utils import Database
 
-from amity.federation import directory, endorsements, limits, retention, store
+from amity.federation import (
+    actor_cache,
+    delivery_queue,
+    directory,
+    endorsements,
+    limits,
+    relations,
+    retention,
+)
 from amity.node.app import FederationSettings
 from amity.node.schema import migrations
 from amity.node.storage import open_database
@@ -282,9 +290,9 @@ async def test_remote_actors_per_host_give_way_unless_needed(
             return {"id": f"http://many.test/users/u{n}", "type": "Person", "inbox": "x"}
 
         def fill() -> list[Any]:
-            store.set_following(db, "school", actor(0)["id"], "f", "accepted", "2026")
-            cached = [store.cache_actor(db, actor(n), float(n)) for n in range(6)]
-            cached.append(store.cache_actor(db, {**actor(9), "padding": "x" * 70_000}, 9.0))
+            relations.set_following(db, "school", actor(0)["id"], "f", "accepted", "2026")
+            cached = [actor_cache.cache_actor(db, actor(n), float(n)) for n in range(6)]
+            cached.append(actor_cache.cache_actor(db, {**actor(9), "padding": "x" * 70_000}, 9.0))
             held = [row[0] for row in db.execute("SELECT id FROM remote_actors ORDER BY id")]
             return [cached, held]
 
@@ -324,7 +332,7 @@ async def test_pruning_keeps_what_is_inside_retention_and_replays_stay_refused(
         )
         # Something this node sent: an outbox entry with a delivery that cannot arrive.
         await receiver.run(
-            lambda: store.enqueue(
+            lambda: delivery_queue.enqueue(
                 db,
                 "receiver",
                 {"id": f"{receiver.actor}/activities/1", "type": "Announce"},

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from amity.federation import store
+from amity.federation import delivery_queue
 from amity.federation.backoff import MAX_ATTEMPTS, PROBE_INTERVAL, retry_delay
 from amity.federation.client import FederationClient
 from amity.federation.delivery import DeliveryWorker
@@ -81,11 +81,11 @@ def _queue(node: Node, inbox: str, n: int = 1) -> None:
             "actor": node.urls.id,
             "object": {},
         }
-        store.enqueue(node.store.db, "school", activity, [inbox], 1_800_000_000.0, "x")
+        delivery_queue.enqueue(node.store.db, "school", activity, [inbox], 1_800_000_000.0, "x")
 
 
 def _rows(node: Node) -> list[dict[str, object]]:
-    return store.queue_rows(node.store.db)
+    return delivery_queue.queue_rows(node.store.db)
 
 
 async def _step(worker: DeliveryWorker) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 from ..protocol.activities import host_of
 from ..protocol.errors import UnknownKey
 from ..protocol.httpsig import PublicKey, key_from_document
-from . import store
+from . import actor_cache
 from .client import FederationClient
 from .clock import Clock, system_clock
 from .errors import FetchFailed
@@ -81,7 +81,7 @@ class RemoteActors:
         document = check_actor(await self.client.get_json(url, self.signer()), url)
         if cache and is_actor(document):
             fetched_at = self.clock().timestamp()
-            await self.db(lambda db: store.cache_actor(db, document, fetched_at))
+            await self.db(lambda db: actor_cache.cache_actor(db, document, fetched_at))
         return document
 
     async def _document(self, url: str, refresh: bool, cache: bool = True) -> dict[str, Any]:
@@ -89,7 +89,7 @@ class RemoteActors:
         return held if held is not None else await self.fetch(url, cache)
 
     async def _fresh(self, url: str) -> dict[str, Any] | None:
-        cached = await self.db(lambda db: store.cached_actor(db, url))
+        cached = await self.db(lambda db: actor_cache.cached_actor(db, url))
         return (
             cached[0]
             if cached is not None and self.clock().timestamp() - cached[1] < self.ttl

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from sqlite_utils import Database
 
-from . import store
+from . import delivery_queue
 from .backoff import FIRST_DELAY, MAX_ATTEMPTS, PROBE_INTERVAL, is_permanent_failure, retry_delay
 from .client import FederationClient
 from .clock import Clock, system_clock
@@ -97,11 +97,11 @@ class DeliveryWorker:
         def host_room(host: str) -> int:
             return self.max_per_host - busy.get(host, 0)
 
-        def cycle(db: Database) -> tuple[list[store.Delivery], float | None]:
+        def cycle(db: Database) -> tuple[list[delivery_queue.Delivery], float | None]:
             if done:
-                store.delivered(db, done, now)
-            due = store.due_deliveries(db, now, exclude, room, PROBE_INTERVAL, host_room)
-            return due, store.next_due_at(db, now)
+                delivery_queue.delivered(db, done, now)
+            due = delivery_queue.due_deliveries(db, now, exclude, room, PROBE_INTERVAL, host_room)
+            return due, delivery_queue.next_due_at(db, now)
 
         due, self._next_due = await self.db(cycle)
         signers: dict[str, Signer] = {}  # looked up once a cycle, not once a delivery
@@ -128,9 +128,9 @@ class DeliveryWorker:
         done, self._delivered = self._delivered, []
         if done:
             now = self.clock().timestamp()
-            await self.db(lambda db: store.delivered(db, done, now))
+            await self.db(lambda db: delivery_queue.delivered(db, done, now))
 
-    async def _attempt(self, delivery: store.Delivery, signer: Signer) -> None:
+    async def _attempt(self, delivery: delivery_queue.Delivery, signer: Signer) -> None:
         try:
             await self._post(delivery, signer)
         except Exception:
@@ -140,7 +140,7 @@ class DeliveryWorker:
             self._per_host[delivery.host] -= 1
             self.wake()
 
-    async def _post(self, delivery: store.Delivery, signer: Signer) -> None:
+    async def _post(self, delivery: delivery_queue.Delivery, signer: Signer) -> None:
         retry_after: float | None = None
         try:
             result = await self.client.post(delivery.inbox, delivery.body, signer)
@@ -160,13 +160,13 @@ class DeliveryWorker:
             exhausted = not is_permanent_failure(status)
 
             def dead(db: Database) -> None:
-                store.failed(db, delivery, error, None, now, PROBE_INTERVAL)
+                delivery_queue.failed(db, delivery, error, None, now, PROBE_INTERVAL)
                 if exhausted:
-                    store.mark_unavailable(db, delivery.host, now, PROBE_INTERVAL)
+                    delivery_queue.mark_unavailable(db, delivery.host, now, PROBE_INTERVAL)
 
             await self.db(dead)
             return
         delay = max(retry_delay(attempts, self.jitter(), self.first_retry), retry_after or 0.0)
         await self.db(
-            lambda db: store.failed(db, delivery, error, now + delay, now, PROBE_INTERVAL)
+            lambda db: delivery_queue.failed(db, delivery, error, now + delay, now, PROBE_INTERVAL)
         )

@@ -20,7 +20,7 @@ from ..protocol.proofs import ProofInfo
 from ..protocol.text import clean_text
 from . import limits
 from .endorsements import COUNTS, endorsed_by, replace_for_school, trusted
-from .store import row_host
+from .limits import row_host
 
 # How long a key seen in an author's actor is trusted for that author's later profiles
 # without asking again. Amity re-publishes weekly; an actor announcing new keys (`amity keys

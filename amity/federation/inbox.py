@@ -43,7 +43,19 @@ from ..protocol.jsontext import parse_json
 from ..protocol.message_signatures import message_key_id, verify_message
 from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
 from ..protocol.proofs import ProofInfo, read_proof, verify_document, verify_with_actor
-from . import directory, endorsements, follows, limits, store
+from . import (
+    actor_cache,
+    blocklist,
+    delivery_queue,
+    directory,
+    endorsements,
+    follows,
+    limits,
+    relations,
+    remote_objects,
+    reports,
+    seen,
+)
 from .actors import ACTOR_TYPES, RemoteActors
 from .endorsement_checks import check_carried, check_endorsement
 from .errors import FetchFailed
@@ -162,7 +174,7 @@ class Inbox:
             raise Rejected(429, "too many requests from this address", retry_after=wait)
         key_id = _key_id(request.headers)
         key_document = key_id.split("#", 1)[0]
-        if await self.db(lambda db: store.is_blocked(db, key_id, key_document)):
+        if await self.db(lambda db: blocklist.is_blocked(db, key_id, key_document)):
             raise Rejected(403, "blocked")
         sender = await self._authenticate(request, key_id)
         # Counted only once the signature holds, so no one can spend another's allowance.
@@ -175,7 +187,7 @@ class Inbox:
             raise Rejected(400, str(exc)) from exc
         checked = activity.actor == key_document and host_of(activity.id) == host_of(key_id)
         if not checked and await self.db(
-            lambda db: store.is_blocked(db, activity.actor, activity.id)
+            lambda db: blocklist.is_blocked(db, activity.actor, activity.id)
         ):
             raise Rejected(403, "blocked")
         relayed_by_other = sender.owner != activity.actor
@@ -200,8 +212,8 @@ class Inbox:
 
         def apply(db: Database) -> bool:
             with db.atomic():
-                store.host_available(db, sender_host, now)
-                if not store.mark_seen(db, activity.id, activity.type, activity.actor, now):
+                delivery_queue.host_available(db, sender_host, now)
+                if not seen.mark_seen(db, activity.id, activity.type, activity.actor, now):
                     return False
                 if effect is not None:
                     effect(db)
@@ -318,7 +330,7 @@ class Inbox:
             except follows.FollowRefused as exc:
                 raise Rejected(403, f"Follow refused: {exc}") from exc
             follows.drop_request(db, handle, activity.actor)
-            store.add_follower(db, handle, activity.actor, inboxes.inbox, activity.id, stamp)
+            relations.add_follower(db, handle, activity.actor, inboxes.inbox, activity.id, stamp)
             self.hooks.accept_follow(db, handle, activity.document, inboxes.personal)
 
         return effect
@@ -332,7 +344,7 @@ class Inbox:
             actor = sender.actor_document if sender.owner == activity.actor else None
 
             def effect(db: Database) -> None:
-                answered = store.answer_follow(db, follow_id, activity.actor, state)
+                answered = relations.answer_follow(db, follow_id, activity.actor, state)
                 if answered and state == "accepted":
                     self.hooks.follow_accepted(db, actor)
 
@@ -347,7 +359,7 @@ class Inbox:
         if inner.get("actor") != activity.actor:
             raise MalformedDocument("an actor can only undo its own Follow")
         handle = self._local_handle(inner.get("object"))
-        return lambda db: store.remove_follower(db, handle, activity.actor)
+        return lambda db: relations.remove_follower(db, handle, activity.actor)
 
     async def _verified_object(self, obj: dict[str, Any], author: str) -> tuple[ProofInfo, float]:
         """Check `obj`'s integrity proof against its author's published key: the one its
@@ -379,7 +391,7 @@ class Inbox:
             fetched_at = self.clock().timestamp()
 
             def refresh_actor(db: Database) -> None:
-                store.cache_actor(db, obj, fetched_at)
+                actor_cache.cache_actor(db, obj, fetched_at)
                 directory.distrust_key(db, activity.actor)  # its keys may have changed
 
             return refresh_actor
@@ -411,7 +423,7 @@ class Inbox:
             self.actors.forget(activity.actor)
 
             def delete_actor(db: Database) -> None:
-                store.tombstone_actor(db, activity.actor, when, now)
+                remote_objects.tombstone_actor(db, activity.actor, when, now)
                 if directory.is_listed(db, activity.actor):  # nothing to guard otherwise
                     directory.remove_profile(db, activity.actor, when, now)
 
@@ -434,7 +446,7 @@ class Inbox:
         removal = self._remove_listing(activity.document, activity.actor, activity.actor, proven)
 
         def delete_object(db: Database) -> None:
-            store.tombstone_object(db, object_id, activity.actor, when, now)
+            remote_objects.tombstone_object(db, object_id, activity.actor, when, now)
             removal(db)
 
         return delete_object
@@ -531,10 +543,12 @@ class Inbox:
             "Flag",
             len(json.dumps(activity.document, ensure_ascii=False).encode()),
             limits.MAX_REPORT_BYTES,
-            partial(store.report_refusal, actor=activity.actor),
+            partial(reports.report_refusal, actor=activity.actor),
         )
         now = self.clock().timestamp()
-        return lambda db: store.add_report(db, activity.id, activity.actor, activity.document, now)
+        return lambda db: reports.add_report(
+            db, activity.id, activity.actor, activity.document, now
+        )
 
     async def _check_room(
         self, what: str, size: int, max_size: int, refusal: Callable[[Database], str | None]

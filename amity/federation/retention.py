@@ -14,8 +14,8 @@ from functools import partial
 from sqlite_utils import Database
 
 from . import limits
+from .actor_cache import UNREFERENCED_ACTOR
 from .runner import DbRunner
-from .store import UNREFERENCED_ACTOR
 
 log = logging.getLogger(__name__)
 BATCH = 2_000

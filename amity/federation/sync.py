@@ -28,7 +28,7 @@ from ..protocol.proofs import (
     verify_document,
     verify_with_actor,
 )
-from . import directory, endorsements, store
+from . import directory, endorsements, relations
 from .actors import RemoteActors
 from .client import FederationClient
 from .clock import Clock, system_clock
@@ -97,7 +97,7 @@ class DirectorySync:
     async def sync_all(self) -> int:
         """Read every followed hub's new listings and revocations, and the revocations of
         the authorities this node trusts; returns how many listings changed."""
-        hubs = await self.db(lambda db: store.followed_hubs(db, self.handle))
+        hubs = await self.db(lambda db: relations.followed_hubs(db, self.handle))
         trusted = await self.db(endorsements.trusted)
         changed = 0
         for hub in hubs:

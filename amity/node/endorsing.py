@@ -7,8 +7,7 @@ import json
 import uuid
 from typing import Any
 
-from ..federation import endorsements
-from ..federation import store as fed_store
+from ..federation import endorsements, relations
 from ..protocol import activities
 from ..protocol.endorsement import Endorsement, endorsement_document
 from ..protocol.errors import MalformedDocument
@@ -93,7 +92,7 @@ def revoke(node: Node, school_id: str) -> list[str]:
     urls = node.urls
     now = node.now()
     with db.atomic():
-        audience = fed_store.follower_inboxes(db, urls.handle) + fed_store.followed_hub_inboxes(
+        audience = relations.follower_inboxes(db, urls.handle) + relations.followed_hub_inboxes(
             db, urls.handle
         )
         for endorsement_id, school_inbox in rows:

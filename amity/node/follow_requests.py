@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..federation import follows
-from ..federation import store as fed_store
+from ..federation import follows, relations
 from ..federation.follows import FollowLimits, FollowRequest
 from . import outbox
 from .errors import NodeError
@@ -59,7 +58,7 @@ def approve(node: Node, target: str) -> FollowRequest:
                 hint = " (raise followers_per_host in amity.toml's [federation] to allow more)"
             raise NodeError(f"cannot approve {request.actor}: {exc}{hint}") from exc
         follows.drop_request(db, urls.handle, request.actor)
-        fed_store.add_follower(
+        relations.add_follower(
             db, urls.handle, request.actor, request.inbox, str(request.follow["id"]), node.now()
         )
         outbox.accept_follow(

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..federation import store
+from ..federation import relations
 from ..protocol import activities
 from ..protocol.endorsement import Endorsement
 from . import endorsing, outbox
@@ -82,7 +82,7 @@ class NodeHooks:
             outbox.new_activity_id(urls), urls.id, obj, urls.followers, self.node.now()
         )
         exclude = [actor for actor in skip if isinstance(actor, str)]
-        inboxes = store.follower_inboxes(db, urls.handle, exclude=exclude)
+        inboxes = relations.follower_inboxes(db, urls.handle, exclude=exclude)
         outbox.send(
             db, urls.handle, announce, inboxes, self.node.now(), self.node.clock().timestamp()
         )

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..federation import directory, endorsements
-from ..federation import store as fed_store
+from ..federation import actor_cache, blocklist, directory, endorsements, relations
 from ..federation.signer import Signer
 from ..protocol import activities
 from ..protocol.activities import host_of
@@ -190,7 +189,7 @@ class Node:
         with db.atomic():
             self.store.withdraw_profile(self.config.handle, when)
             directory.remove_profile(db, urls.id, when, self.clock().timestamp())
-            inboxes = fed_store.follower_inboxes(db, urls.handle) + fed_store.followed_hub_inboxes(
+            inboxes = relations.follower_inboxes(db, urls.handle) + relations.followed_hub_inboxes(
                 db, urls.handle
             )
             outbox.send(db, urls.handle, signed, inboxes, when, self.clock().timestamp())
@@ -219,13 +218,13 @@ class Node:
         if target["id"] == self.urls.id:
             raise NodeError("a node cannot follow itself")
         db = self.store.db
-        if fed_store.is_blocked(db, target["id"]):
+        if blocklist.is_blocked(db, target["id"]):
             raise NodeError(f"{target['id']} is blocked here; unblock it first")
         follow_id = outbox.new_activity_id(self.urls)
         activity = activities.follow(follow_id, self.urls.id, target["id"])
         with db.atomic():
-            fed_store.cache_actor(db, target, self.clock().timestamp())
-            fed_store.set_following(
+            actor_cache.cache_actor(db, target, self.clock().timestamp())
+            relations.set_following(
                 db, self.config.handle, target["id"], follow_id, "pending", self.now()
             )
             outbox.send(
@@ -234,7 +233,7 @@ class Node:
         return follow_id
 
     def following_state(self, actor_id: str) -> str | None:
-        return fed_store.following_state(self.store.db, self.config.handle, actor_id)
+        return relations.following_state(self.store.db, self.config.handle, actor_id)
 
     def block(self, target: str) -> str:
         """Block an actor URL or a domain; returns which of the two it was."""
@@ -243,7 +242,7 @@ class Node:
             host_of(target)
         elif not target or "/" in target or "@" in target:
             raise NodeError(f"{target!r}: give a domain (example.org) or an actor URL")
-        fed_store.add_block(
+        blocklist.add_block(
             self.store.db, target.lower() if kind == "domain" else target, kind, self.now()
         )
         return kind
@@ -251,7 +250,7 @@ class Node:
     def unblock(self, target: str) -> bool:
         key = target if "://" in target else target.lower()
         with self.store.db.atomic():
-            return fed_store.remove_block(self.store.db, key)
+            return blocklist.remove_block(self.store.db, key)
 
     def rotate_keys(self) -> None:
         """New keys; the profile re-signed; followers told of the new actor and profile."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..federation import store
+from ..federation import delivery_queue, relations
 from ..protocol import activities
 from ..protocol.actor import ActorUrls
 
@@ -25,7 +25,7 @@ def send(
     queued_at: float,
 ) -> None:
     """Record `activity` in the outbox and queue it to `inboxes` (call inside a transaction)."""
-    store.enqueue(db, handle, activity, inboxes, queued_at, published)
+    delivery_queue.enqueue(db, handle, activity, inboxes, queued_at, published)
 
 
 def send_to_followers(
@@ -35,7 +35,9 @@ def send_to_followers(
     published: str,
     queued_at: float,
 ) -> None:
-    send(db, urls.handle, activity, store.follower_inboxes(db, urls.handle), published, queued_at)
+    send(
+        db, urls.handle, activity, relations.follower_inboxes(db, urls.handle), published, queued_at
+    )
 
 
 def accept_follow(
@@ -67,5 +69,7 @@ def update_object(
 ) -> None:
     """Tell every follower, and every hub this account follows, that `obj` changed."""
     activity = activities.update(new_activity_id(urls), urls.id, obj, urls.followers, published)
-    inboxes = store.follower_inboxes(db, urls.handle) + store.followed_hub_inboxes(db, urls.handle)
+    inboxes = relations.follower_inboxes(db, urls.handle) + relations.followed_hub_inboxes(
+        db, urls.handle
+    )
     send(db, urls.handle, activity, inboxes, published, queued_at)
