@@ -23,7 +23,7 @@ from amity.federation import (
     actor_cache,
     delivery_queue,
     directory,
-    endorsements,
+    endorsement_store,
     limits,
     relations,
     retention,
@@ -451,15 +451,15 @@ def test_revocations_have_a_size_limit_and_a_ceiling_per_host(
     try:
         authority = "http://ministry.test/actors/m"
         kept = [
-            endorsements.record_revocation(db, f"{authority}/e/{n}", authority, "t", {"n": n})
+            endorsement_store.record_revocation(db, f"{authority}/e/{n}", authority, "t", {"n": n})
             for n in range(3)
         ]
         big = {"padding": "x" * limits.MAX_REVOCATION_BYTES}
         other = "http://other.test/actors/a"
-        kept.append(endorsements.record_revocation(db, f"{other}/e/1", other, "t", big))
-        kept.append(endorsements.record_revocation(db, f"{other}/e/2", other, "t", {}))
+        kept.append(endorsement_store.record_revocation(db, f"{other}/e/1", other, "t", big))
+        kept.append(endorsement_store.record_revocation(db, f"{other}/e/2", other, "t", {}))
         assert kept == [True, True, False, False, True]
-        assert endorsements.revocation_refusal(db, authority, 10) == (
+        assert endorsement_store.revocation_refusal(db, authority, 10) == (
             "this node already keeps 2 revocations from ministry.test"
         )
     finally:

@@ -17,10 +17,9 @@ from babel import Locale
 from click.core import ParameterSource
 
 from .. import __version__
-from ..federation import delivery_queue, directory, relations
-from ..federation import endorsements as endorsement_store
+from ..federation import delivery_queue, directory, endorsement_store, relations
 from ..federation.delivery_queue import STATES, describe_state
-from ..node import endorsing, follow_requests
+from ..node import endorsement_actions, follow_requests
 from ..node.backup import backup_node
 from ..node.clock import format_time
 from ..node.errors import NodeError
@@ -562,13 +561,13 @@ def endorse(
                 _issued_school(node, school)
                 or (asyncio.run(fetch_remote_actor(node, school, allow_private_network))["id"])
             )
-            revoked = endorsing.revoke(node, school_id)
+            revoked = endorsement_actions.revoke(node, school_id)
             click.echo(f"Revoked {len(revoked)} endorsement(s) of {school_id}.")
             click.echo("The revocation is delivered while the node serves; hubs relay it.")
             return
         deadline = parse_expiry(expires) if expires else None
         actor = asyncio.run(fetch_remote_actor(node, school, allow_private_network))
-        document = endorsing.endorse(node, actor, deadline)
+        document = endorsement_actions.endorse(node, actor, deadline)
     until = f", until {deadline}" if deadline else ""
     click.echo(f"Endorsed {shown_name(actor)} ({actor['id']}){until}.")
     click.echo(f"  endorsement: {document['id']}")
@@ -588,7 +587,7 @@ def parse_expiry(text: str) -> str:
 def _issued_school(node: Node, target: str) -> str | None:
     """The school an earlier endorsement named by `target` (actor URL or NAME@HOST), found
     without asking the network, so a school whose node is down can still be revoked."""
-    for row in endorsing.issued(node):
+    for row in endorsement_actions.issued(node):
         school = str(row["school"])
         if school == target or _handle_matches(school, target):
             return school
@@ -608,7 +607,7 @@ def endorsements(data_dir: Path, as_json: bool) -> None:
     """The endorsements this authority issued, or this school holds."""
     with Node.open(data_dir) as node:
         if node.config.kind == "authority":
-            rows = endorsing.issued(node)
+            rows = endorsement_actions.issued(node)
         else:
             rows = [
                 {"id": doc["id"], "authority": doc["attributedTo"], "expires": doc.get("expires")}
@@ -659,7 +658,7 @@ def trust(data_dir: Path, authority: str | None, remove: bool, allow_private_net
             click.echo(f"No longer trusting {known[0]}.")
             return
         actor = asyncio.run(fetch_remote_actor(node, authority, allow_private_network))
-        added = endorsing.trust(node, actor)
+        added = endorsement_actions.trust(node, actor)
     name = shown_name(actor)
     if not added:
         click.echo(f"{name} ({actor['id']}) was already trusted.")

@@ -19,7 +19,7 @@ from ..protocol.profile_document import profile_from_document
 from ..protocol.proofs import ProofInfo
 from ..protocol.text import clean_text
 from . import limits
-from .endorsements import COUNTS, endorsed_by, replace_for_school, trusted
+from .endorsement_store import COUNTS, endorsed_by, replace_for_school, trusted
 from .limits import row_host
 
 # How long a key seen in an author's actor is trusted for that author's later profiles

@@ -48,7 +48,7 @@ from . import (
     blocklist,
     delivery_queue,
     directory,
-    endorsements,
+    endorsement_store,
     follows,
     limits,
     relations,
@@ -57,7 +57,7 @@ from . import (
     seen,
 )
 from .actors import ACTOR_TYPES, RemoteActors
-from .endorsement_checks import check_carried, check_endorsement
+from .endorsement_verification import check_carried, check_endorsement
 from .errors import FetchFailed
 from .ratelimit import RateLimiter, address_key
 from .runner import DbRunner
@@ -436,7 +436,7 @@ class Inbox:
                 "revocation",
                 len(json.dumps(activity.document).encode()),
                 limits.MAX_REVOCATION_BYTES,
-                partial(endorsements.revocation_refusal, authority=activity.actor, size=0),
+                partial(endorsement_store.revocation_refusal, authority=activity.actor, size=0),
             )
             return self._revoke(activity.document, activity.actor, activity.actor)
 
@@ -533,7 +533,7 @@ class Inbox:
         when = deleted if isinstance(deleted, str) else self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
 
         def revoke(db: Database) -> None:
-            if endorsements.record_revocation(db, endorsement_id, authority, when, delete):
+            if endorsement_store.record_revocation(db, endorsement_id, authority, when, delete):
                 self.hooks.endorsement_revoked(db, delete, via)
 
         return revoke

@@ -28,11 +28,11 @@ from ..protocol.proofs import (
     verify_document,
     verify_with_actor,
 )
-from . import directory, endorsements, relations
+from . import directory, endorsement_store, relations
 from .actors import RemoteActors
 from .client import FederationClient
 from .clock import Clock, system_clock
-from .endorsement_checks import check_carried
+from .endorsement_verification import check_carried
 from .errors import FetchFailed
 from .runner import DbRunner
 from .signer import Signer
@@ -98,7 +98,7 @@ class DirectorySync:
         """Read every followed hub's new listings and revocations, and the revocations of
         the authorities this node trusts; returns how many listings changed."""
         hubs = await self.db(lambda db: relations.followed_hubs(db, self.handle))
-        trusted = await self.db(endorsements.trusted)
+        trusted = await self.db(endorsement_store.trusted)
         changed = 0
         for hub in hubs:
             try:
@@ -167,7 +167,7 @@ class DirectorySync:
         def apply(db: Database) -> int:
             with db.atomic():
                 return sum(
-                    endorsements.record_revocation(db, rid, authority, when, item)
+                    endorsement_store.record_revocation(db, rid, authority, when, item)
                     for rid, authority, when, item in checked
                 )
 

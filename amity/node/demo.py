@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ..federation import directory
-from . import endorsing
+from . import endorsement_actions
 from .app import FederationSettings, create_app
 from .app_state import DB
 from .clock import Clock
@@ -94,9 +94,9 @@ async def run_demo(data: Path, say: Callable[[str], None], timeout: float = 120.
         endorsed = schools[1::2]
         for school in endorsed:
             actor = await school.run(school.node.actor_document)
-            await authority.run(partial(endorsing.endorse, authority.node, actor, None))
+            await authority.run(partial(endorsement_actions.endorse, authority.node, actor, None))
         ministry = await authority.run(authority.node.actor_document)
-        await first.run(partial(endorsing.trust, first.node, ministry))
+        await first.run(partial(endorsement_actions.trust, first.node, ministry))
         if not await _wait(lambda: _verified(first, len(endorsed)), stop, deadline, clock):
             return
         listings = await first.run(partial(_listings, first.node))

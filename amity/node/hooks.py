@@ -10,7 +10,7 @@ from sqlite_utils import Database
 from ..federation import relations
 from ..protocol import activities
 from ..protocol.endorsement import Endorsement
-from . import endorsing, outbox
+from . import endorsement_actions, outbox
 from .node import Node
 
 
@@ -63,7 +63,7 @@ class NodeHooks:
 
     def endorsement_received(self, db: Database, endorsement: Endorsement) -> None:
         """An authority endorsed this school: carried from the next profile version on."""
-        if endorsing.receive(self.node, endorsement):
+        if endorsement_actions.receive(self.node, endorsement):
             self.wake_liveness()
 
     def endorsement_revoked(self, db: Database, delete: dict[str, Any], via: str) -> None:

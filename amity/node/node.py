@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..federation import actor_cache, blocklist, directory, endorsements, relations
+from ..federation import actor_cache, blocklist, directory, endorsement_store, relations
 from ..federation.signer import Signer
 from ..protocol import activities
 from ..protocol.activities import host_of
@@ -147,7 +147,7 @@ class Node:
     def held_endorsements(self) -> list[dict[str, Any]]:
         """The endorsements this school carries in its next profile version: in force now
         and made out to the key it signs with now."""
-        found = endorsements.held_documents(self.store.db, self.now())
+        found = endorsement_store.held_documents(self.store.db, self.now())
         return [doc for doc in found if read_endorsement(doc).key == self.keys.ed25519_public]
 
     def endorsements_outdated(self) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
-from ..federation import delivery_queue, directory, endorsements, relations
+from ..federation import delivery_queue, directory, endorsement_store, relations
 from ..protocol.contexts import ACTIVITYSTREAMS, DIRECTORY_CONTEXT
 from ..protocol.discovery import (
     NODEINFO_CONTENT_TYPE,
@@ -237,8 +237,8 @@ async def revocations_collection(request: web.Request) -> web.Response:
     return await _cursor_collection(
         request,
         request.app[NODE].urls.revocations,
-        lambda n: endorsements.count_revocations(n.store.db),
-        lambda n, since: endorsements.revocations_since(n.store.db, since, DIRECTORY_PAGE),
+        lambda n: endorsement_store.count_revocations(n.store.db),
+        lambda n, since: endorsement_store.revocations_since(n.store.db, since, DIRECTORY_PAGE),
     )
 
 

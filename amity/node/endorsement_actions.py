@@ -7,7 +7,7 @@ import json
 import uuid
 from typing import Any
 
-from ..federation import endorsements, relations
+from ..federation import endorsement_store, relations
 from ..protocol import activities
 from ..protocol.endorsement import Endorsement, endorsement_document
 from ..protocol.errors import MalformedDocument
@@ -108,7 +108,7 @@ def revoke(node: Node, school_id: str) -> list[str]:
             db.execute(
                 "UPDATE issued_endorsements SET revoked_at = ? WHERE id = ?", [now, endorsement_id]
             )
-            endorsements.record_revocation(db, endorsement_id, urls.id, now, signed)
+            endorsement_store.record_revocation(db, endorsement_id, urls.id, now, signed)
             outbox.send(
                 db,
                 urls.handle,
@@ -139,8 +139,8 @@ def receive(node: Node, endorsement: Endorsement) -> bool:
     if endorsement.key != node.keys.ed25519_public:
         return False  # issued for a key this school no longer signs with
     db = node.store.db
-    trusted = endorsement.authority in endorsements.trusted(db)
-    return endorsements.add_held(db, endorsement, node.now(), room_for_trusted=trusted)
+    trusted = endorsement.authority in endorsement_store.trusted(db)
+    return endorsement_store.add_held(db, endorsement, node.now(), room_for_trusted=trusted)
 
 
 def trust(node: Node, authority: dict[str, Any]) -> bool:
@@ -150,7 +150,7 @@ def trust(node: Node, authority: dict[str, Any]) -> bool:
         raise NodeError(f"{authority.get('id')} is not an Amity authority")
     db = node.store.db
     with db.atomic():
-        added = endorsements.trust(db, authority["id"], node.now())
+        added = endorsement_store.trust(db, authority["id"], node.now())
         if node.following_state(authority["id"]) is None:
             node.follow(authority)
     return added
