@@ -12,7 +12,7 @@ from ..protocol import activities
 from ..protocol.endorsement import Endorsement, endorsement_document
 from ..protocol.errors import MalformedDocument
 from ..protocol.multikey import decode_ed25519_public
-from ..protocol.proofs import sign_document
+from ..protocol.proofs import assertion_methods, sign_document
 from . import outbox
 from .errors import NodeError
 from .node import Node
@@ -20,11 +20,9 @@ from .node import Node
 
 def school_key(actor: dict[str, Any]) -> str:
     """The Ed25519 key (multibase) a school signs its profile with, from its actor."""
-    methods = actor.get("assertionMethod", [])
-    for method in methods if isinstance(methods, list) else [methods]:
+    for method in assertion_methods(actor):
         if (
-            isinstance(method, dict)
-            and method.get("type") == "Multikey"
+            method.get("type") == "Multikey"
             and method.get("controller") == actor.get("id")
             and isinstance(method.get("publicKeyMultibase"), str)
         ):
