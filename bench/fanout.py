@@ -28,7 +28,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nodes import amity, free_port, init_school, profile_json, serve, stop
 
-from amity.federation import store
+from amity.federation import relations
 from amity.node.node import Node
 
 RECEIVER = """
@@ -115,7 +115,7 @@ def main() -> None:
         node = Node.open(data)
         with node.store.db.atomic():
             for i, inbox in enumerate(inboxes):
-                store.add_follower(
+                relations.add_follower(
                     node.store.db,
                     "school",
                     f"http://127.0.0.1:{ports[0]}/u/{i}",

@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 
 from amity.node.app import create_app
-from amity.node.endorsing import endorse
+from amity.node.endorsement_actions import endorse
 from amity.node.node import init_node
 
 DOCS = Path(__file__).resolve().parent / "protocol.md"

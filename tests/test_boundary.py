@@ -75,7 +75,9 @@ def test_the_check_reports_a_planted_upward_import(tmp_path: Path) -> None:
         ROOT / "amity", tmp_path / "amity", ignore=shutil.ignore_patterns("__pycache__")
     )
     (tmp_path / "amity" / "federation" / "planted.py").write_text("import amity.node\n")
-    (tmp_path / "amity" / "protocol" / "planted.py").write_text("from ..federation import store\n")
+    (tmp_path / "amity" / "protocol" / "planted.py").write_text(
+        "from ..federation import relations\n"
+    )
     assert upward_imports("amity.federation", UPPER["amity.federation"], tmp_path) == ["amity.node"]
     assert "amity.federation" in upward_imports("amity.protocol", UPPER["amity.protocol"], tmp_path)
     assert upward_imports("amity.node", UPPER["amity.node"], tmp_path) == []

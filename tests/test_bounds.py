@@ -19,7 +19,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from sqlite_utils import Database
 
-from amity.federation import directory, endorsements, limits, retention, store
+from amity.federation import (
+    actor_cache,
+    delivery_queue,
+    directory,
+    endorsement_store,
+    limits,
+    relations,
+    retention,
+)
 from amity.node.app import FederationSettings
 from amity.node.schema import migrations
 from amity.node.storage import open_database
@@ -282,9 +290,9 @@ async def test_remote_actors_per_host_give_way_unless_needed(
             return {"id": f"http://many.test/users/u{n}", "type": "Person", "inbox": "x"}
 
         def fill() -> list[Any]:
-            store.set_following(db, "school", actor(0)["id"], "f", "accepted", "2026")
-            cached = [store.cache_actor(db, actor(n), float(n)) for n in range(6)]
-            cached.append(store.cache_actor(db, {**actor(9), "padding": "x" * 70_000}, 9.0))
+            relations.set_following(db, "school", actor(0)["id"], "f", "accepted", "2026")
+            cached = [actor_cache.cache_actor(db, actor(n), float(n)) for n in range(6)]
+            cached.append(actor_cache.cache_actor(db, {**actor(9), "padding": "x" * 70_000}, 9.0))
             held = [row[0] for row in db.execute("SELECT id FROM remote_actors ORDER BY id")]
             return [cached, held]
 
@@ -327,7 +335,7 @@ async def test_pruning_keeps_what_is_inside_retention_and_replays_stay_refused(
         )
         # Something this node sent: an outbox entry with a delivery that cannot arrive.
         await receiver.run(
-            lambda: store.enqueue(
+            lambda: delivery_queue.enqueue(
                 db,
                 "receiver",
                 {"id": f"{receiver.actor}/activities/1", "type": "Announce"},
@@ -455,15 +463,15 @@ def test_revocations_have_a_size_limit_and_a_ceiling_per_host(
     try:
         authority = "http://ministry.test/actors/m"
         kept = [
-            endorsements.record_revocation(db, f"{authority}/e/{n}", authority, "t", {"n": n})
+            endorsement_store.record_revocation(db, f"{authority}/e/{n}", authority, "t", {"n": n})
             for n in range(3)
         ]
         big = {"padding": "x" * limits.MAX_REVOCATION_BYTES}
         other = "http://other.test/actors/a"
-        kept.append(endorsements.record_revocation(db, f"{other}/e/1", other, "t", big))
-        kept.append(endorsements.record_revocation(db, f"{other}/e/2", other, "t", {}))
+        kept.append(endorsement_store.record_revocation(db, f"{other}/e/1", other, "t", big))
+        kept.append(endorsement_store.record_revocation(db, f"{other}/e/2", other, "t", {}))
         assert kept == [True, True, False, False, True]
-        assert endorsements.revocation_refusal(db, authority, 10) == (
+        assert endorsement_store.revocation_refusal(db, authority, 10) == (
             "this node already keeps 2 revocations from ministry.test"
         )
     finally:

@@ -14,7 +14,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from amity.cli.main import cli
-from amity.federation import store
+from amity.federation import delivery_queue
 from amity.node.node import Node
 
 from .helpers import ServedNode, amity, free_port, make_school, query, wait_until
@@ -130,16 +130,20 @@ def _queued(school: Node, count: int) -> list[int]:
     for n in range(count):
         school.follow({"id": f"https://p{n}.example/actors/x", "inbox": f"https://p{n}.example/i"})
     db = school.store.db
-    ids = [row["id"] for row in store.queue_rows(db)]
-    first = next(d for d in store.due_deliveries(db, 1e12, set(), 10, 1.0) if d.id == ids[0])
-    store.failed(db, first, "refused by the server (HTTP 410)", None, 0.0, 1.0)
+    ids = [row["id"] for row in delivery_queue.queue_rows(db)]
+    first = next(
+        d for d in delivery_queue.due_deliveries(db, 1e12, set(), 10, 1.0) if d.id == ids[0]
+    )
+    delivery_queue.failed(db, first, "refused by the server (HTTP 410)", None, 0.0, 1.0)
     return ids
 
 
 def test_queue_retry_and_drop(school: Node) -> None:
     data = str(school.config.data_dir)
     dead, pending = _queued(school, 2)
-    states = {r["id"]: (r["state"], r["attempts"]) for r in store.queue_rows(school.store.db)}
+    states = {
+        r["id"]: (r["state"], r["attempts"]) for r in delivery_queue.queue_rows(school.store.db)
+    }
     assert states == {dead: ("dead", 1), pending: ("pending", 0)}
 
     for args, problem in [
@@ -154,14 +158,14 @@ def test_queue_retry_and_drop(school: Node) -> None:
 
     # --all takes the dead one only (the other was never tried); the group's --data counts.
     # Its host was marked unavailable: it is probed now rather than in twelve hours.
-    store.mark_unavailable(school.store.db, "p0.example", 0.0, 1e12)
+    delivery_queue.mark_unavailable(school.store.db, "p0.example", 0.0, 1e12)
     assert run("queue", "--data", data, "retry", "--all").stdout.startswith("1 delivery due")
-    rows = {r["id"]: r for r in store.queue_rows(school.store.db)}
+    rows = {r["id"]: r for r in delivery_queue.queue_rows(school.store.db)}
     assert (rows[dead]["state"], rows[dead]["attempts"]) == ("pending", 0)
     probe = school.store.db.execute("SELECT next_probe_at FROM hosts").fetchone()[0]
     assert probe == rows[dead]["next_attempt_at"] < 1e12
     assert run("queue", "drop", str(pending), "--data", data).exit_code == 0
-    assert [r["id"] for r in store.queue_rows(school.store.db)] == [dead]
+    assert [r["id"] for r in delivery_queue.queue_rows(school.store.db)] == [dead]
     assert run("queue", "--data", data).stdout.startswith("0 pending, 0 retrying, 0 dead, 1 held")
 
 

@@ -158,7 +158,8 @@ async def test_actor_cache_lives_for_its_time_to_live(tmp_path: Path, peer: Peer
     now = [1000.0]
     try:
         async with _client() as client:
-            actors = RemoteActors(runner, client, node.signer, ttl=60, now=lambda: now[0])
+            clock = lambda: datetime.fromtimestamp(now[0], UTC)  # noqa: E731
+            actors = RemoteActors(runner, client, node.signer, ttl=60, clock=clock)
             url = f"{peer.base}/actor"
             for _ in range(3):
                 assert (await actors.get(url))["id"] == url

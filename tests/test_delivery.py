@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from amity.federation import store
+from amity.federation import delivery_queue
 from amity.federation.backoff import MAX_ATTEMPTS, PROBE_INTERVAL, retry_delay
 from amity.federation.client import FederationClient
 from amity.federation.delivery import DeliveryWorker
@@ -41,8 +41,8 @@ class Clock:
     def __init__(self) -> None:
         self.now = 1_800_000_000.0
 
-    def __call__(self) -> float:
-        return self.now
+    def __call__(self) -> datetime:
+        return datetime.fromtimestamp(self.now, UTC)
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[Node, Peer, DeliveryWorke
         allow_private_network=True, clock=lambda: datetime.now(UTC)
     ) as client:
         worker = DeliveryWorker(
-            runner, client, lambda _h: node.signer(), now=clock, jitter=lambda: 0.5
+            runner, client, lambda _h: node.signer(), clock=clock, jitter=lambda: 0.5
         )
         yield node, peer, worker, clock
     runner.close()
@@ -81,11 +81,11 @@ def _queue(node: Node, inbox: str, n: int = 1) -> None:
             "actor": node.urls.id,
             "object": {},
         }
-        store.enqueue(node.store.db, "school", activity, [inbox], 1_800_000_000.0, "x")
+        delivery_queue.enqueue(node.store.db, "school", activity, [inbox], 1_800_000_000.0, "x")
 
 
 def _rows(node: Node) -> list[dict[str, object]]:
-    return store.queue_rows(node.store.db)
+    return delivery_queue.queue_rows(node.store.db)
 
 
 async def _step(worker: DeliveryWorker) -> int:

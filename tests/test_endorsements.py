@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from amity.federation import directory, endorsements
-from amity.node import endorsing
+from amity.federation import directory, endorsement_store
+from amity.node import endorsement_actions
 from amity.node.clock import format_time
 from amity.protocol.endorsement import (
     MAX_ENDORSEMENTS,
@@ -144,7 +144,7 @@ async def test_delivered_endorsement_rotation_and_revocation(nodes: dict[str, Li
     hub, ministry, a, b = nodes["hub"], nodes["ministry"], nodes["a"], nodes["b"]
     await until(lambda: _listed(b, a))
     a_actor = await a.run(a.node.actor_document)
-    issued = await ministry.run(lambda: endorsing.endorse(ministry.node, a_actor, None))
+    issued = await ministry.run(lambda: endorsement_actions.endorse(ministry.node, a_actor, None))
     # a carries it in a new profile version, which the hub relays to b.
     await until(lambda: _endorsed(b, a, [ministry.actor]))
     carried = (await a.run(a.node.profile)).document["endorsements"]  # type: ignore[union-attr]
@@ -179,14 +179,16 @@ async def test_delivered_endorsement_rotation_and_revocation(nodes: dict[str, Li
         status, _ = await post_signed(session, f"{b.base}/inbox", announce, hub.node)
         assert status == 400
     for node in (a, b, hub):
-        assert await node.run(lambda n=node: endorsements.count_revocations(n.node.store.db)) == 0
+        assert (
+            await node.run(lambda n=node: endorsement_store.count_revocations(n.node.store.db)) == 0
+        )
     assert await endorsed_by(b, a) == [ministry.actor]
 
     # The real revocation reaches a (which drops it) and, through the hub, b.
-    await ministry.run(lambda: endorsing.revoke(ministry.node, a.actor))
+    await ministry.run(lambda: endorsement_actions.revoke(ministry.node, a.actor))
     await until(lambda: _endorsed(b, a, []))
     await until(lambda: _carries(a, []))
-    revoked = await b.run(lambda: endorsements.revocations_since(b.node.store.db, 0, 10))
+    revoked = await b.run(lambda: endorsement_store.revocations_since(b.node.store.db, 0, 10))
     assert [doc["object"]["id"] for _, doc in revoked] == [issued["id"]]
 
 
@@ -194,7 +196,7 @@ async def test_a_new_key_needs_a_new_endorsement(nodes: dict[str, LiveNode]) -> 
     ministry, a, b = nodes["ministry"], nodes["a"], nodes["b"]
     await until(lambda: _listed(b, a))
     a_actor = await a.run(a.node.actor_document)
-    await ministry.run(lambda: endorsing.endorse(ministry.node, a_actor, None))
+    await ministry.run(lambda: endorsement_actions.endorse(ministry.node, a_actor, None))
     await until(lambda: _endorsed(b, a, [ministry.actor]))
     await a.run(a.node.rotate_keys)
     await until(lambda: _carries(a, []))
@@ -292,18 +294,20 @@ def test_a_school_holds_one_endorsement_per_authority_and_at_most_sixteen(school
 
     now = school.now()
     for n in range(MAX_ENDORSEMENTS):
-        assert endorsements.add_held(db, given(n, f"https://a{n}.example/actors/x"), now, False)
+        assert endorsement_store.add_held(
+            db, given(n, f"https://a{n}.example/actors/x"), now, False
+        )
     # A second one from the same authority replaces the first.
-    assert endorsements.add_held(db, given(99, "https://a0.example/actors/x"), now, False)
-    held = endorsements.held_documents(db, now)
+    assert endorsement_store.add_held(db, given(99, "https://a0.example/actors/x"), now, False)
+    held = endorsement_store.held_documents(db, now)
     assert len(held) == MAX_ENDORSEMENTS
     assert "https://a0.example/actors/x/endorsements/99" in {doc["id"] for doc in held}
     # Full: a newcomer is refused, unless the school trusts it.
     trusted = "https://ministry.example/actors/m"
-    assert not endorsements.add_held(db, given(1, "https://a99.example/actors/x"), now, False)
-    endorsements.trust(db, trusted, now)
-    assert endorsements.add_held(db, given(1, trusted), now, True)
-    authorities = {doc["attributedTo"] for doc in endorsements.held_documents(db, now)}
+    assert not endorsement_store.add_held(db, given(1, "https://a99.example/actors/x"), now, False)
+    endorsement_store.trust(db, trusted, now)
+    assert endorsement_store.add_held(db, given(1, trusted), now, True)
+    authorities = {doc["attributedTo"] for doc in endorsement_store.held_documents(db, now)}
     assert trusted in authorities and len(authorities) == MAX_ENDORSEMENTS
 
 

@@ -11,7 +11,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -228,7 +228,7 @@ def test_a_bad_trusted_proxies_entry_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_limiter_memory_is_bounded_and_ipv6_counts_by_network() -> None:
-    now = [0.0]
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
     limiter = RateLimiter(60, 5, lambda: now[0], max_keys=100)
     for n in range(10_000):
         limiter.check(f"host-{n}")
@@ -236,7 +236,7 @@ def test_limiter_memory_is_bounded_and_ipv6_counts_by_network() -> None:
     for _ in range(5):
         assert limiter.check("busy") == 0
     assert limiter.check("busy") > 0
-    now[0] += 5.0  # every bucket is full again: idle, so forgotten to make room
+    now[0] += timedelta(seconds=5)  # every bucket is full again: idle, so forgotten to make room
     limiter.check("newcomer")
     assert len(limiter) == 1
     assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9")
@@ -536,11 +536,12 @@ async def peer() -> AsyncIterator[Peer]:
 async def test_junk_signatures_refetch_a_key_at_most_once_per_interval(
     tmp_path: Path, peer: Peer
 ) -> None:
-    clock = [1000.0]
+    clock = [datetime.now(UTC)]
     receiver = await start_node(
         tmp_path,
         "receiver",
-        FederationSettings(allow_private_network=True, monotonic=lambda: clock[0]),
+        FederationSettings(allow_private_network=True),
+        clock=lambda: clock[0],
     )
     inbox = f"{receiver.base}/inbox"
     key_id = f"{peer.actor_id}#main-key"
@@ -564,10 +565,10 @@ async def test_junk_signatures_refetch_a_key_at_most_once_per_interval(
             assert [await send(session, JUNK_KEY) for _ in range(50)] == [401] * 2 + [429] * 48
             assert peer.gets == 2
             assert await send(session, peer.key) == 202  # the real key still works
-            clock[0] += REFETCH_INTERVAL - 1
+            clock[0] += timedelta(seconds=REFETCH_INTERVAL - 1)
             assert await send(session, JUNK_KEY) == 429
             assert peer.gets == 2
-            clock[0] += 1  # the interval is over: one more fetch is allowed
+            clock[0] += timedelta(seconds=1)  # the interval is over: one more fetch is allowed
             assert [await send(session, JUNK_KEY) for _ in range(10)] == [401] + [429] * 9
             assert peer.gets == 3
             # A genuine new key soon after a flood is told when to try again, and then
@@ -575,7 +576,7 @@ async def test_junk_signatures_refetch_a_key_at_most_once_per_interval(
             peer.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
             assert await send(session, peer.key) == 429
             assert peer.retry_after == str(int(REFETCH_INTERVAL))
-            clock[0] += REFETCH_INTERVAL
+            clock[0] += timedelta(seconds=REFETCH_INTERVAL)
             assert await send(session, peer.key) == 202
             assert peer.gets == 4
     finally:

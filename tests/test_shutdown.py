@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from amity.federation import store
+from amity.federation import relations
 from amity.federation.actors import RemoteActors
 from amity.federation.client import FederationClient
 from amity.federation.delivery import DeliveryWorker
@@ -168,7 +168,7 @@ def test_serve_exits_on_sigterm_with_deliveries_in_flight(tmp_path: Path, served
         with Node.open(data) as node, node.store.db.atomic():
             for i in range(12):
                 url = silent[i % 3].url
-                store.add_follower(
+                relations.add_follower(
                     node.store.db,
                     "school",
                     f"{url}/u/{i}",

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from amity.federation import store
+from amity.federation import delivery_queue, relations
 from amity.federation.client import FederationClient
 from amity.federation.delivery import SAFETY_POLL, DeliveryWorker
 from amity.federation.runner import DbRunner
@@ -69,7 +69,7 @@ def test_a_command_beside_serve_is_delivered_at_once(
     port = free_port()
     data = make_school(tmp_path, "school", port)
     with Node.open(data) as node:
-        store.add_follower(
+        relations.add_follower(
             node.store.db, "school", f"{inbox.url}/u/1", f"{inbox.url}/u/1/inbox", "f-1", "x"
         )
     school = served(data, port, "--allow-private-network", "--no-lan-discovery")
@@ -126,13 +126,13 @@ async def test_a_retry_starts_when_due_without_a_poll(tmp_path: Path) -> None:
             )
             assert worker.poll_interval == SAFETY_POLL
             activity = {"id": f"{node.urls.id}/a/1", "type": "Update", "actor": node.urls.id}
-            store.enqueue(
+            delivery_queue.enqueue(
                 node.store.db, "school", activity, [f"{server.make_url('/inbox')}"], 0.0, "x"
             )
             task = asyncio.create_task(worker.run())
             try:
                 async with asyncio.timeout(10):
-                    while len(seen) < 2 or store.queue_rows(node.store.db):
+                    while len(seen) < 2 or delivery_queue.queue_rows(node.store.db):
                         await asyncio.sleep(0.02)
             finally:
                 task.cancel()

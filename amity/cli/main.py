@@ -17,11 +17,9 @@ from babel import Locale
 from click.core import ParameterSource
 
 from .. import __version__
-from ..federation import directory
-from ..federation import endorsements as endorsement_store
-from ..federation import store as fed_store
-from ..federation.queue_states import STATES, describe_state
-from ..node import endorsing, follow_requests
+from ..federation import delivery_queue, directory, endorsement_store, relations
+from ..federation.delivery_queue import STATES, describe_state
+from ..node import endorsement_actions, follow_requests
 from ..node.backup import backup_node
 from ..node.clock import format_time
 from ..node.errors import NodeError
@@ -258,12 +256,12 @@ def follow(data_dir: Path, target: str, allow_private_network: bool, wait: bool)
         outcome = wait_while_serving(
             data_dir,
             lambda: (
-                fed_store.following_state(db, handle, actor["id"]) != "pending"
-                or actor["id"] in fed_store.follow_problems(db, handle)
+                relations.following_state(db, handle, actor["id"]) != "pending"
+                or actor["id"] in relations.follow_problems(db, handle)
             ),
         )
-        state = fed_store.following_state(db, handle, actor["id"])
-        problem = fed_store.follow_problems(db, handle).get(actor["id"])
+        state = relations.following_state(db, handle, actor["id"])
+        problem = relations.follow_problems(db, handle).get(actor["id"])
     if state == "accepted":
         click.echo(f"{name} accepted: this node follows it.")
     elif state == "rejected":
@@ -351,9 +349,9 @@ def following(data_dir: Path, as_json: bool) -> None:
 
 def _show_relations(data_dir: Path, table: str, as_json: bool, empty: str) -> None:
     with Node.open(data_dir) as node:
-        rows = fed_store.relations(node.store.db, table, node.config.handle)
+        rows = relations.relations(node.store.db, table, node.config.handle)
         if table == "following":  # a pending follow says why its Follow is not delivered
-            problems = fed_store.follow_problems(node.store.db, node.config.handle)
+            problems = relations.follow_problems(node.store.db, node.config.handle)
             for row in rows:
                 row["last_error"] = problems.get(row["actor"])
     if as_json:
@@ -385,11 +383,11 @@ def queue(ctx: click.Context, data_dir: Path, as_json: bool, wait: bool) -> None
             db = node.store.db
             outcome = wait_while_serving(
                 data_dir,
-                lambda: all(describe_state(r) != "pending" for r in fed_store.queue_rows(db)),
+                lambda: all(describe_state(r) != "pending" for r in delivery_queue.queue_rows(db)),
             )
             if outcome == "not serving":
                 click.echo(f"This node is not serving: amity serve --data {data_dir}", err=True)
-        rows = fed_store.queue_rows(node.store.db)
+        rows = delivery_queue.queue_rows(node.store.db)
     for row in rows:
         row["state"] = describe_state(row)
     if as_json:
@@ -432,7 +430,7 @@ def queue_retry(
         fail(["give a delivery ID (from `amity queue`) or --all, not both"])
     with Node.open(_queue_data(ctx, data_dir)) as node:
         ids = None if retry_all else [delivery_id or 0]
-        changed = fed_store.retry_deliveries(node.store.db, ids, node.clock().timestamp())
+        changed = delivery_queue.retry_deliveries(node.store.db, ids, node.clock().timestamp())
     if not retry_all and not changed:
         fail([f"no delivery #{delivery_id} in the queue (see: amity queue)"])
     count = f"{len(changed)} delivery" if len(changed) == 1 else f"{len(changed)} deliveries"
@@ -447,7 +445,7 @@ def queue_retry(
 def queue_drop(ctx: click.Context, data_dir: Path, delivery_id: int) -> None:
     """Remove delivery ID from the queue: it is never sent."""
     with Node.open(_queue_data(ctx, data_dir)) as node:
-        if not fed_store.drop_delivery(node.store.db, delivery_id):
+        if not delivery_queue.drop_delivery(node.store.db, delivery_id):
             fail([f"no delivery #{delivery_id} in the queue (see: amity queue)"])
     click.echo(f"Delivery #{delivery_id} removed from the queue.")
 
@@ -563,13 +561,13 @@ def endorse(
                 _issued_school(node, school)
                 or (asyncio.run(fetch_remote_actor(node, school, allow_private_network))["id"])
             )
-            revoked = endorsing.revoke(node, school_id)
+            revoked = endorsement_actions.revoke(node, school_id)
             click.echo(f"Revoked {len(revoked)} endorsement(s) of {school_id}.")
             click.echo("The revocation is delivered while the node serves; hubs relay it.")
             return
         deadline = parse_expiry(expires) if expires else None
         actor = asyncio.run(fetch_remote_actor(node, school, allow_private_network))
-        document = endorsing.endorse(node, actor, deadline)
+        document = endorsement_actions.endorse(node, actor, deadline)
     until = f", until {deadline}" if deadline else ""
     click.echo(f"Endorsed {shown_name(actor)} ({actor['id']}){until}.")
     click.echo(f"  endorsement: {document['id']}")
@@ -589,7 +587,7 @@ def parse_expiry(text: str) -> str:
 def _issued_school(node: Node, target: str) -> str | None:
     """The school an earlier endorsement named by `target` (actor URL or NAME@HOST), found
     without asking the network, so a school whose node is down can still be revoked."""
-    for row in endorsing.issued(node):
+    for row in endorsement_actions.issued(node):
         school = str(row["school"])
         if school == target or _handle_matches(school, target):
             return school
@@ -609,7 +607,7 @@ def endorsements(data_dir: Path, as_json: bool) -> None:
     """The endorsements this authority issued, or this school holds."""
     with Node.open(data_dir) as node:
         if node.config.kind == "authority":
-            rows = endorsing.issued(node)
+            rows = endorsement_actions.issued(node)
         else:
             rows = [
                 {"id": doc["id"], "authority": doc["attributedTo"], "expires": doc.get("expires")}
@@ -660,7 +658,7 @@ def trust(data_dir: Path, authority: str | None, remove: bool, allow_private_net
             click.echo(f"No longer trusting {known[0]}.")
             return
         actor = asyncio.run(fetch_remote_actor(node, authority, allow_private_network))
-        added = endorsing.trust(node, actor)
+        added = endorsement_actions.trust(node, actor)
     name = shown_name(actor)
     if not added:
         click.echo(f"{name} ({actor['id']}) was already trusted.")

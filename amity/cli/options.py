@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ..federation.errors import FederationError
 from ..node.errors import NodeError
 from ..protocol.errors import ProtocolError, ValidationFailed
 
@@ -42,7 +43,7 @@ def user_errors(command: F) -> F:
             return command(*args, **kwargs)
         except ValidationFailed as exc:
             fail([f"profile field {field!r}: {message}" for field, message in exc.problems])
-        except (NodeError, ProtocolError) as exc:
+        except (NodeError, ProtocolError, FederationError) as exc:
             fail([str(exc)])
         except OSError as exc:
             fail([f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")])

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
 from ..protocol.activities import host_of
 from ..protocol.errors import UnknownKey
 from ..protocol.httpsig import PublicKey, key_from_document
-from . import store
+from . import actor_cache
 from .client import FederationClient
+from .clock import Clock, system_clock
 from .errors import FetchFailed
 from .runner import DbRunner
 from .signer import Signer
@@ -47,20 +47,18 @@ class RemoteActors:
         client: FederationClient,
         signer: Callable[[], Signer],
         ttl: float = ACTOR_TTL,
-        now: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock = system_clock,
         refetch_interval: float = REFETCH_INTERVAL,
     ) -> None:
         self.db = db
         self.client = client
         self.signer = signer
         self.ttl = ttl
-        self.now = now
-        self.monotonic = monotonic
+        self.clock = clock
         self.refetch_interval = refetch_interval
         # Parsed keys by key id, so a busy inbox skips the database and PEM parsing.
         self._keys: dict[str, tuple[float, str, PublicKey, dict[str, Any]]] = {}
-        # Which fetch (by number) last got each document, and when (monotonic) each was last
+        # Which fetch (by number) last got each document, and when each was last
         # fetched again because a signature failed; oldest first.
         self.fetches = 0
         self._fetched: dict[str, int] = {}
@@ -82,8 +80,8 @@ class RemoteActors:
             del self._fetched[next(iter(self._fetched))]
         document = check_actor(await self.client.get_json(url, self.signer()), url)
         if cache and is_actor(document):
-            fetched_at = self.now()
-            await self.db(lambda db: store.cache_actor(db, document, fetched_at))
+            fetched_at = self.clock().timestamp()
+            await self.db(lambda db: actor_cache.cache_actor(db, document, fetched_at))
         return document
 
     async def _document(self, url: str, refresh: bool, cache: bool = True) -> dict[str, Any]:
@@ -91,8 +89,12 @@ class RemoteActors:
         return held if held is not None else await self.fetch(url, cache)
 
     async def _fresh(self, url: str) -> dict[str, Any] | None:
-        cached = await self.db(lambda db: store.cached_actor(db, url))
-        return cached[0] if cached is not None and self.now() - cached[1] < self.ttl else None
+        cached = await self.db(lambda db: actor_cache.cached_actor(db, url))
+        return (
+            cached[0]
+            if cached is not None and self.clock().timestamp() - cached[1] < self.ttl
+            else None
+        )
 
     async def cached(self, actor_id: str) -> dict[str, Any] | None:
         """The actor document if the cache holds it fresh; never fetches."""
@@ -120,7 +122,7 @@ class RemoteActors:
             await self._settled(_document_of(key_id))
             refresh = False
         held = self._keys.get(key_id)
-        if held is not None and not refresh and self.now() - held[0] < self.ttl:
+        if held is not None and not refresh and self.clock().timestamp() - held[0] < self.ttl:
             return held[1], held[2], held[3]
         if refresh:
             return await self._refetched_key(key_id)
@@ -131,7 +133,7 @@ class RemoteActors:
     def _hold(self, key_id: str, found: tuple[str, PublicKey, dict[str, Any]]) -> None:
         if len(self._keys) > 10_000:
             self._keys.clear()
-        self._keys[key_id] = (self.now(), *found)
+        self._keys[key_id] = (self.clock().timestamp(), *found)
 
     async def _refetched_key(self, key_id: str) -> tuple[str, PublicKey, dict[str, Any]]:
         """The key from a fresh fetch of its document; requests that want one meanwhile
@@ -185,7 +187,7 @@ class RemoteActors:
         refetched = self._refetched.get(_document_of(key_id))
         if refetched is None:
             return 0.0
-        return max(0.0, self.refetch_interval - (self.monotonic() - refetched))
+        return max(0.0, self.refetch_interval - (self.clock().timestamp() - refetched))
 
     def fetched_since(self, key_id: str, fetches: int) -> bool:
         """Whether the document holding `key_id` was fetched after the first `fetches`
@@ -195,7 +197,7 @@ class RemoteActors:
     def _refetching(self, url: str) -> None:
         """Note that `url` is fetched again now; marks older than `refetch_interval` and
         the oldest beyond MAX_REFETCH_MARKS are forgotten."""
-        now = self.monotonic()
+        now = self.clock().timestamp()
         marks = self._refetched
         marks.pop(url, None)  # re-inserted last: the dict stays oldest first
         marks[url] = now

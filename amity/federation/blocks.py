@@ -9,29 +9,13 @@ the last look is older than `max_age` seconds (a quiet node).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from sqlite_utils import Database
 
-from ..protocol.activities import host_of
-from ..protocol.errors import ProtocolError
+from .blocklist import block_targets
+from .clock import Clock, system_clock
 from .runner import DbRunner
 
 MAX_AGE = 1.0  # seconds a quiet node trusts its last look at the blocks table
-
-
-def block_targets(*urls: str) -> set[str]:
-    """What a block may name for these URLs: each URL, its host[:port] and its host."""
-    targets = set(urls)
-    for url in urls:
-        try:
-            host = host_of(url)
-        except ProtocolError:  # a malformed URL cannot be on a blocked host
-            continue
-        targets.add(host)
-        targets.add(host.split(":")[0])
-    return targets
 
 
 class BlockList:
@@ -41,11 +25,11 @@ class BlockList:
         self,
         db: DbRunner,
         max_age: float = MAX_AGE,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock = system_clock,
     ) -> None:
         self.db = db
         self.max_age = max_age
-        self.monotonic = monotonic
+        self.clock = clock
         self._targets: frozenset[str] = frozenset()
         self._version: int | None = None  # data_version at the last read; None: read again
         self._looked_at = float("-inf")
@@ -54,7 +38,7 @@ class BlockList:
 
     async def blocked(self, *urls: str) -> bool:
         """True when any of `urls` is blocked (an actor, its host or its domain)."""
-        if self.monotonic() - self._looked_at > self.max_age:
+        if self.clock().timestamp() - self._looked_at > self.max_age:
             await self.db(self.refresh)
         return self.holds(*urls)
 
@@ -72,7 +56,7 @@ class BlockList:
             rows = db.execute("SELECT target FROM blocks").fetchall()
             self._targets = frozenset(row[0] for row in rows)
             self._version = version
-        self._looked_at = self.monotonic()
+        self._looked_at = self.clock().timestamp()
 
     def _watch(self, db: Database) -> None:
         """Have this connection's own writes to `blocks` mark the set stale (data_version

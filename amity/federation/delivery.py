@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
 
 from sqlite_utils import Database
 
-from . import store
+from . import delivery_queue
 from .backoff import FIRST_DELAY, MAX_ATTEMPTS, PROBE_INTERVAL, is_permanent_failure, retry_delay
 from .client import FederationClient
+from .clock import Clock, system_clock
 from .errors import FetchFailed
 from .runner import DbRunner
 from .signer import Signer
@@ -42,7 +42,7 @@ class DeliveryWorker:
         max_per_host: int = 4,
         poll_interval: float = SAFETY_POLL,
         first_retry: float = FIRST_DELAY,
-        now: Callable[[], float] = time.time,
+        clock: Clock = system_clock,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.db = db
@@ -52,7 +52,7 @@ class DeliveryWorker:
         self.max_per_host = max_per_host
         self.poll_interval = poll_interval
         self.first_retry = first_retry
-        self.now = now
+        self.clock = clock
         self.jitter = jitter
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._per_host: Counter[str] = Counter()
@@ -75,7 +75,7 @@ class DeliveryWorker:
                 await self.run_single_cycle()
                 wait = self.poll_interval
                 if self._next_due is not None:
-                    wait = min(wait, self._next_due - self.now())
+                    wait = min(wait, self._next_due - self.clock().timestamp())
                 await wait_or_wake(self._wake, wait)
         finally:
             for task in list(self._in_flight.values()):
@@ -90,18 +90,18 @@ class DeliveryWorker:
             self._next_due = None  # a delivery that ends wakes the worker
             return 0
         exclude = set(self._in_flight)
-        now = self.now()
+        now = self.clock().timestamp()
         done, self._delivered = self._delivered, []
         busy = dict(self._per_host)
 
         def host_room(host: str) -> int:
             return self.max_per_host - busy.get(host, 0)
 
-        def cycle(db: Database) -> tuple[list[store.Delivery], float | None]:
+        def cycle(db: Database) -> tuple[list[delivery_queue.Delivery], float | None]:
             if done:
-                store.delivered(db, done, now)
-            due = store.due_deliveries(db, now, exclude, room, PROBE_INTERVAL, host_room)
-            return due, store.next_due_at(db, now)
+                delivery_queue.delivered(db, done, now)
+            due = delivery_queue.due_deliveries(db, now, exclude, room, PROBE_INTERVAL, host_room)
+            return due, delivery_queue.next_due_at(db, now)
 
         due, self._next_due = await self.db(cycle)
         signers: dict[str, Signer] = {}  # looked up once a cycle, not once a delivery
@@ -127,10 +127,10 @@ class DeliveryWorker:
     async def _record_delivered(self) -> None:
         done, self._delivered = self._delivered, []
         if done:
-            now = self.now()
-            await self.db(lambda db: store.delivered(db, done, now))
+            now = self.clock().timestamp()
+            await self.db(lambda db: delivery_queue.delivered(db, done, now))
 
-    async def _attempt(self, delivery: store.Delivery, signer: Signer) -> None:
+    async def _attempt(self, delivery: delivery_queue.Delivery, signer: Signer) -> None:
         try:
             await self._post(delivery, signer)
         except Exception:
@@ -140,7 +140,7 @@ class DeliveryWorker:
             self._per_host[delivery.host] -= 1
             self.wake()
 
-    async def _post(self, delivery: store.Delivery, signer: Signer) -> None:
+    async def _post(self, delivery: delivery_queue.Delivery, signer: Signer) -> None:
         retry_after: float | None = None
         try:
             result = await self.client.post(delivery.inbox, delivery.body, signer)
@@ -148,7 +148,7 @@ class DeliveryWorker:
             error = result.problem()
         except FetchFailed as exc:
             status, error = 0, str(exc)
-        now = self.now()
+        now = self.clock().timestamp()
         if 200 <= status < 300:
             self._delivered.append((delivery.id, delivery.host))
             return
@@ -160,13 +160,13 @@ class DeliveryWorker:
             exhausted = not is_permanent_failure(status)
 
             def dead(db: Database) -> None:
-                store.failed(db, delivery, error, None, now, PROBE_INTERVAL)
+                delivery_queue.failed(db, delivery, error, None, now, PROBE_INTERVAL)
                 if exhausted:
-                    store.mark_unavailable(db, delivery.host, now, PROBE_INTERVAL)
+                    delivery_queue.mark_unavailable(db, delivery.host, now, PROBE_INTERVAL)
 
             await self.db(dead)
             return
         delay = max(retry_delay(attempts, self.jitter(), self.first_retry), retry_after or 0.0)
         await self.db(
-            lambda db: store.failed(db, delivery, error, now + delay, now, PROBE_INTERVAL)
+            lambda db: delivery_queue.failed(db, delivery, error, now + delay, now, PROBE_INTERVAL)
         )

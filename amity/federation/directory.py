@@ -19,8 +19,8 @@ from ..protocol.profile_document import profile_from_document
 from ..protocol.proofs import ProofInfo
 from ..protocol.text import clean_text
 from . import limits
-from .endorsements import COUNTS, endorsed_by, replace_for_school, trusted
-from .store import row_host
+from .endorsement_store import COUNTS, endorsed_by, replace_for_school, trusted
+from .limits import row_host
 
 # How long a key seen in an author's actor is trusted for that author's later profiles
 # without asking again. Amity re-publishes weekly; an actor announcing new keys (`amity keys

@@ -1,11 +1,15 @@
-"""Errors of the conversation with other nodes (part of the protocol's error family)."""
+"""Errors of the conversation with other nodes: a family of their own, apart from the
+protocol's ProtocolError ("this input is bad"), since a peer that is down or refused is not
+bad input."""
 
 from __future__ import annotations
 
-from ..protocol.errors import ProtocolError
+
+class FederationError(Exception):
+    """Talking to another node went wrong."""
 
 
-class FetchFailed(ProtocolError):
+class FetchFailed(FederationError):
     """A remote document could not be fetched or was not acceptable."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

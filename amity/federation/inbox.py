@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,10 +43,21 @@ from ..protocol.jsontext import parse_json
 from ..protocol.message_signatures import message_key_id, verify_message
 from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
 from ..protocol.proofs import ProofInfo, read_proof, verify_document, verify_with_actor
-from . import directory, endorsements, follows, limits, store
+from . import (
+    actor_cache,
+    delivery_queue,
+    directory,
+    endorsement_store,
+    follows,
+    limits,
+    relations,
+    remote_objects,
+    reports,
+    seen,
+)
 from .actors import ACTOR_TYPES, RemoteActors
 from .blocks import BlockList
-from .endorsement_checks import check_carried, check_endorsement
+from .endorsement_verification import check_carried, check_endorsement
 from .errors import FetchFailed
 from .ratelimit import RateLimiter, address_key
 from .runner import DbRunner
@@ -139,7 +149,7 @@ class Inbox:
         self.hooks = hooks
         self.follow_policy = follow_policy
         self.follow_limits = follow_limits or follows.FollowLimits()
-        self.blocks = BlockList(db)
+        self.blocks = BlockList(db, clock=clock)
         self.handlers: dict[str, Callable[[IncomingActivity, Sender], Awaitable[Effect | None]]] = {
             "Follow": self._follow,
             "Accept": self._answer("accepted"),
@@ -196,14 +206,14 @@ class Inbox:
                 effect = await handler(activity, sender)
             except (ProtocolError, FetchFailed) as exc:
                 raise Rejected(400, f"{activity.type} refused: {exc}") from exc
-        now = time.time()
+        now = self.clock().timestamp()
         sender_host = _safe_host(sender.key_id)
 
         def apply(db: Database) -> bool | None:
             if self.blocks.holds(key_id, activity.actor, activity.id):
                 return None  # blocked while it was being checked
-            store.host_available(db, sender_host, now)
-            if not store.mark_seen(db, activity.id, activity.type, activity.actor, now):
+            delivery_queue.host_available(db, sender_host, now)
+            if not seen.mark_seen(db, activity.id, activity.type, activity.actor, now):
                 return False
             if effect is not None:
                 effect(db)
@@ -322,7 +332,7 @@ class Inbox:
             except follows.FollowRefused as exc:
                 raise Rejected(403, f"Follow refused: {exc}") from exc
             follows.drop_request(db, handle, activity.actor)
-            store.add_follower(db, handle, activity.actor, inboxes.inbox, activity.id, stamp)
+            relations.add_follower(db, handle, activity.actor, inboxes.inbox, activity.id, stamp)
             self.hooks.accept_follow(db, handle, activity.document, inboxes.personal)
 
         return effect
@@ -336,7 +346,7 @@ class Inbox:
             actor = sender.actor_document if sender.owner == activity.actor else None
 
             def effect(db: Database) -> None:
-                answered = store.answer_follow(db, follow_id, activity.actor, state)
+                answered = relations.answer_follow(db, follow_id, activity.actor, state)
                 if answered and state == "accepted":
                     self.hooks.follow_accepted(db, actor)
 
@@ -351,14 +361,14 @@ class Inbox:
         if inner.get("actor") != activity.actor:
             raise MalformedDocument("an actor can only undo its own Follow")
         handle = self._local_handle(inner.get("object"))
-        return lambda db: store.remove_follower(db, handle, activity.actor)
+        return lambda db: relations.remove_follower(db, handle, activity.actor)
 
     async def _verified_object(self, obj: dict[str, Any], author: str) -> tuple[ProofInfo, float]:
         """Check `obj`'s integrity proof against its author's published key: the one its
         directory listing holds, seen in its actor within KEY_TRUST, else the one its actor
         publishes now. Returns the proof and when the key was seen in the actor."""
         method = read_proof(obj)["verificationMethod"]
-        now = time.time()
+        now = self.clock().timestamp()
         listed = await self.db(partial(directory.listing_keys, actors=[author]))
         known = listed.get(author)
         if known is not None and known.trusted(method, now):
@@ -380,10 +390,10 @@ class Inbox:
             if obj["id"] != activity.actor or sender.owner != activity.actor:
                 raise MalformedDocument("an actor can only update itself")
             self.actors.forget(activity.actor)
-            fetched_at = time.time()
+            fetched_at = self.clock().timestamp()
 
             def refresh_actor(db: Database) -> None:
-                store.cache_actor(db, obj, fetched_at)
+                actor_cache.cache_actor(db, obj, fetched_at)
                 directory.distrust_key(db, activity.actor)  # its keys may have changed
 
             return refresh_actor
@@ -410,12 +420,12 @@ class Inbox:
         if object_id is None:
             raise MalformedDocument("Delete names no object")
         when = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
-        now = time.time()
+        now = self.clock().timestamp()
         if object_id == activity.actor:
             self.actors.forget(activity.actor)
 
             def delete_actor(db: Database) -> None:
-                store.tombstone_actor(db, activity.actor, when, now)
+                remote_objects.tombstone_actor(db, activity.actor, when, now)
                 if directory.is_listed(db, activity.actor):  # nothing to guard otherwise
                     directory.remove_profile(db, activity.actor, when, now)
 
@@ -428,7 +438,7 @@ class Inbox:
                 "revocation",
                 len(json.dumps(activity.document).encode()),
                 limits.MAX_REVOCATION_BYTES,
-                partial(endorsements.revocation_refusal, authority=activity.actor, size=0),
+                partial(endorsement_store.revocation_refusal, authority=activity.actor, size=0),
             )
             return self._revoke(activity.document, activity.actor, activity.actor)
 
@@ -438,7 +448,7 @@ class Inbox:
         removal = self._remove_listing(activity.document, activity.actor, activity.actor, proven)
 
         def delete_object(db: Database) -> None:
-            store.tombstone_object(db, object_id, activity.actor, when, now)
+            remote_objects.tombstone_object(db, object_id, activity.actor, when, now)
             removal(db)
 
         return delete_object
@@ -450,7 +460,7 @@ class Inbox:
         object_id = tombstone.get("id") if isinstance(tombstone, dict) else tombstone
         deleted = tombstone.get("deleted") if isinstance(tombstone, dict) else None
         when = deleted if isinstance(deleted, str) else self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
-        now = time.time()
+        now = self.clock().timestamp()
 
         def remove(db: Database) -> None:
             if directory.listing_of(db, str(object_id)) != author:
@@ -497,7 +507,7 @@ class Inbox:
     ) -> Effect | None:
         """The effect that stores a checked object: a profile goes to the directory, with
         the endorsements it carries that hold for the key its `proof` verified with."""
-        now = time.time()
+        now = self.clock().timestamp()
         if obj.get("type") != PROFILE_TYPE:
             return None  # only profiles are kept (in the directory)
         profile_from_document(obj)  # refuses what a profile may not contain
@@ -527,7 +537,7 @@ class Inbox:
         when = deleted if isinstance(deleted, str) else self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
 
         def revoke(db: Database) -> None:
-            if endorsements.record_revocation(db, endorsement_id, authority, when, delete):
+            if endorsement_store.record_revocation(db, endorsement_id, authority, when, delete):
                 self.hooks.endorsement_revoked(db, delete, via)
 
         return revoke
@@ -537,10 +547,12 @@ class Inbox:
             "Flag",
             len(json.dumps(activity.document, ensure_ascii=False).encode()),
             limits.MAX_REPORT_BYTES,
-            partial(store.report_refusal, actor=activity.actor),
+            partial(reports.report_refusal, actor=activity.actor),
         )
-        now = time.time()
-        return lambda db: store.add_report(db, activity.id, activity.actor, activity.document, now)
+        now = self.clock().timestamp()
+        return lambda db: reports.add_report(
+            db, activity.id, activity.actor, activity.document, now
+        )
 
     async def _check_room(
         self, what: str, size: int, max_size: int, refusal: Callable[[Database], str | None]

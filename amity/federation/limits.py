@@ -6,6 +6,9 @@ table that grows with traffic is pruned after its retention (federation/retentio
 
 from __future__ import annotations
 
+from ..protocol.activities import host_of
+from ..protocol.errors import ProtocolError
+
 DAY = 24 * 3600.0
 
 # Flag reports: stored for the operator, at most this large, this many per reporting actor,
@@ -47,3 +50,11 @@ LAN_PEERS = 1_000
 
 # Retry-After given with a full quota (it frees up as rows age out).
 QUOTA_RETRY_AFTER = 3600.0
+
+
+def row_host(url: str) -> str:
+    """The host a row is counted under for quotas ("" for what is not an http(s) URL)."""
+    try:
+        return host_of(url)
+    except ProtocolError:
+        return ""

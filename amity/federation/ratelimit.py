@@ -4,10 +4,10 @@ a signature is checked, per verified signing host after."""
 from __future__ import annotations
 
 import ipaddress
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
+
+from .clock import Clock, system_clock
 
 MAX_KEYS = 10_000
 
@@ -28,12 +28,12 @@ class RateLimiter:
         self,
         per_minute: float,
         burst: int,
-        now: Callable[[], float] = time.monotonic,
+        clock: Clock = system_clock,
         max_keys: int = MAX_KEYS,
     ) -> None:
         self.rate = per_minute / 60.0
         self.burst = float(burst)
-        self.now = now
+        self.clock = clock
         self.max_keys = max_keys
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()  # least recently used first
 
@@ -43,7 +43,7 @@ class RateLimiter:
     def check(self, key: str) -> float:
         """0 when a request from `key` may go ahead (and counts it), else the seconds until
         it may."""
-        now = self.now()
+        now = self.clock().timestamp()
         bucket = self._buckets.get(key)
         if bucket is None:
             self._forget(now)

@@ -14,9 +14,9 @@ from functools import partial
 from sqlite_utils import Database
 
 from . import limits
+from .actor_cache import UNREFERENCED_ACTOR
 from .follows import FollowLimits
 from .runner import DbRunner
-from .store import UNREFERENCED_ACTOR
 
 log = logging.getLogger(__name__)
 BATCH = 2_000

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,10 +28,11 @@ from ..protocol.proofs import (
     verify_document,
     verify_with_actor,
 )
-from . import directory, endorsements, store
+from . import directory, endorsement_store, relations
 from .actors import RemoteActors
 from .client import FederationClient
-from .endorsement_checks import check_carried
+from .clock import Clock, system_clock
+from .endorsement_verification import check_carried
 from .errors import FetchFailed
 from .runner import DbRunner
 from .signer import Signer
@@ -67,6 +67,7 @@ class DirectorySync:
         signer: Callable[[], Signer],
         profile_stored: Callable[[Database, dict[str, Any], str | None], None],
         interval: float = SYNC_INTERVAL,
+        clock: Clock = system_clock,
     ) -> None:
         self.db = db
         self.client = client
@@ -75,6 +76,7 @@ class DirectorySync:
         self.signer = signer
         self.profile_stored = profile_stored
         self.interval = interval
+        self.clock = clock
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -95,8 +97,8 @@ class DirectorySync:
     async def sync_all(self) -> int:
         """Read every followed hub's new listings and revocations, and the revocations of
         the authorities this node trusts; returns how many listings changed."""
-        hubs = await self.db(lambda db: store.followed_hubs(db, self.handle))
-        trusted = await self.db(endorsements.trusted)
+        hubs = await self.db(lambda db: relations.followed_hubs(db, self.handle))
+        trusted = await self.db(endorsement_store.trusted)
         changed = 0
         for hub in hubs:
             try:
@@ -165,7 +167,7 @@ class DirectorySync:
         def apply(db: Database) -> int:
             with db.atomic():
                 return sum(
-                    endorsements.record_revocation(db, rid, authority, when, item)
+                    endorsement_store.record_revocation(db, rid, authority, when, item)
                     for rid, authority, when, item in checked
                 )
 
@@ -210,7 +212,7 @@ class DirectorySync:
 
         results = await asyncio.gather(*(check(item) for item in items))
         checked = [result for result in results if result is not None]
-        now = time.time()
+        now = self.clock().timestamp()
 
         def apply(db: Database) -> int:
             changed = 0
@@ -244,7 +246,7 @@ class DirectorySync:
         listing of that school holds."""
         author = item["attributedTo"]
         method = read_proof(item)["verificationMethod"]
-        now = time.time()
+        now = self.clock().timestamp()
         if known is not None and known.trusted(method, now):
             try:
                 return verify_document(item, known.key), known.confirmed_at
@@ -298,7 +300,7 @@ class DirectorySync:
         outcomes = await asyncio.gather(
             *(confirm(row.actor, row.key_id, row.author_key) for row in batch)
         )
-        now = time.time()
+        now = self.clock().timestamp()
 
         def apply(db: Database) -> tuple[int, int]:
             ok = bad = 0

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from ..federation.actors import RemoteActors
 from ..federation.client import FederationClient
 from ..federation.delivery import SAFETY_POLL, DeliveryWorker
+from ..federation.errors import FederationError
 from ..federation.follows import FollowLimits
 from ..federation.inbox import Inbox
 from ..federation.ratelimit import RateLimiter
@@ -53,8 +53,6 @@ class FederationSettings:
     # None: as the node's config says ([federation] follow_policy, followers_per_host).
     follow_policy: str | None = None
     follow_limits: FollowLimits | None = None
-    # Rate-limit buckets and key refetches measure time on this (tests step it).
-    monotonic: Callable[[], float] = field(default=time.monotonic)
     prune_interval: float = PRUNE_INTERVAL  # seconds between pruning rounds (retention.py)
 
 
@@ -69,7 +67,7 @@ async def error_middleware(
         if exc.status >= 400:
             return error_response(exc.status, exc.text or exc.reason)
         raise
-    except ProtocolError as exc:
+    except (ProtocolError, FederationError) as exc:
         return error_response(400, str(exc))
     except ConnectionError as exc:
         # The client went away (mid-upload, say): nobody to answer, nothing to fix.
@@ -106,13 +104,14 @@ def _federation(
         async with FederationClient(
             allow_private_network=settings.allow_private_network, clock=node.clock
         ) as client:
-            actors = RemoteActors(runner, client, node.signer, monotonic=settings.monotonic)
+            actors = RemoteActors(runner, client, node.signer, clock=node.clock)
             worker = DeliveryWorker(
                 runner,
                 client,
                 lambda _handle: node.signer(),
                 poll_interval=settings.poll_interval,
                 first_retry=settings.first_retry,
+                clock=node.clock,
             )
             app[WORKER] = worker
             hooks = NodeHooks(node)
@@ -124,6 +123,7 @@ def _federation(
                 node.signer,
                 hooks.profile_stored,
                 interval=settings.sync_interval,
+                clock=node.clock,
             )
             # The hooks run on the database thread, inside the inbox's or the sync's
             # transaction: they wake the loops through the event loop, and what a woken loop
@@ -145,13 +145,11 @@ def _federation(
                 actors,
                 local_actors={node.urls.id: node.config.handle},
                 clock=node.clock,
-                limiter=RateLimiter(
-                    settings.inbox_per_minute, settings.inbox_burst, settings.monotonic
-                ),
+                limiter=RateLimiter(settings.inbox_per_minute, settings.inbox_burst, node.clock),
                 address_limiter=RateLimiter(
                     settings.inbox_per_minute_per_address,
                     settings.inbox_burst_per_address,
-                    settings.monotonic,
+                    node.clock,
                 ),
                 queued=worker.wake,
                 hooks=hooks,

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-Clock = Callable[[], datetime]
+from ..federation.clock import Clock, system_clock
 
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["Clock", "format_time", "later_than", "parse_time", "system_clock"]
 
 
 def format_time(moment: datetime) -> str:

@@ -12,7 +12,6 @@ import shutil
 import signal
 import socket
 import tempfile
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -22,9 +21,10 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ..federation import directory
-from . import endorsing
+from . import endorsement_actions
 from .app import FederationSettings, create_app
 from .app_state import DB
+from .clock import Clock
 from .demo_data import DEMO_SCHOOLS
 from .listings import directory_listings
 from .node import Node, init_node
@@ -86,17 +86,18 @@ async def run_demo(data: Path, say: Callable[[str], None], timeout: float = 120.
         for school in schools:
             await _follow(school, hub)
         first = schools[0]
-        deadline = time.monotonic() + timeout
-        if not await _wait(lambda: _converged(schools), stop, deadline):
+        clock = authority.node.clock
+        deadline = clock().timestamp() + timeout
+        if not await _wait(lambda: _converged(schools), stop, deadline, clock):
             return
         # The ministry vouches for some of the schools; the first school trusts it.
         endorsed = schools[1::2]
         for school in endorsed:
             actor = await school.run(school.node.actor_document)
-            await authority.run(partial(endorsing.endorse, authority.node, actor, None))
+            await authority.run(partial(endorsement_actions.endorse, authority.node, actor, None))
         ministry = await authority.run(authority.node.actor_document)
-        await first.run(partial(endorsing.trust, first.node, ministry))
-        if not await _wait(lambda: _verified(first, len(endorsed)), stop, deadline):
+        await first.run(partial(endorsement_actions.trust, first.node, ministry))
+        if not await _wait(lambda: _verified(first, len(endorsed)), stop, deadline, clock):
             return
         listings = await first.run(partial(_listings, first.node))
         _explain(say, data, hub, first, listings)
@@ -110,12 +111,14 @@ async def run_demo(data: Path, say: Callable[[str], None], timeout: float = 120.
             demo_node.node.close()
 
 
-async def _wait(done: Callable[[], Awaitable[bool]], stop: asyncio.Event, deadline: float) -> bool:
+async def _wait(
+    done: Callable[[], Awaitable[bool]], stop: asyncio.Event, deadline: float, clock: Clock
+) -> bool:
     """Poll `done` until it holds (True) or a signal stops the demo (False)."""
     while not await done():
         if stop.is_set():
             return False
-        if time.monotonic() > deadline:
+        if clock().timestamp() > deadline:
             raise RuntimeError("the demo federation did not converge")
         await asyncio.sleep(0.2)
     return True

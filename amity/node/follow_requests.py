@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..federation import follows
-from ..federation import store as fed_store
+from ..federation import follows, relations
 from ..federation.follows import FollowLimits, FollowRequest
 from . import outbox
 from .errors import NodeError
@@ -59,10 +58,12 @@ def approve(node: Node, target: str) -> FollowRequest:
                 hint = " (raise followers_per_host in amity.toml's [federation] to allow more)"
             raise NodeError(f"cannot approve {request.actor}: {exc}{hint}") from exc
         follows.drop_request(db, urls.handle, request.actor)
-        fed_store.add_follower(
+        relations.add_follower(
             db, urls.handle, request.actor, request.inbox, str(request.follow["id"]), node.now()
         )
-        outbox.accept_follow(db, urls, request.follow, request.personal_inbox, node.now())
+        outbox.accept_follow(
+            db, urls, request.follow, request.personal_inbox, node.now(), node.clock().timestamp()
+        )
     return request
 
 
@@ -73,5 +74,7 @@ def reject(node: Node, target: str) -> FollowRequest:
     urls = node.urls
     with db.atomic():
         follows.drop_request(db, urls.handle, request.actor)
-        outbox.reject_follow(db, urls, request.follow, request.personal_inbox, node.now())
+        outbox.reject_follow(
+            db, urls, request.follow, request.personal_inbox, node.now(), node.clock().timestamp()
+        )
     return request

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..federation import store
+from ..federation import relations
 from ..protocol import activities
 from ..protocol.endorsement import Endorsement
-from . import endorsing, outbox
+from . import endorsement_actions, outbox
 from .node import Node
 
 
@@ -28,7 +28,9 @@ class NodeHooks:
         self.queued: Callable[[], None] = lambda: None
 
     def accept_follow(self, db: Database, handle: str, follow: dict[str, Any], inbox: str) -> None:
-        outbox.accept_follow(db, self.node.urls, follow, inbox, self.node.now())
+        outbox.accept_follow(
+            db, self.node.urls, follow, inbox, self.node.now(), self.node.clock().timestamp()
+        )
 
     def follow_accepted(self, db: Database, actor: dict[str, Any] | None) -> None:
         """A hub took us as a follower: send it our profile, then read its directory."""
@@ -45,7 +47,9 @@ class NodeHooks:
                 urls.followers,
                 self.node.now(),
             )
-            outbox.send(db, urls.handle, update, [inbox], self.node.now())
+            outbox.send(
+                db, urls.handle, update, [inbox], self.node.now(), self.node.clock().timestamp()
+            )
         self.wake_sync()
 
     def profile_stored(self, db: Database, document: dict[str, Any], via: str | None) -> None:
@@ -59,7 +63,7 @@ class NodeHooks:
 
     def endorsement_received(self, db: Database, endorsement: Endorsement) -> None:
         """An authority endorsed this school: carried from the next profile version on."""
-        if endorsing.receive(self.node, endorsement):
+        if endorsement_actions.receive(self.node, endorsement):
             self.wake_liveness()
 
     def endorsement_revoked(self, db: Database, delete: dict[str, Any], via: str) -> None:
@@ -78,6 +82,8 @@ class NodeHooks:
             outbox.new_activity_id(urls), urls.id, obj, urls.followers, self.node.now()
         )
         exclude = [actor for actor in skip if isinstance(actor, str)]
-        inboxes = store.follower_inboxes(db, urls.handle, exclude=exclude)
-        outbox.send(db, urls.handle, announce, inboxes, self.node.now())
+        inboxes = relations.follower_inboxes(db, urls.handle, exclude=exclude)
+        outbox.send(
+            db, urls.handle, announce, inboxes, self.node.now(), self.node.clock().timestamp()
+        )
         self.queued()

@@ -15,7 +15,6 @@ import hashlib
 import ipaddress
 import logging
 import socket
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -178,7 +177,7 @@ def lan_discovery(
             peer = _peer(info)
             if peer is None or peer["actor"] == own:
                 return
-            await db(lambda d: record_peer(d, name, peer, time.time()))
+            await db(lambda d: record_peer(d, name, peer, node.clock().timestamp()))
             log.info(
                 "found %s %s on the local network at %s", peer["kind"], peer["actor"], peer["url"]
             )

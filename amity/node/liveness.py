@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -56,11 +55,11 @@ async def keep_alive(
         if await db(lambda _db: republish_if_due(node)):
             log.info("profile re-published to show this school is active")
             queued()
-        wait = ENDORSEMENT_PAUSE - (time.monotonic() - last_for_endorsements)
+        wait = ENDORSEMENT_PAUSE - (node.clock().timestamp() - last_for_endorsements)
         if wait > 0 and await db(lambda _db: node.endorsements_outdated()):
             timeout = min(interval, wait)
         elif await db(lambda _db: republish_if_outdated(node)):
-            last_for_endorsements = time.monotonic()
+            last_for_endorsements = node.clock().timestamp()
             log.info("profile re-published with its current endorsements")
             queued()
         await wait_or_wake(wake, timeout)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..federation import directory, endorsements
-from ..federation import store as fed_store
+from ..federation import actor_cache, blocklist, directory, endorsement_store, relations
 from ..federation.signer import Signer
 from ..protocol import activities
 from ..protocol.activities import host_of
@@ -138,18 +136,18 @@ class Node:
             directory.store_profile(
                 self.store.db,
                 signed,
-                time.time(),
+                self.clock().timestamp(),
                 [read_endorsement(doc) for doc in held],
                 ProofInfo(urls.ed25519_key_id, updated, self.keys.ed25519_public),
-                time.time(),
+                self.clock().timestamp(),
             )
-            outbox.update_object(self.store.db, urls, signed, updated)
+            outbox.update_object(self.store.db, urls, signed, updated, self.clock().timestamp())
         return stored
 
     def held_endorsements(self) -> list[dict[str, Any]]:
         """The endorsements this school carries in its next profile version: in force now
         and made out to the key it signs with now."""
-        found = endorsements.held_documents(self.store.db, self.now())
+        found = endorsement_store.held_documents(self.store.db, self.now())
         return [doc for doc in found if read_endorsement(doc).key == self.keys.ed25519_public]
 
     def endorsements_outdated(self) -> bool:
@@ -190,11 +188,11 @@ class Node:
         db = self.store.db
         with db.atomic():
             self.store.withdraw_profile(self.config.handle, when)
-            directory.remove_profile(db, urls.id, when, time.time())
-            inboxes = fed_store.follower_inboxes(db, urls.handle) + fed_store.followed_hub_inboxes(
+            directory.remove_profile(db, urls.id, when, self.clock().timestamp())
+            inboxes = relations.follower_inboxes(db, urls.handle) + relations.followed_hub_inboxes(
                 db, urls.handle
             )
-            outbox.send(db, urls.handle, signed, inboxes, when)
+            outbox.send(db, urls.handle, signed, inboxes, when, self.clock().timestamp())
         return when
 
     def signer(self) -> Signer:
@@ -220,20 +218,22 @@ class Node:
         if target["id"] == self.urls.id:
             raise NodeError("a node cannot follow itself")
         db = self.store.db
-        if fed_store.is_blocked(db, target["id"]):
+        if blocklist.is_blocked(db, target["id"]):
             raise NodeError(f"{target['id']} is blocked here; unblock it first")
         follow_id = outbox.new_activity_id(self.urls)
         activity = activities.follow(follow_id, self.urls.id, target["id"])
         with db.atomic():
-            fed_store.cache_actor(db, target, time.time())
-            fed_store.set_following(
+            actor_cache.cache_actor(db, target, self.clock().timestamp())
+            relations.set_following(
                 db, self.config.handle, target["id"], follow_id, "pending", self.now()
             )
-            outbox.send(db, self.config.handle, activity, [inbox], self.now())
+            outbox.send(
+                db, self.config.handle, activity, [inbox], self.now(), self.clock().timestamp()
+            )
         return follow_id
 
     def following_state(self, actor_id: str) -> str | None:
-        return fed_store.following_state(self.store.db, self.config.handle, actor_id)
+        return relations.following_state(self.store.db, self.config.handle, actor_id)
 
     def block(self, target: str) -> str:
         """Block an actor URL or a domain; returns which of the two it was."""
@@ -242,7 +242,7 @@ class Node:
             host_of(target)
         elif not target or "/" in target or "@" in target:
             raise NodeError(f"{target!r}: give a domain (example.org) or an actor URL")
-        fed_store.add_block(
+        blocklist.add_block(
             self.store.db, target.lower() if kind == "domain" else target, kind, self.now()
         )
         return kind
@@ -250,7 +250,7 @@ class Node:
     def unblock(self, target: str) -> bool:
         key = target if "://" in target else target.lower()
         with self.store.db.atomic():
-            return fed_store.remove_block(self.store.db, key)
+            return blocklist.remove_block(self.store.db, key)
 
     def rotate_keys(self) -> None:
         """New keys; the profile re-signed; followers told of the new actor and profile."""
@@ -262,7 +262,13 @@ class Node:
         if profile is not None:
             self.publish_profile(profile.data)
         with self.store.db.atomic():
-            outbox.update_object(self.store.db, self.urls, self.actor_document(), self.now())
+            outbox.update_object(
+                self.store.db,
+                self.urls,
+                self.actor_document(),
+                self.now(),
+                self.clock().timestamp(),
+            )
 
 
 def init_node(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
 from sqlite_utils import Database
 
-from ..federation import store
+from ..federation import delivery_queue, relations
 from ..protocol import activities
 from ..protocol.actor import ActorUrls
 
@@ -18,34 +17,59 @@ def new_activity_id(urls: ActorUrls) -> str:
 
 
 def send(
-    db: Database, handle: str, activity: dict[str, Any], inboxes: list[str], published: str
+    db: Database,
+    handle: str,
+    activity: dict[str, Any],
+    inboxes: list[str],
+    published: str,
+    queued_at: float,
 ) -> None:
     """Record `activity` in the outbox and queue it to `inboxes` (call inside a transaction)."""
-    store.enqueue(db, handle, activity, inboxes, time.time(), published)
+    delivery_queue.enqueue(db, handle, activity, inboxes, queued_at, published)
 
 
 def send_to_followers(
-    db: Database, urls: ActorUrls, activity: dict[str, Any], published: str
+    db: Database,
+    urls: ActorUrls,
+    activity: dict[str, Any],
+    published: str,
+    queued_at: float,
 ) -> None:
-    send(db, urls.handle, activity, store.follower_inboxes(db, urls.handle), published)
+    send(
+        db, urls.handle, activity, relations.follower_inboxes(db, urls.handle), published, queued_at
+    )
 
 
 def accept_follow(
-    db: Database, urls: ActorUrls, follow: dict[str, Any], inbox: str, published: str
+    db: Database,
+    urls: ActorUrls,
+    follow: dict[str, Any],
+    inbox: str,
+    published: str,
+    queued_at: float,
 ) -> None:
     activity = activities.accept(new_activity_id(urls), urls.id, follow)
-    send(db, urls.handle, activity, [inbox], published)
+    send(db, urls.handle, activity, [inbox], published, queued_at)
 
 
 def reject_follow(
-    db: Database, urls: ActorUrls, follow: dict[str, Any], inbox: str, published: str
+    db: Database,
+    urls: ActorUrls,
+    follow: dict[str, Any],
+    inbox: str,
+    published: str,
+    queued_at: float,
 ) -> None:
     activity = activities.reject(new_activity_id(urls), urls.id, follow)
-    send(db, urls.handle, activity, [inbox], published)
+    send(db, urls.handle, activity, [inbox], published, queued_at)
 
 
-def update_object(db: Database, urls: ActorUrls, obj: dict[str, Any], published: str) -> None:
+def update_object(
+    db: Database, urls: ActorUrls, obj: dict[str, Any], published: str, queued_at: float
+) -> None:
     """Tell every follower, and every hub this account follows, that `obj` changed."""
     activity = activities.update(new_activity_id(urls), urls.id, obj, urls.followers, published)
-    inboxes = store.follower_inboxes(db, urls.handle) + store.followed_hub_inboxes(db, urls.handle)
-    send(db, urls.handle, activity, inboxes, published)
+    inboxes = relations.follower_inboxes(db, urls.handle) + relations.followed_hub_inboxes(
+        db, urls.handle
+    )
+    send(db, urls.handle, activity, inboxes, published, queued_at)

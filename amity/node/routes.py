@@ -8,8 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
-from ..federation import directory, endorsements
-from ..federation import store as fed_store
+from ..federation import delivery_queue, directory, endorsement_store, relations
 from ..protocol.contexts import ACTIVITYSTREAMS, DIRECTORY_CONTEXT
 from ..protocol.discovery import (
     NODEINFO_CONTENT_TYPE,
@@ -86,7 +85,7 @@ async def nodeinfo(request: web.Request) -> web.Response:
             metadata={
                 "nodeName": node.config.handle,
                 "hubs": [
-                    hub["id"] for hub in fed_store.followed_hubs(node.store.db, node.config.handle)
+                    hub["id"] for hub in relations.followed_hubs(node.store.db, node.config.handle)
                 ],
             },
         )
@@ -187,8 +186,8 @@ async def collection(request: web.Request) -> web.Response:
     def read(node: Node) -> tuple[int, list[Any]]:
         db, handle = node.store.db, node.config.handle
         if name == "outbox":
-            return fed_store.public_outbox(db, handle, offset, PAGE_SIZE)
-        return fed_store.list_actors(db, name, handle, offset, PAGE_SIZE)
+            return delivery_queue.public_outbox(db, handle, offset, PAGE_SIZE)
+        return relations.list_actors(db, name, handle, offset, PAGE_SIZE)
 
     total, items = await run_db(request, read)
     document = _collection(f"{node.urls.id}/{name}", total, page, items)
@@ -238,8 +237,8 @@ async def revocations_collection(request: web.Request) -> web.Response:
     return await _cursor_collection(
         request,
         request.app[NODE].urls.revocations,
-        lambda n: endorsements.count_revocations(n.store.db),
-        lambda n, since: endorsements.revocations_since(n.store.db, since, DIRECTORY_PAGE),
+        lambda n: endorsement_store.count_revocations(n.store.db),
+        lambda n, since: endorsement_store.revocations_since(n.store.db, since, DIRECTORY_PAGE),
     )
 
 

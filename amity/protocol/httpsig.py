@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from .errors import BadSignature, KeyMismatch, MalformedDocument, UnknownKey
 from .multikey import decode_ed25519_public
+from .proofs import assertion_methods
 
 PublicKey = rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 SIGNED_HEADERS = ("(request-target)", "host", "date", "digest")
@@ -269,10 +270,9 @@ def key_from_document(document: dict[str, Any], key_id: str) -> tuple[str, Publi
     RSA keys come from `publicKey` (a dict or a list), Ed25519 keys from `assertionMethod`
     Multikeys; a key document (`owner` + `publicKeyPem`) names its owner itself.
     """
-    candidates: list[Any] = []
-    for field in ("publicKey", "assertionMethod"):
-        value = document.get(field)
-        candidates += value if isinstance(value, list) else [value]
+    keys = document.get("publicKey")
+    candidates: list[Any] = [*(keys if isinstance(keys, list) else [keys])]
+    candidates += assertion_methods(document)
     if "publicKeyPem" in document or "publicKeyMultibase" in document:
         candidates.append(document)
     for entry in candidates:

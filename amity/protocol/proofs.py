@@ -106,15 +106,17 @@ def verify_document(document: dict[str, Any], public_key: bytes) -> ProofInfo:
     return ProofInfo(proof["verificationMethod"], proof["created"], public_key)
 
 
+def assertion_methods(actor: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of `actor`'s assertionMethod (FEP-521a): one object or a list; what is
+    not an object is skipped (the one parser of the field, for proofs and HTTP signatures)."""
+    methods = actor.get("assertionMethod", [])
+    return [method for method in _as_list(methods) if isinstance(method, dict)]
+
+
 def find_assertion_key(actor: dict[str, Any], verification_method: str) -> bytes:
     """The Ed25519 key `verification_method` names in `actor`'s assertionMethod (FEP-521a)."""
-    methods = actor.get("assertionMethod", [])
-    if isinstance(methods, dict):
-        methods = [methods]
-    if not isinstance(methods, list):
-        raise MalformedDocument("actor assertionMethod must be an object or a list")
-    for method in methods:
-        if isinstance(method, dict) and method.get("id") == verification_method:
+    for method in assertion_methods(actor):
+        if method.get("id") == verification_method:
             if method.get("type") != "Multikey":
                 raise UnknownKey(f"{verification_method} is not a Multikey")
             if method.get("controller") != actor.get("id"):

@@ -7,13 +7,12 @@ import json
 import uuid
 from typing import Any
 
-from ..federation import endorsements
-from ..federation import store as fed_store
+from ..federation import endorsement_store, relations
 from ..protocol import activities
 from ..protocol.endorsement import Endorsement, endorsement_document
 from ..protocol.errors import MalformedDocument
 from ..protocol.multikey import decode_ed25519_public
-from ..protocol.proofs import sign_document
+from ..protocol.proofs import assertion_methods, sign_document
 from . import outbox
 from .errors import NodeError
 from .node import Node
@@ -21,11 +20,9 @@ from .node import Node
 
 def school_key(actor: dict[str, Any]) -> str:
     """The Ed25519 key (multibase) a school signs its profile with, from its actor."""
-    methods = actor.get("assertionMethod", [])
-    for method in methods if isinstance(methods, list) else [methods]:
+    for method in assertion_methods(actor):
         if (
-            isinstance(method, dict)
-            and method.get("type") == "Multikey"
+            method.get("type") == "Multikey"
             and method.get("controller") == actor.get("id")
             and isinstance(method.get("publicKeyMultibase"), str)
         ):
@@ -74,7 +71,7 @@ def endorse(node: Node, school: dict[str, Any], expires: str | None) -> dict[str
                 "document": json.dumps(signed),
             }
         )
-        outbox.send(db, urls.handle, create, [inbox], now)
+        outbox.send(db, urls.handle, create, [inbox], now, node.clock().timestamp())
     return signed
 
 
@@ -93,7 +90,7 @@ def revoke(node: Node, school_id: str) -> list[str]:
     urls = node.urls
     now = node.now()
     with db.atomic():
-        audience = fed_store.follower_inboxes(db, urls.handle) + fed_store.followed_hub_inboxes(
+        audience = relations.follower_inboxes(db, urls.handle) + relations.followed_hub_inboxes(
             db, urls.handle
         )
         for endorsement_id, school_inbox in rows:
@@ -109,8 +106,15 @@ def revoke(node: Node, school_id: str) -> list[str]:
             db.execute(
                 "UPDATE issued_endorsements SET revoked_at = ? WHERE id = ?", [now, endorsement_id]
             )
-            endorsements.record_revocation(db, endorsement_id, urls.id, now, signed)
-            outbox.send(db, urls.handle, signed, sorted({school_inbox, *audience}), now)
+            endorsement_store.record_revocation(db, endorsement_id, urls.id, now, signed)
+            outbox.send(
+                db,
+                urls.handle,
+                signed,
+                sorted({school_inbox, *audience}),
+                now,
+                node.clock().timestamp(),
+            )
     return [row[0] for row in rows]
 
 
@@ -133,8 +137,8 @@ def receive(node: Node, endorsement: Endorsement) -> bool:
     if endorsement.key != node.keys.ed25519_public:
         return False  # issued for a key this school no longer signs with
     db = node.store.db
-    trusted = endorsement.authority in endorsements.trusted(db)
-    return endorsements.add_held(db, endorsement, node.now(), room_for_trusted=trusted)
+    trusted = endorsement.authority in endorsement_store.trusted(db)
+    return endorsement_store.add_held(db, endorsement, node.now(), room_for_trusted=trusted)
 
 
 def trust(node: Node, authority: dict[str, Any]) -> bool:
@@ -144,7 +148,7 @@ def trust(node: Node, authority: dict[str, Any]) -> bool:
         raise NodeError(f"{authority.get('id')} is not an Amity authority")
     db = node.store.db
     with db.atomic():
-        added = endorsements.trust(db, authority["id"], node.now())
+        added = endorsement_store.trust(db, authority["id"], node.now())
         if node.following_state(authority["id"]) is None:
             node.follow(authority)
     return added

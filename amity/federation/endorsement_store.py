@@ -15,7 +15,7 @@ from sqlite_utils import Database
 
 from ..protocol.endorsement import MAX_ENDORSEMENTS, Endorsement
 from . import limits
-from .store import row_host
+from .limits import row_host
 
 
 def replace_for_school(db: Database, school: str, endorsements: list[Endorsement]) -> None:
