@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -143,13 +144,16 @@ async def _serve(
         shutdown_timeout=shutdown_timeout,
         logger=_ServerLog(logging.getLogger("aiohttp.server"), {}),
     )
-    await runner.setup()
+    # Listen before the node's loops start (runner.setup): a peer that fetches this node's
+    # key on a delivery sent at start then waits in the backlog instead of being refused.
+    sock = socket.create_server((host, port), family=_family(host), reuse_port=False)
     listener: asyncio.Server | None = None
     try:
+        await runner.setup()
         server = runner.server
         assert server is not None
         listener = await asyncio.get_running_loop().create_server(
-            lambda: _HeaderDeadline(server(), header_timeout), host, port, reuse_address=True
+            lambda: _HeaderDeadline(server(), header_timeout), sock=sock
         )
         ready(f"http://{host}:{port}")
         while True:
@@ -157,4 +161,10 @@ async def _serve(
     finally:
         if listener is not None:
             listener.close()
+        else:
+            sock.close()
         await runner.cleanup()
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
