@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -52,3 +53,16 @@ def test_a_second_serve_refuses_at_once_and_leaves_the_first_alone(
     assert (data / "serve.lock").exists()
     again = served(data, port)
     assert again.get("/.well-known/nodeinfo")[0] == 200
+
+
+def test_a_port_taken_by_another_program_is_one_line_saying_what_to_do(tmp_path: Path) -> None:
+    port = free_port()
+    data = make_school(tmp_path, "busy", port)
+    with socket.create_server(("127.0.0.1", port)):
+        result = amity("serve", "--port", str(port), "--no-lan-discovery", data=data, check=False)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: port {port} on 127.0.0.1 is in use by another program; stop it, or serve on "
+        "another port with --port N"
+    )
+    assert "Traceback" not in result.stderr

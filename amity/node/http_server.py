@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_runner import GracefulExit
+
+from .errors import NodeError
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +149,15 @@ async def _serve(
     )
     # Listen before the node's loops start (runner.setup): a peer that fetches this node's
     # key on a delivery sent at start then waits in the backlog instead of being refused.
-    sock = socket.create_server((host, port), family=_family(host), reuse_port=False)
+    try:
+        sock = socket.create_server((host, port), family=_family(host))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise NodeError(
+            f"port {port} on {host} is in use by another program; stop it, or serve on "
+            "another port with --port N"
+        ) from None
     listener: asyncio.Server | None = None
     try:
         await runner.setup()
