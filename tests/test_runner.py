@@ -69,4 +69,3 @@ async def test_a_duplicate_key_fails_its_own_job_only(runner: DbRunner, tmp_path
     assert isinstance(results[0], sqlite3.IntegrityError) and results[1] is None
     assert _rows(tmp_path / "t.db") == [7, 8]
     runner.close()
-
