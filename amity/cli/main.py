@@ -5,40 +5,34 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import urlsplit
+from typing import IO
 
 import click
 from babel import Locale
-from click.core import ParameterSource
 
 from .. import __version__
-from ..federation import delivery_queue, directory, endorsement_store, relations
-from ..federation.delivery_queue import STATES, describe_state
-from ..node import endorsement_actions, follow_requests
+from ..federation import directory, endorsement_store
+from ..node import endorsement_actions
 from ..node.backup import backup_node
 from ..node.clock import format_time
 from ..node.errors import NodeError
 from ..node.listings import directory_listings
 from ..node.node import Node, init_node
 from ..node.pages import profile_facts
-from ..node.serve_lock import is_serving
 from ..protocol.activities import host_of
 from ..protocol.errors import ValidationFailed
 from ..protocol.profile import display_name, parse_profile_json
 from ..protocol.suggest import Reading, read_country, read_language, read_mode, read_subject
-from ..protocol.text import clean_text
 from ..protocol.vocabulary import MODES, NODE_KINDS, SUBJECTS
+from .follow_commands import approve, follow, followers, following, reject
 from .options import OneLineErrorGroup, data_option, fail, user_errors
+from .queue_commands import queue
+from .remote import fetch_remote_actor, private_network_option, shown_name
 
 MAX_PROFILE_BYTES = 64 * 1024
-ANSWER_WAIT = 30.0  # seconds `--wait` waits for the serving node to get an answer
-LISTEN_WAIT = 10.0  # seconds a node on a private address gets to start listening
-POLL = 0.25
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -201,13 +195,6 @@ def profile_delete(data_dir: Path, yes: bool) -> None:
     click.echo(f"Profile withdrawn at {when}; `amity profile import` publishes a new one.")
 
 
-private_network_option = click.option(
-    "--allow-private-network",
-    is_flag=True,
-    help="Let the node talk to loopback and private addresses (tests, a school LAN).",
-)
-
-
 @cli.command()
 @click.option(
     "--data",
@@ -228,226 +215,6 @@ def demo(data_dir: Path | None) -> None:
     except FileExistsError as exc:
         fail([str(exc)])
     click.echo("Demo stopped.")
-
-
-@cli.command()
-@data_option
-@click.argument("target")
-@private_network_option
-@click.option(
-    "--wait",
-    is_flag=True,
-    help=f"Wait (up to {ANSWER_WAIT:g} s) for TARGET to accept; this node must be serving.",
-)
-@user_errors
-def follow(data_dir: Path, target: str, allow_private_network: bool, wait: bool) -> None:
-    """Follow a school, hub or authority: NAME@HOST or an actor URL."""
-    with Node.open(data_dir) as node:
-        actor = asyncio.run(fetch_remote_actor(node, target, allow_private_network))
-        node.follow(actor)
-        name = shown_name(actor)
-        click.echo(f"Follow of {name} ({actor['id']}) queued.")
-        if not wait:
-            click.echo(
-                "It is delivered while the node serves; `amity queue` shows what is pending."
-            )
-            return
-        db, handle = node.store.db, node.config.handle
-        outcome = wait_while_serving(
-            data_dir,
-            lambda: (
-                relations.following_state(db, handle, actor["id"]) != "pending"
-                or actor["id"] in relations.follow_problems(db, handle)
-            ),
-        )
-        state = relations.following_state(db, handle, actor["id"])
-        problem = relations.follow_problems(db, handle).get(actor["id"])
-    if state == "accepted":
-        click.echo(f"{name} accepted: this node follows it.")
-    elif state == "rejected":
-        fail([f"{name} rejected the follow"])
-    elif problem:
-        fail([f"the Follow was not delivered: {problem} (amity queue --data {data_dir})"])
-    elif outcome == "not serving":
-        fail([f"this node is not serving, so nothing is sent: amity serve --data {data_dir}"])
-    else:
-        fail([f"no answer from {name} within {ANSWER_WAIT:g} s; `amity following` shows it later"])
-
-
-@cli.command()
-@data_option
-@click.option("--pending", is_flag=True, help="The follow requests waiting for approval.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
-@user_errors
-def followers(data_dir: Path, pending: bool, as_json: bool) -> None:
-    """The actors that follow this node, or (--pending) those asking to."""
-    if pending:
-        _show_follow_requests(data_dir, as_json)
-        return
-    _show_relations(data_dir, "followers", as_json, "no followers yet")
-    if not as_json:
-        with Node.open(data_dir) as node:
-            waiting = len(follow_requests.pending(node))
-        if waiting:
-            click.echo(f"{waiting} follow request(s) waiting: amity followers --pending")
-
-
-def _show_follow_requests(data_dir: Path, as_json: bool) -> None:
-    with Node.open(data_dir) as node:
-        requests = follow_requests.pending(node)
-    rows = [
-        {
-            "actor": r.actor,
-            "address": r.address,
-            "since": format_time(datetime.fromtimestamp(r.received_at, UTC)),
-        }
-        for r in requests
-    ]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        click.echo("no follow requests waiting")
-        return
-    for row in rows:
-        click.echo(f"{row['actor']}  ({row['address']})  asked {row['since']}")
-    click.echo("Answer with: amity approve ACTOR, or amity reject ACTOR")
-
-
-@cli.command()
-@data_option
-@click.argument("actor")
-@user_errors
-def approve(data_dir: Path, actor: str) -> None:
-    """Accept a pending follow request: ACTOR (URL or NAME@HOST) becomes a follower."""
-    with Node.open(data_dir) as node:
-        request = follow_requests.approve(node, actor)
-    click.echo(f"Approved {request.address} ({request.actor}): it follows this node now.")
-    click.echo("The Accept is delivered while the node serves.")
-
-
-@cli.command()
-@data_option
-@click.argument("actor")
-@user_errors
-def reject(data_dir: Path, actor: str) -> None:
-    """Refuse a pending follow request of ACTOR (URL or NAME@HOST)."""
-    with Node.open(data_dir) as node:
-        request = follow_requests.reject(node, actor)
-    click.echo(f"Rejected the follow request of {request.address} ({request.actor}).")
-    click.echo("The Reject is delivered while the node serves.")
-
-
-@cli.command()
-@data_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
-@user_errors
-def following(data_dir: Path, as_json: bool) -> None:
-    """The actors this node follows, whether each accepted, and why a Follow is stuck."""
-    _show_relations(data_dir, "following", as_json, "not following anyone yet")
-
-
-def _show_relations(data_dir: Path, table: str, as_json: bool, empty: str) -> None:
-    with Node.open(data_dir) as node:
-        rows = relations.relations(node.store.db, table, node.config.handle)
-        if table == "following":  # a pending follow says why its Follow is not delivered
-            problems = relations.follow_problems(node.store.db, node.config.handle)
-            for row in rows:
-                row["last_error"] = problems.get(row["actor"])
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-    elif not rows:
-        click.echo(empty)
-    for row in [] if as_json else rows:
-        state = f"  [{row['state']}]" if "state" in row else ""
-        problem = f"  (Follow not delivered: {row['last_error']})" if row.get("last_error") else ""
-        click.echo(f"{row['actor']}{state}  since {row['since']}{problem}")
-
-
-@cli.group(invoke_without_command=True)
-@data_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
-@click.option(
-    "--wait",
-    is_flag=True,
-    help=f"First wait (up to {ANSWER_WAIT:g} s) until the serving node tried every pending one.",
-)
-@click.pass_context
-@user_errors
-def queue(ctx: click.Context, data_dir: Path, as_json: bool, wait: bool) -> None:
-    """Deliveries waiting, retrying or dead; `retry` and `drop` act on them."""
-    if ctx.invoked_subcommand is not None:
-        return
-    with Node.open(data_dir) as node:
-        if wait:
-            db = node.store.db
-            outcome = wait_while_serving(
-                data_dir,
-                lambda: all(describe_state(r) != "pending" for r in delivery_queue.queue_rows(db)),
-            )
-            if outcome == "not serving":
-                click.echo(f"This node is not serving: amity serve --data {data_dir}", err=True)
-        rows = delivery_queue.queue_rows(node.store.db)
-    for row in rows:
-        row["state"] = describe_state(row)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    counts = {state: sum(1 for r in rows if r["state"] == state) for state in STATES}
-    click.echo(", ".join(f"{count} {state}" for state, count in counts.items()))
-    for row in rows:
-        when = (
-            "" if row["state"] == "dead" else f", next try {format_epoch(row['next_attempt_at'])}"
-        )
-        error = f", last error: {row['last_error']}" if row["last_error"] else ""
-        click.echo(
-            f"  #{row['id']} [{row['state']}] {row['inbox']} after {row['attempts']} "
-            f"attempts{when}{error}"
-        )
-    if counts["dead"] or counts["retrying"] or counts["held"]:
-        click.echo("Try again now: amity queue retry ID|--all; remove one: amity queue drop ID")
-
-
-def _queue_data(ctx: click.Context, data_dir: Path) -> Path:
-    """`amity queue --data DIR retry ...` means DIR too, unless the subcommand names one."""
-    parent = ctx.parent
-    if ctx.get_parameter_source("data_dir") is ParameterSource.DEFAULT and parent is not None:
-        return Path(parent.params["data_dir"])
-    return data_dir
-
-
-@queue.command("retry")
-@data_option
-@click.argument("delivery_id", metavar="ID", type=int, required=False)
-@click.option("--all", "retry_all", is_flag=True, help="Every dead, retrying or held delivery.")
-@click.pass_context
-@user_errors
-def queue_retry(
-    ctx: click.Context, data_dir: Path, delivery_id: int | None, retry_all: bool
-) -> None:
-    """Make delivery ID (or --all) due now, with a full retry schedule."""
-    if (delivery_id is None) == (not retry_all):
-        fail(["give a delivery ID (from `amity queue`) or --all, not both"])
-    with Node.open(_queue_data(ctx, data_dir)) as node:
-        ids = None if retry_all else [delivery_id or 0]
-        changed = delivery_queue.retry_deliveries(node.store.db, ids, node.clock().timestamp())
-    if not retry_all and not changed:
-        fail([f"no delivery #{delivery_id} in the queue (see: amity queue)"])
-    count = f"{len(changed)} delivery" if len(changed) == 1 else f"{len(changed)} deliveries"
-    click.echo(f"{count} due now; a serving node sends them within seconds.")
-
-
-@queue.command("drop")
-@data_option
-@click.argument("delivery_id", metavar="ID", type=int)
-@click.pass_context
-@user_errors
-def queue_drop(ctx: click.Context, data_dir: Path, delivery_id: int) -> None:
-    """Remove delivery ID from the queue: it is never sent."""
-    with Node.open(_queue_data(ctx, data_dir)) as node:
-        if not delivery_queue.drop_delivery(node.store.db, delivery_id):
-            fail([f"no delivery #{delivery_id} in the queue (see: amity queue)"])
-    click.echo(f"Delivery #{delivery_id} removed from the queue.")
 
 
 def read_filter(reader: Callable[[str], Reading]) -> Callable[..., str | None]:
@@ -716,90 +483,8 @@ def backup(data_dir: Path, destination: Path) -> None:
     )
 
 
-def wait_while_serving(data_dir: Path, done: Callable[[], bool]) -> str:
-    """Poll `done` until it holds ("done"), for at most ANSWER_WAIT seconds ("timeout"), or
-    until the node has not been serving for a few seconds ("not serving"; a node started
-    in the background a moment ago gets that long to take its lock)."""
-    idle = 0
-    for _ in range(int(ANSWER_WAIT / POLL)):
-        if done():
-            return "done"
-        idle = 0 if is_serving(data_dir) else idle + 1
-        if idle * POLL >= 5.0:
-            return "not serving"
-        time.sleep(POLL)
-    return "done" if done() else "timeout"
-
-
-def format_epoch(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def shown_name(actor: dict[str, Any]) -> str:
-    """A remote actor's name as the terminal may show it (no bidi controls or escapes)."""
-    for key in ("name", "preferredUsername"):
-        if isinstance(actor.get(key), str) and clean_text(actor[key]).strip():
-            return clean_text(actor[key]).strip()
-    return str(actor["id"])
-
-
-async def fetch_remote_actor(
-    node: Node, target: str, allow_private_network: bool
-) -> dict[str, Any]:
-    """The actor document of a handle or URL, fetched with this node's signature."""
-    # Imported here: the HTTP client costs a quarter of a second to load, and most
-    # commands never talk to the network.
-    from ..federation.actors import ACTOR_TYPES, check_actor
-    from ..federation.client import FederationClient, wait_for_listener
-    from ..federation.errors import AddressRefused, FetchFailed
-    from ..federation.webfinger import resolve_actor_url
-
-    address = private_address(target)
-    if address is not None and not allow_private_network:
-        raise NodeError(
-            f"{address[0]} is a private, loopback or local address; add --allow-private-network "
-            "to talk to a node there (a test, a school LAN)"
-        )
-    if address is not None and not await wait_for_listener(address[1], address[2], 1, 1.0):
-        click.echo(f"waiting for {address[0]} to answer...", err=True)
-        await wait_for_listener(address[1], address[2], int(LISTEN_WAIT / 0.5), 0.5)
-    async with FederationClient(
-        allow_private_network=allow_private_network, clock=node.clock
-    ) as client:
-        try:
-            url = await resolve_actor_url(client, target)
-            actor = check_actor(await client.get_json(url, node.signer()), url)
-        except AddressRefused as exc:
-            raise NodeError(
-                f"{exc}; add --allow-private-network to talk to a node there (a test, a school LAN)"
-            ) from exc
-        if actor.get("type") not in ACTOR_TYPES:
-            raise FetchFailed(f"{url} is not an actor")
-        return actor
-
-
-def private_address(target: str) -> tuple[str, str, list[int]] | None:
-    """For a handle or URL on a loopback or private address: how to name it, its host and
-    the ports it may answer on; None for anything else."""
-    from ..federation.guard import ip_literal, is_public_address
-
-    if "://" in target:
-        parts = urlsplit(target)
-        schemes = [parts.scheme]
-    else:
-        parts = urlsplit("//" + target.lstrip("@").rpartition("@")[2])
-        schemes = ["https", "http"]  # WebFinger tries both on a private network
-    host = parts.hostname or ""
-    literal = ip_literal(host)
-    if host != "localhost" and (literal is None or is_public_address(literal)):
-        return None
-    try:
-        port = parts.port
-    except ValueError:
-        return None
-    ports = [port] if port else [443 if scheme == "https" else 80 for scheme in schemes]
-    shown = f"http://{parts.netloc}" if len(schemes) > 1 else f"{schemes[0]}://{parts.netloc}"
-    return shown, literal or host, ports
+for command in (follow, followers, following, approve, reject, queue):
+    cli.add_command(command)
 
 
 def main() -> None:
