@@ -16,15 +16,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from sqlite_utils import Database
 
 from ..protocol.activities import IncomingActivity, host_of, read_activity
-from ..protocol.endorsement import ENDORSEMENT_TYPE, Endorsement, revoked_endorsement
+from ..protocol.endorsement import ENDORSEMENT_TYPE, revoked_endorsement
 from ..protocol.errors import (
     BadSignature,
     KeyMismatch,
@@ -59,67 +58,12 @@ from .actors import ACTOR_TYPES, RemoteActors
 from .blocks import BlockList
 from .endorsement_verification import check_carried, check_endorsement
 from .errors import FetchFailed
+from .inbox_types import InboxHooks, InboxRequest, InboxResult, Rejected, Sender
 from .ratelimit import RateLimiter, address_key
 from .runner import DbRunner
 
 log = logging.getLogger(__name__)
 Effect = Callable[[Database], object]
-
-
-@dataclass(frozen=True)
-class InboxRequest:
-    """A POST to an inbox, as the sender addressed it."""
-
-    url: str  # the node's base URL + path + query
-    target: str  # path + query, as in (request-target)
-    headers: Mapping[str, str]  # lower-case names
-    header_items: list[tuple[str, str]]  # every field line, for RFC 9421
-    body: bytes
-    source: str = ""  # the client's address (behind a trusted proxy, the one it names)
-
-
-@dataclass(frozen=True)
-class InboxResult:
-    status: int
-    reason: str
-    retry_after: float | None = None
-
-
-class Rejected(Exception):
-    """The request is refused with `status`."""
-
-    def __init__(self, status: int, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class Sender:
-    """Who signed the request."""
-
-    key_id: str
-    owner: str
-    actor_document: dict[str, Any]
-
-
-class InboxHooks(Protocol):
-    """What the node does in reaction, inside the transaction that applies an activity."""
-
-    def accept_follow(
-        self, db: Database, handle: str, follow: dict[str, Any], inbox: str
-    ) -> None: ...
-
-    def follow_accepted(self, db: Database, actor: dict[str, Any] | None) -> None: ...
-
-    def profile_stored(self, db: Database, document: dict[str, Any], via: str | None) -> None: ...
-
-    def profile_removed(self, db: Database, delete: dict[str, Any], via: str | None) -> None: ...
-
-    def endorsement_received(self, db: Database, endorsement: Endorsement) -> None: ...
-
-    def endorsement_revoked(self, db: Database, delete: dict[str, Any], via: str) -> None: ...
 
 
 class Inbox:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ..federation.inbox import InboxRequest
+from ..federation.inbox_types import InboxRequest
 from .app_state import INBOX, NODE
 from .forwarded import SourceAddresses
 

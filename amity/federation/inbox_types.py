@@ -1,0 +1,68 @@
+"""What the inbox is given and answers: the request, the result, a refusal, the verified
+sender, and the hooks the node reacts through."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlite_utils import Database
+
+from ..protocol.endorsement import Endorsement
+
+
+@dataclass(frozen=True)
+class InboxRequest:
+    """A POST to an inbox, as the sender addressed it."""
+
+    url: str  # the node's base URL + path + query
+    target: str  # path + query, as in (request-target)
+    headers: Mapping[str, str]  # lower-case names
+    header_items: list[tuple[str, str]]  # every field line, for RFC 9421
+    body: bytes
+    source: str = ""  # the client's address (behind a trusted proxy, the one it names)
+
+
+@dataclass(frozen=True)
+class InboxResult:
+    status: int
+    reason: str
+    retry_after: float | None = None
+
+
+class Rejected(Exception):
+    """The request is refused with `status`."""
+
+    def __init__(self, status: int, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who signed the request."""
+
+    key_id: str
+    owner: str
+    actor_document: dict[str, Any]
+
+
+class InboxHooks(Protocol):
+    """What the node does in reaction, inside the transaction that applies an activity."""
+
+    def accept_follow(
+        self, db: Database, handle: str, follow: dict[str, Any], inbox: str
+    ) -> None: ...
+
+    def follow_accepted(self, db: Database, actor: dict[str, Any] | None) -> None: ...
+
+    def profile_stored(self, db: Database, document: dict[str, Any], via: str | None) -> None: ...
+
+    def profile_removed(self, db: Database, delete: dict[str, Any], via: str | None) -> None: ...
+
+    def endorsement_received(self, db: Database, endorsement: Endorsement) -> None: ...
+
+    def endorsement_revoked(self, db: Database, delete: dict[str, Any], via: str) -> None: ...
