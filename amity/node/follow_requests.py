@@ -61,8 +61,14 @@ def approve(node: Node, target: str) -> FollowRequest:
         relations.add_follower(
             db, urls.handle, request.actor, request.inbox, str(request.follow["id"]), node.now()
         )
-        outbox.accept_follow(
-            db, urls, request.follow, request.personal_inbox, node.now(), node.clock().timestamp()
+        outbox.answer_follow(
+            db,
+            urls,
+            request.follow,
+            request.personal_inbox,
+            node.now(),
+            node.clock().timestamp(),
+            accept=True,
         )
     return request
 
@@ -74,7 +80,13 @@ def reject(node: Node, target: str) -> FollowRequest:
     urls = node.urls
     with db.atomic():
         follows.drop_request(db, urls.handle, request.actor)
-        outbox.reject_follow(
-            db, urls, request.follow, request.personal_inbox, node.now(), node.clock().timestamp()
+        outbox.answer_follow(
+            db,
+            urls,
+            request.follow,
+            request.personal_inbox,
+            node.now(),
+            node.clock().timestamp(),
+            accept=False,
         )
     return request

@@ -28,8 +28,14 @@ class NodeHooks:
         self.queued: Callable[[], None] = lambda: None
 
     def accept_follow(self, db: Database, handle: str, follow: dict[str, Any], inbox: str) -> None:
-        outbox.accept_follow(
-            db, self.node.urls, follow, inbox, self.node.now(), self.node.clock().timestamp()
+        outbox.answer_follow(
+            db,
+            self.node.urls,
+            follow,
+            inbox,
+            self.node.now(),
+            self.node.clock().timestamp(),
+            accept=True,
         )
 
     def follow_accepted(self, db: Database, actor: dict[str, Any] | None) -> None:

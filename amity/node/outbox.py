@@ -40,28 +40,26 @@ def send_to_followers(
     )
 
 
-def accept_follow(
+def answer_follow(
     db: Database,
     urls: ActorUrls,
     follow: dict[str, Any],
     inbox: str,
     published: str,
     queued_at: float,
+    *,
+    accept: bool,
 ) -> None:
-    activity = activities.accept(new_activity_id(urls), urls.id, follow)
-    send(db, urls.handle, activity, [inbox], published, queued_at)
-
-
-def reject_follow(
-    db: Database,
-    urls: ActorUrls,
-    follow: dict[str, Any],
-    inbox: str,
-    published: str,
-    queued_at: float,
-) -> None:
-    activity = activities.reject(new_activity_id(urls), urls.id, follow)
-    send(db, urls.handle, activity, [inbox], published, queued_at)
+    """Queue an Accept (or a Reject) of `follow` to the follower's own inbox."""
+    answer = activities.accept if accept else activities.reject
+    send(
+        db,
+        urls.handle,
+        answer(new_activity_id(urls), urls.id, follow),
+        [inbox],
+        published,
+        queued_at,
+    )
 
 
 def update_object(
