@@ -31,15 +31,7 @@ from ..protocol.errors import (
     ProtocolError,
     UnknownKey,
 )
-from ..protocol.httpsig import (
-    check_coverage,
-    check_digest,
-    check_freshness,
-    parse_signature_header,
-    verify_request,
-)
 from ..protocol.jsontext import parse_json
-from ..protocol.message_signatures import message_key_id, verify_message
 from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
 from ..protocol.proofs import ProofInfo, read_proof, verify_document, verify_with_actor
 from . import (
@@ -58,6 +50,7 @@ from .actors import ACTOR_TYPES, RemoteActors
 from .blocks import BlockList
 from .endorsement_verification import check_carried, check_endorsement
 from .errors import FetchFailed
+from .inbox_signatures import check_without_key, signing_key_id, verify_signature
 from .inbox_types import InboxHooks, InboxRequest, InboxResult, Rejected, Sender
 from .ratelimit import RateLimiter, address_key
 from .runner import DbRunner
@@ -117,7 +110,7 @@ class Inbox:
         wait = self.address_limiter.check(address_key(request.source))
         if wait:
             raise Rejected(429, "too many requests from this address", retry_after=wait)
-        key_id = _key_id(request.headers)
+        key_id = signing_key_id(request.headers)
         key_document = key_id.split("#", 1)[0]
         if await self.blocks.blocked(key_id, key_document):
             raise Rejected(403, "blocked")
@@ -176,7 +169,7 @@ class Inbox:
         fetch (the key may have been rotated), at most once per key document in
         actors.REFETCH_INTERVAL: inside it the sender is told when to try again."""
         try:
-            self._check_without_key(request)
+            check_without_key(request, self.clock())
         except (BadSignature, MalformedDocument) as exc:
             raise Rejected(401, str(exc)) from exc
         fetches = self.actors.fetches
@@ -197,7 +190,7 @@ class Inbox:
                     retry_after=self.actors.refetch_wait(key_id) or 1.0,
                 )
             try:
-                self._verify(request, key_id, key)
+                verify_signature(request, key_id, key, self.clock())
             except KeyMismatch as exc:
                 if refresh or self.actors.fetched_since(key_id, fetches):
                     raise Rejected(401, str(exc)) from exc  # the key is as fresh as it gets
@@ -207,38 +200,6 @@ class Inbox:
                 raise Rejected(401, str(exc)) from exc
             return Sender(key_id, owner, document)
         raise AssertionError("unreachable")
-
-    def _check_without_key(self, request: InboxRequest) -> None:
-        """draft-cavage checks that need no key: Digest, coverage and time."""
-        if "signature-input" in request.headers:
-            return  # RFC 9421: the library checks digest and coverage with the signature
-        params = parse_signature_header(request.headers["signature"])
-        check_digest(request.headers.get("digest"), request.body)
-        check_coverage(params, ("(request-target)", "host", "date", "digest"))
-        check_freshness(request.headers.get("date"), params.created, self.clock())
-
-    def _verify(self, request: InboxRequest, key_id: str, key: Any) -> None:
-        now = self.clock()
-        if "signature-input" in request.headers:
-            verify_message(
-                method="POST",
-                url=request.url,
-                headers=request.header_items,
-                body=request.body,
-                key_id=key_id,
-                public_key=key,
-                now=now,
-            )
-            return
-        verify_request(
-            parse_signature_header(request.headers["signature"]),
-            method="POST",
-            target=request.target,
-            headers=request.headers,
-            public_key=key,
-            now=now,
-            require=("(request-target)", "host", "date", "digest"),
-        )
 
     # -- handlers: network work first, then an effect for the database transaction -------
 
@@ -507,20 +468,6 @@ class Inbox:
         reason = await self.db(refusal)
         if reason is not None:
             raise Rejected(429, reason, retry_after=limits.QUOTA_RETRY_AFTER)
-
-
-def _key_id(headers: Mapping[str, str]) -> str:
-    try:
-        if "signature-input" in headers:
-            key_id = message_key_id(dict(headers))
-        elif "signature" in headers:
-            key_id = parse_signature_header(headers["signature"]).key_id
-        else:
-            raise Rejected(401, "request is not signed")
-        host_of(key_id)
-    except MalformedDocument as exc:
-        raise Rejected(401, f"bad signature header: {exc}") from exc
-    return key_id
 
 
 def _safe_host(url: str) -> str:
