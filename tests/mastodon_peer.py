@@ -100,7 +100,14 @@ class MastodonPeer:
     async def post(
         self, session: aiohttp.ClientSession, name: str, inbox: str, activity: dict[str, Any]
     ) -> int:
-        """POST as Mastodon does: rsa-sha256 over (request-target) host date digest content-type."""
+        """POST as Mastodon does; the status."""
+        return (await self.send(session, name, inbox, activity))[0]
+
+    async def send(
+        self, session: aiohttp.ClientSession, name: str, inbox: str, activity: dict[str, Any]
+    ) -> tuple[int, Any]:
+        """POST as Mastodon does: rsa-sha256 over (request-target) host date digest content-type;
+        the status and the JSON answer."""
         body = json.dumps(activity).encode()
         path = "/" + inbox.split("/", 3)[3]
         headers = {
@@ -119,4 +126,4 @@ class MastodonPeer:
             f'headers="{" ".join(names)}",signature="{base64.b64encode(signature).decode()}"'
         )
         async with session.post(inbox, data=body, headers=headers) as response:
-            return response.status
+            return response.status, await response.json(content_type=None)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import os
 import sqlite3
 import uuid
@@ -15,8 +13,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
 from sqlite_utils import Database
 
 from amity.federation import (
@@ -32,7 +28,6 @@ from amity.node.app import FederationSettings
 from amity.node.schema import migrations
 from amity.node.storage import open_database
 from amity.protocol import activities
-from amity.protocol.httpsig import digest_header, http_date, signing_string
 
 from .helpers import ROOT
 from .inprocess import LiveNode, post_signed, start_node
@@ -46,31 +41,6 @@ UNLIMITED = FederationSettings(
     inbox_per_minute=1e6,
     inbox_burst=100_000,
 )
-
-
-class Peer(MastodonPeer):
-    """A Mastodon-shaped server with many users on one host, which reads the answers."""
-
-    async def send(
-        self, session: aiohttp.ClientSession, name: str, inbox: str, activity: dict[str, Any]
-    ) -> tuple[int, dict[str, Any]]:
-        body = json.dumps(activity).encode()
-        headers = {
-            "host": inbox.split("/")[2],
-            "date": http_date(datetime.now(UTC)),
-            "digest": digest_header(body),
-        }
-        names = ("(request-target)", "host", "date", "digest")
-        path = "/" + inbox.split("/", 3)[3]
-        signature = self.users[name].key.sign(
-            signing_string("POST", path, headers, names), padding.PKCS1v15(), hashes.SHA256()
-        )
-        headers["signature"] = (
-            f'keyId="{self.actor_id(name)}#main-key",algorithm="rsa-sha256",'
-            f'headers="{" ".join(names)}",signature="{base64.b64encode(signature).decode()}"'
-        )
-        async with session.post(inbox, data=body, headers=headers) as response:
-            return response.status, await response.json(content_type=None)
 
 
 class SteppedClock:
@@ -138,7 +108,7 @@ async def test_a_storage_flood_stops_at_the_quota_and_the_database_stays_small(
     receiver = await start_node(tmp_path, "receiver", UNLIMITED)
     flooder = await start_node(tmp_path, "flooder", UNLIMITED)
     bystander = await start_node(tmp_path, "bystander", UNLIMITED)
-    peer = Peer(*(f"user{i}" for i in range(12)))
+    peer = MastodonPeer(*(f"user{i}" for i in range(12)))
     await peer.server.start_server()
     try:
         inbox = f"{receiver.base}/inbox"
@@ -314,7 +284,7 @@ async def test_pruning_keeps_what_is_inside_retention_and_replays_stay_refused(
     )
     receiver = await start_node(tmp_path, "receiver", settings, clock=clock)
     sender = await start_node(tmp_path, "sender", UNLIMITED)
-    peer = Peer("eve")
+    peer = MastodonPeer("eve")
     await peer.server.start_server()
     try:
         inbox = f"{receiver.base}/inbox"

@@ -57,36 +57,30 @@ def approve(node: Node, target: str) -> FollowRequest:
             if exc.limit == "followers_per_host":
                 hint = " (raise followers_per_host in amity.toml's [federation] to allow more)"
             raise NodeError(f"cannot approve {request.actor}: {exc}{hint}") from exc
-        follows.drop_request(db, urls.handle, request.actor)
         relations.add_follower(
             db, urls.handle, request.actor, request.inbox, str(request.follow["id"]), node.now()
         )
-        outbox.answer_follow(
-            db,
-            urls,
-            request.follow,
-            request.personal_inbox,
-            node.now(),
-            node.clock().timestamp(),
-            accept=True,
-        )
+        _answer(node, request, accept=True)
     return request
 
 
 def reject(node: Node, target: str) -> FollowRequest:
     """Drop the request and queue a Reject, so the requester knows."""
     request = find(node, target)
-    db = node.store.db
-    urls = node.urls
-    with db.atomic():
-        follows.drop_request(db, urls.handle, request.actor)
-        outbox.answer_follow(
-            db,
-            urls,
-            request.follow,
-            request.personal_inbox,
-            node.now(),
-            node.clock().timestamp(),
-            accept=False,
-        )
+    with node.store.db.atomic():
+        _answer(node, request, accept=False)
     return request
+
+
+def _answer(node: Node, request: FollowRequest, *, accept: bool) -> None:
+    """The request leaves the pending list and its Accept or Reject is queued."""
+    follows.drop_request(node.store.db, node.urls.handle, request.actor)
+    outbox.answer_follow(
+        node.store.db,
+        node.urls,
+        request.follow,
+        request.personal_inbox,
+        node.now(),
+        node.clock().timestamp(),
+        accept=accept,
+    )
