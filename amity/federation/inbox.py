@@ -29,11 +29,10 @@ from ..protocol.errors import (
     KeyMismatch,
     MalformedDocument,
     ProtocolError,
-    UnknownKey,
 )
 from ..protocol.jsontext import parse_json
 from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
-from ..protocol.proofs import ProofInfo, read_proof, verify_document, verify_with_actor
+from ..protocol.proofs import ProofInfo, verify_with_actor
 from . import (
     actor_cache,
     delivery_queue,
@@ -47,6 +46,7 @@ from . import (
     seen,
 )
 from .actors import ACTOR_TYPES, RemoteActors
+from .author_keys import verify_by_author
 from .blocks import BlockList
 from .endorsement_verification import check_carried, check_endorsement
 from .errors import FetchFailed
@@ -268,24 +268,14 @@ class Inbox:
         handle = self._local_handle(inner.get("object"))
         return lambda db: relations.remove_follower(db, handle, activity.actor)
 
-    async def _verified_object(self, obj: dict[str, Any], author: str) -> tuple[ProofInfo, float]:
-        """Check `obj`'s integrity proof against its author's published key: the one its
-        directory listing holds, seen in its actor within KEY_TRUST, else the one its actor
-        publishes now. Returns the proof and when the key was seen in the actor."""
-        method = read_proof(obj)["verificationMethod"]
-        now = self.clock().timestamp()
+    async def _verified_object(
+        self, obj: dict[str, Any], author: str
+    ) -> tuple[ProofInfo, float | None]:
+        """Check `obj`'s integrity proof against its author's key (author_keys.py)."""
         listed = await self.db(partial(directory.listing_keys, actors=[author]))
-        known = listed.get(author)
-        if known is not None and known.trusted(method, now):
-            try:
-                return verify_document(obj, known.key), known.confirmed_at or now
-            except BadSignature:
-                pass  # signed with a newer key: ask the author
-        actor = await self.actors.get(author)
-        try:
-            return verify_with_actor(obj, actor), now
-        except (BadSignature, UnknownKey):
-            return verify_with_actor(obj, await self.actors.get(author, refresh=True)), now
+        return await verify_by_author(
+            self.actors, obj, author, listed.get(author), self.clock().timestamp()
+        )
 
     async def _create_or_update(self, activity: IncomingActivity, sender: Sender) -> Effect | None:
         obj = activity.object

@@ -18,18 +18,18 @@ from sqlite_utils import Database
 
 from ..protocol.activities import host_of
 from ..protocol.endorsement import Endorsement, revoked_endorsement
-from ..protocol.errors import BadSignature, MalformedDocument, ProtocolError
+from ..protocol.errors import MalformedDocument, ProtocolError
 from ..protocol.multikey import decode_ed25519_public
 from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
 from ..protocol.proofs import (
     ProofInfo,
     find_assertion_key,
     read_proof,
-    verify_document,
     verify_with_actor,
 )
 from . import directory, endorsement_store, relations
 from .actors import RemoteActors
+from .author_keys import verify_by_author
 from .client import FederationClient
 from .clock import Clock, system_clock
 from .endorsement_verification import check_carried
@@ -198,7 +198,16 @@ class DirectorySync:
                 if item.get("type") == PROFILE_TYPE:
                     profile_from_document(item)
                     known = listed.get(item["attributedTo"])
-                    proof, confirmed_at = await self._check_profile(item, hub_keys, known, limit)
+                    claimed = hub_keys.get(read_proof(item)["verificationMethod"])
+                    proof, confirmed_at = await verify_by_author(
+                        self.actors,
+                        item,
+                        item["attributedTo"],
+                        known,
+                        self.clock().timestamp(),
+                        hub_key=claimed if isinstance(claimed, str) else None,
+                        fetches=limit,
+                    )
                     async with limit:
                         held = await check_carried(self.actors, item, proof.public_key)
                     return _Checked("profile", item, held, proof, confirmed_at)
@@ -233,37 +242,6 @@ class DirectorySync:
             return changed
 
         return await self.db(apply)
-
-    async def _check_profile(
-        self,
-        item: dict[str, Any],
-        hub_keys: dict[str, Any],
-        known: directory.ListingKey | None,
-        limit: asyncio.Semaphore,
-    ) -> tuple[ProofInfo, float | None]:
-        """The verified proof of a listing, and when its key was seen in the author's own
-        actor (None: only the hub says it is the author's). `known`: what the node's own
-        listing of that school holds."""
-        author = item["attributedTo"]
-        method = read_proof(item)["verificationMethod"]
-        now = self.clock().timestamp()
-        if known is not None and known.trusted(method, now):
-            try:
-                return verify_document(item, known.key), known.confirmed_at
-            except BadSignature:
-                pass  # a newer key than the one confirmed: check it like a new one
-        actor = await self.actors.cached(author)
-        if actor is not None:
-            return verify_with_actor(item, actor), now
-        claimed = hub_keys.get(method)
-        vouched = known is not None and known.confirmed_at is not None
-        if isinstance(claimed, str) and method.split("#", 1)[0] == author and not vouched:
-            try:
-                return verify_document(item, decode_ed25519_public(claimed)), None
-            except BadSignature:
-                pass  # the hub's word is wrong: ask the author
-        async with limit:
-            return verify_with_actor(item, await self.actors.get(author)), now
 
     async def confirm_keys(self) -> tuple[int, int]:
         """Fetch the authors of unconfirmed listings (a few at a time) and confirm each
