@@ -143,6 +143,24 @@ async def test_permanent_refusal_is_dead_at_once_without_marking_the_host(
     assert row["host_unavailable_since"] is None
 
 
+async def test_a_401_is_retried_and_never_marks_the_host_unavailable(
+    setup: tuple[Node, Peer, DeliveryWorker, Clock],
+) -> None:
+    """A receiver that could not fetch this node's key answers 401; it may work later."""
+    node, peer, worker, clock = setup
+    peer.status = 401
+    _queue(node, f"http://127.0.0.1:{peer.port}/inbox")
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        assert await _step(worker) == 1
+        [row] = _rows(node)
+        if attempt < MAX_ATTEMPTS:
+            assert row["state"] == "pending" and row["attempts"] == attempt
+            clock.now = float(row["next_attempt_at"])  # type: ignore[arg-type]
+    assert row["state"] == "dead"
+    assert row["host_unavailable_since"] is None  # the host answered all along
+    assert "HTTP 401" in str(row["last_error"])
+
+
 async def test_retry_after_is_honoured(setup: tuple[Node, Peer, DeliveryWorker, Clock]) -> None:
     node, peer, worker, clock = setup
     peer.status, peer.retry_after = 429, "7200"

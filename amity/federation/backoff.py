@@ -16,5 +16,7 @@ def retry_delay(attempts: int, jitter: float, first_delay: float = FIRST_DELAY) 
 
 
 def is_permanent_failure(status: int) -> bool:
-    """4xx answers other than 408 and 429 will not change by retrying (Mastodon agrees)."""
-    return 400 <= status < 500 and status not in (408, 429)
+    """4xx answers other than 401, 408 and 429 will not change by retrying (as Mastodon
+    sees it). A 401 may: the receiver could not fetch this node's key just then (the node
+    was unreachable, or a proxy in front of it failed)."""
+    return 400 <= status < 500 and status not in (401, 408, 429)

@@ -45,7 +45,7 @@ class PostResult:
     def problem(self) -> str:
         """The failure in words, as the queue and the log show it."""
         answer = f"HTTP {self.status}: {self.reason}" if self.reason else f"HTTP {self.status}"
-        if is_permanent_failure(self.status) or self.status in (408, 429):
+        if is_permanent_failure(self.status) or self.status in (401, 408, 429):
             return f"refused by the server ({answer})"
         return (
             f"the server failed ({answer})"

@@ -157,7 +157,8 @@ class DeliveryWorker:
             log.warning(
                 "delivery to %s is dead after %d attempts: %s", delivery.inbox, attempts, error
             )
-            exhausted = not is_permanent_failure(status)
+            # A host that answers (a 401 to the end) is not unavailable; one that fails is.
+            exhausted = not is_permanent_failure(status) and status != 401
 
             def dead(db: Database) -> None:
                 delivery_queue.failed(db, delivery, error, None, now, PROBE_INTERVAL)
@@ -167,6 +168,10 @@ class DeliveryWorker:
             await self.db(dead)
             return
         delay = max(retry_delay(attempts, self.jitter(), self.first_retry), retry_after or 0.0)
+        if status == 401:  # the operator can often fix this one (a key the peer cannot get)
+            log.warning(
+                "delivery to %s refused, retried in %.0f s: %s", delivery.inbox, delay, error
+            )
         await self.db(
             lambda db: delivery_queue.failed(db, delivery, error, now + delay, now, PROBE_INTERVAL)
         )
