@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -16,6 +18,8 @@ from amity.protocol.matching import (
     rank,
     school_from_profile,
 )
+
+from .helpers import ROOT
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 WEEKDAYS5 = ["mon", "tue", "wed", "thu", "fri"]
@@ -346,3 +350,29 @@ def test_the_json_has_every_documented_field() -> None:
     }
     assert item["score"] == sum(item["score_parts"].values())
     assert isinstance(item["live_minutes"], int)
+
+
+def test_the_protocol_example_has_the_fields_and_windows_the_code_gives() -> None:
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    found = re.search(r"<!-- example: match -->\n```json\n(.*?)\n```", text, re.S)
+    assert found
+    example = json.loads(found.group(1))
+    me = school(
+        "Benito", "MX", "America/Mexico_City", school_hours=["08:00", "14:00"],
+        languages={"instruction": ["es"], "learning": ["en"]},
+        subjects=["science", "environment", "art"],
+        terms=[{"start": "2026-08-24", "end": "2026-12-18"}],
+    )  # fmt: skip
+    leeds = school(
+        "Leeds Primary", "GB", "Europe/London", school_hours=["08:00", "16:00"],
+        languages={"instruction": ["en"], "learning": ["es"]},
+        subjects=["science", "environment", "art"],
+        extra={"last_active": NOW - timedelta(days=2)},
+    )  # fmt: skip
+    made = evaluate(me, leeds, ctx("2026-12-14"))
+    assert made is not None
+    item = made.to_json()
+    assert set(item) == set(example)
+    assert item["windows"][0] == example["windows"][0]
+    for key in ("score", "working_languages", "tandem", "live_minutes", "reasons", "score_parts"):
+        assert item[key] == example[key], key
