@@ -10,9 +10,10 @@ import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any
 
-from .live_window import Interval, Timetable, live_windows, minutes, school_intervals, zone
+from .live_window import Interval, Timetable, live_windows, minutes, zone
 
 LIVE_MINIMUM = 30  # weekly minutes of overlap that make live calls possible
 
@@ -55,7 +56,7 @@ class School:
     proposals_answered: int = 0  # earlier proposals it accepted or declined
     proposals_expired: int = 0  # earlier proposals it let expire unanswered
 
-    @property
+    @cached_property
     def timetable(self) -> Timetable:
         return Timetable(self.timezone, self.school_days, self.school_hours, self.terms)
 
@@ -242,36 +243,79 @@ def _answer_points(other: School) -> float:
     ) / total
 
 
-def evaluate(me: School, other: School, ctx: MatchContext) -> Match | None:
-    """The match of `me` with `other` for the week `ctx.week`; None if a hard constraint
-    fails (`exclusions` says which)."""
-    if _static_exclusions(me, other, ctx):
+def _possible(me: School, other: School, ctx: MatchContext) -> bool:
+    """The constraints that do not depend on the week, checked without words (fast)."""
+    return (
+        me.country != other.country
+        and me.capacity > 0
+        and other.capacity > 0
+        and other.actor not in ctx.blocked
+        and max(me.ages[0], other.ages[0]) <= min(me.ages[1], other.ages[1])
+        and bool(
+            set(me.instruction) & (set(other.instruction) | set(other.learning))
+            or set(other.instruction) & set(me.learning)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _Measure:
+    """The numbers of one pair's match, before its reasons are written."""
+
+    other: School
+    windows: list[Interval]
+    live: int
+    both_live: bool
+    live_possible: bool
+    parts: dict[str, float]
+    score: float
+
+
+def _measure(me: School, other: School, ctx: MatchContext) -> _Measure | None:
+    """The pair's live window and score; None if a hard constraint fails."""
+    if not _possible(me, other, ctx):
         return None
     windows = live_windows(me.timetable, other.timetable, ctx.week)
     live = minutes(windows)
     both_live = "live" in me.modes and "live" in other.modes
     live_possible = both_live and live >= LIVE_MINIMUM
-    if _mode_exclusion(me, other, live_possible) is not None:
+    if not live_possible and not ("async" in me.modes and "async" in other.modes):
         return None
-    languages = working_languages(me, other)
-    tandem = is_tandem(me, other)
-    shared_instruction = sorted(set(me.instruction) & set(other.instruction))
-    shared_subjects = sorted(me.subjects & other.subjects)
-    trusted = sorted(other.endorsed_by & ctx.trusted)
-    active, days = _activity_points(other.last_active, ctx.now)
     parts = {
-        "tandem": TANDEM_POINTS if tandem else 0.0,
-        "shared_instruction": SHARED_INSTRUCTION_POINTS if shared_instruction else 0.0,
+        "tandem": TANDEM_POINTS if is_tandem(me, other) else 0.0,
+        "shared_instruction": SHARED_INSTRUCTION_POINTS
+        if set(me.instruction) & set(other.instruction)
+        else 0.0,
         "live": LIVE_POINTS * min(live, LIVE_FULL_MINUTES) / LIVE_FULL_MINUTES
         if both_live
         else 0.0,
-        "subjects": SUBJECT_POINTS * min(len(shared_subjects), SUBJECT_MAX),
-        "endorsed": ENDORSED_POINTS if trusted else 0.0,
-        "active": active,
+        "subjects": SUBJECT_POINTS * min(len(me.subjects & other.subjects), SUBJECT_MAX),
+        "endorsed": ENDORSED_POINTS if other.endorsed_by & ctx.trusted else 0.0,
+        "active": _activity_points(other.last_active, ctx.now)[0],
         "answers": _answer_points(other),
         "capacity": CAPACITY_POINTS * min(other.capacity, CAPACITY_MAX),
     }
     parts = {name: round(value, 2) for name, value in parts.items()}
+    score = round(sum(parts.values()), 2)
+    return _Measure(other, windows, live, both_live, live_possible, parts, score)
+
+
+def evaluate(me: School, other: School, ctx: MatchContext) -> Match | None:
+    """The match of `me` with `other` for the week `ctx.week`; None if a hard constraint
+    fails (`exclusions` says which)."""
+    measure = _measure(me, other, ctx)
+    return None if measure is None else _match(me, measure, ctx)
+
+
+def _match(me: School, m: _Measure, ctx: MatchContext) -> Match:
+    """The Match of a measured pair, with its reasons."""
+    other = m.other
+    languages = working_languages(me, other)
+    tandem = m.parts["tandem"] > 0
+    shared_instruction = sorted(set(me.instruction) & set(other.instruction))
+    shared_subjects = sorted(me.subjects & other.subjects)
+    trusted = sorted(other.endorsed_by & ctx.trusted)
+    days = _activity_points(other.last_active, ctx.now)[1]
     reasons = [f"Working language{'s' if len(languages) > 1 else ''}: {', '.join(languages)}."]
     if tandem:
         reasons.append(
@@ -281,7 +325,7 @@ def evaluate(me: School, other: School, ctx: MatchContext) -> Match | None:
         )
     if shared_instruction:
         reasons.append(f"Both teach in {', '.join(shared_instruction)}.")
-    reasons.append(_live_reason(me, other, live, len(windows), both_live, live_possible))
+    reasons.append(_live_reason(me, other, m.live, len(m.windows), m.both_live, m.live_possible))
     if shared_subjects:
         reasons.append(f"Shared subjects ({len(shared_subjects)}): {', '.join(shared_subjects)}.")
     else:
@@ -300,14 +344,14 @@ def evaluate(me: School, other: School, ctx: MatchContext) -> Match | None:
     return Match(
         me=me,
         other=other,
-        score=round(sum(parts.values()), 2),
+        score=m.score,
         working_languages=languages,
         tandem=tandem,
-        live_minutes=live,
-        live_possible=live_possible,
-        windows=tuple(windows),
+        live_minutes=m.live,
+        live_possible=m.live_possible,
+        windows=tuple(m.windows),
         reasons=tuple(reasons),
-        parts=parts,
+        parts=m.parts,
     )
 
 
@@ -330,19 +374,19 @@ def _live_reason(
     )
 
 
-def _order(match: Match) -> tuple[float, int, str, str]:
-    return (-match.score, -match.live_minutes, match.other.name, match.other.actor)
+def _order(m: _Measure) -> tuple[float, int, str, str]:
+    return (-m.score, -m.live, m.other.name, m.other.actor)
 
 
 def rank(me: School, others: Iterable[School], ctx: MatchContext, limit: int) -> list[Match]:
     """The best `limit` candidates among `others`, best first (score, then live minutes,
-    then name); `me` itself and excluded schools are left out."""
-    school_intervals(me.timetable, ctx.week)  # computed once, cached
-    found = (
-        match
+    then name, then actor); `me` itself and excluded schools are left out. Reasons are
+    written for those `limit` only."""
+    measured = (
+        m
         for other in others
         if other.actor != me.actor
-        for match in (evaluate(me, other, ctx),)
-        if match is not None
+        for m in (_measure(me, other, ctx),)
+        if m is not None
     )
-    return heapq.nsmallest(limit, found, key=_order)
+    return [_match(me, m, ctx) for m in heapq.nsmallest(limit, measured, key=_order)]
