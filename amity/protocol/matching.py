@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Any
@@ -113,8 +113,14 @@ class Match:
     live_minutes: int
     live_possible: bool
     windows: tuple[Interval, ...]
-    reasons: tuple[str, ...]
-    parts: dict[str, float] = field(default_factory=dict)  # the score's parts, by name
+    parts: dict[str, float]  # the score's parts, by name
+    context: MatchContext
+
+    @cached_property
+    def reasons(self) -> tuple[str, ...]:
+        """Sentences a teacher can read (written when first asked for: ranking many pairs
+        needs only the numbers)."""
+        return tuple(_reasons(self))
 
     def to_json(self) -> dict[str, Any]:
         """The object `amity match --json` prints (docs/protocol.md "Matching")."""
@@ -258,21 +264,9 @@ def _possible(me: School, other: School, ctx: MatchContext) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class _Measure:
-    """The numbers of one pair's match, before its reasons are written."""
-
-    other: School
-    windows: list[Interval]
-    live: int
-    both_live: bool
-    live_possible: bool
-    parts: dict[str, float]
-    score: float
-
-
-def _measure(me: School, other: School, ctx: MatchContext) -> _Measure | None:
-    """The pair's live window and score; None if a hard constraint fails."""
+def evaluate(me: School, other: School, ctx: MatchContext) -> Match | None:
+    """The match of `me` with `other` for the week `ctx.week`; None if a hard constraint
+    fails (`exclusions` says which)."""
     if not _possible(me, other, ctx):
         return None
     windows = live_windows(me.timetable, other.timetable, ctx.week)
@@ -281,8 +275,9 @@ def _measure(me: School, other: School, ctx: MatchContext) -> _Measure | None:
     live_possible = both_live and live >= LIVE_MINIMUM
     if not live_possible and not ("async" in me.modes and "async" in other.modes):
         return None
+    tandem = is_tandem(me, other)
     parts = {
-        "tandem": TANDEM_POINTS if is_tandem(me, other) else 0.0,
+        "tandem": TANDEM_POINTS if tandem else 0.0,
         "shared_instruction": SHARED_INSTRUCTION_POINTS
         if set(me.instruction) & set(other.instruction)
         else 0.0,
@@ -296,28 +291,29 @@ def _measure(me: School, other: School, ctx: MatchContext) -> _Measure | None:
         "capacity": CAPACITY_POINTS * min(other.capacity, CAPACITY_MAX),
     }
     parts = {name: round(value, 2) for name, value in parts.items()}
-    score = round(sum(parts.values()), 2)
-    return _Measure(other, windows, live, both_live, live_possible, parts, score)
+    return Match(
+        me=me,
+        other=other,
+        score=round(sum(parts.values()), 2),
+        working_languages=working_languages(me, other),
+        tandem=tandem,
+        live_minutes=live,
+        live_possible=live_possible,
+        windows=tuple(windows),
+        parts=parts,
+        context=ctx,
+    )
 
 
-def evaluate(me: School, other: School, ctx: MatchContext) -> Match | None:
-    """The match of `me` with `other` for the week `ctx.week`; None if a hard constraint
-    fails (`exclusions` says which)."""
-    measure = _measure(me, other, ctx)
-    return None if measure is None else _match(me, measure, ctx)
-
-
-def _match(me: School, m: _Measure, ctx: MatchContext) -> Match:
-    """The Match of a measured pair, with its reasons."""
-    other = m.other
-    languages = working_languages(me, other)
-    tandem = m.parts["tandem"] > 0
+def _reasons(match: Match) -> list[str]:
+    me, other, ctx = match.me, match.other, match.context
+    languages = match.working_languages
     shared_instruction = sorted(set(me.instruction) & set(other.instruction))
     shared_subjects = sorted(me.subjects & other.subjects)
     trusted = sorted(other.endorsed_by & ctx.trusted)
     days = _activity_points(other.last_active, ctx.now)[1]
     reasons = [f"Working language{'s' if len(languages) > 1 else ''}: {', '.join(languages)}."]
-    if tandem:
+    if match.tandem:
         reasons.append(
             f"Language tandem: you learn {_tags(set(me.learning) & set(other.instruction))}, "
             f"which they teach in; they learn {_tags(set(other.learning) & set(me.instruction))},"
@@ -325,7 +321,7 @@ def _match(me: School, m: _Measure, ctx: MatchContext) -> Match:
         )
     if shared_instruction:
         reasons.append(f"Both teach in {', '.join(shared_instruction)}.")
-    reasons.append(_live_reason(me, other, m.live, len(m.windows), m.both_live, m.live_possible))
+    reasons.append(_live_reason(match))
     if shared_subjects:
         reasons.append(f"Shared subjects ({len(shared_subjects)}): {', '.join(shared_subjects)}.")
     else:
@@ -341,29 +337,17 @@ def _match(me: School, m: _Measure, ctx: MatchContext) -> Match:
             f"{'s' if total != 1 else ''}; let {other.proposals_expired} expire."
         )
     reasons.append(f"{other.capacity} free partnership place{'s' if other.capacity != 1 else ''}.")
-    return Match(
-        me=me,
-        other=other,
-        score=m.score,
-        working_languages=languages,
-        tandem=tandem,
-        live_minutes=m.live,
-        live_possible=m.live_possible,
-        windows=tuple(m.windows),
-        reasons=tuple(reasons),
-        parts=m.parts,
-    )
+    return reasons
 
 
-def _live_reason(
-    me: School, other: School, live: int, count: int, both_live: bool, possible: bool
-) -> str:
-    if not both_live:
+def _live_reason(match: Match) -> str:
+    me, other, live, count = match.me, match.other, match.live_minutes, len(match.windows)
+    if not ("live" in me.modes and "live" in other.modes):
         return (
             f"Asynchronous exchange only: you offer {_tags(me.modes)}, they offer "
             f"{_tags(other.modes)} ({live} minutes of school hours in common that week)."
         )
-    if possible:
+    if match.live_possible:
         return (
             f"Live calls possible: {live} minutes of school hours in common that week, "
             f"in {count} window{'s' if count != 1 else ''}."
@@ -374,19 +358,18 @@ def _live_reason(
     )
 
 
-def _order(m: _Measure) -> tuple[float, int, str, str]:
-    return (-m.score, -m.live, m.other.name, m.other.actor)
+def _order(match: Match) -> tuple[float, int, str, str]:
+    return (-match.score, -match.live_minutes, match.other.name, match.other.actor)
 
 
 def rank(me: School, others: Iterable[School], ctx: MatchContext, limit: int) -> list[Match]:
     """The best `limit` candidates among `others`, best first (score, then live minutes,
-    then name, then actor); `me` itself and excluded schools are left out. Reasons are
-    written for those `limit` only."""
-    measured = (
-        m
+    then name, then actor); `me` itself and excluded schools are left out."""
+    found = (
+        match
         for other in others
         if other.actor != me.actor
-        for m in (_measure(me, other, ctx),)
-        if m is not None
+        for match in (evaluate(me, other, ctx),)
+        if match is not None
     )
-    return [_match(me, m, ctx) for m in heapq.nsmallest(limit, measured, key=_order)]
+    return heapq.nsmallest(limit, found, key=_order)
