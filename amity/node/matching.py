@@ -94,11 +94,10 @@ def context(node: Node, week: date, candidates: list[str]) -> MatchContext:
     """The week, the node's time, which of `candidates` it blocks, whom it trusts."""
     db = node.store.db
     targets = {row[0] for row in db.execute("SELECT target FROM blocks")}
-    blocked = frozenset(a for a in candidates if targets & block_targets(a)) if targets else None
     return MatchContext(
         week=week,
         now=node.clock(),
-        blocked=blocked or frozenset(),
+        blocked=frozenset(a for a in candidates if targets and targets & block_targets(a)),
         trusted=frozenset(endorsement_store.trusted(db)),
     )
 
@@ -130,11 +129,13 @@ def explain(node: Node, target: str, week: date) -> tuple[School, Explanation]:
     actor = resolve_listed(node.store.db, target)
     if actor == me.actor:
         raise NodeError(f"{target} is this node's own school; name another school")
-    rows = directory.match_rows(node.store.db, "", (0, 0), [], [], actor=actor)
-    other = _schools(node, rows)[0]
+    row = directory.match_row(node.store.db, actor)
+    if row is None:  # withdrawn since it was found
+        raise NodeError(f"{target} is no longer in this node's directory")
+    other = _schools(node, [row])[0]
     ctx = context(node, week, [actor])
     found = exclusions(me, other, ctx)
-    if rows[0]["paused"]:
+    if row["paused"]:
         found.append(f"{other.name} has paused its listing (on holiday, or full).")
     match = None if found else evaluate(me, other, ctx)
     return me, Explanation(actor, other.name, found, match)
@@ -143,7 +144,7 @@ def explain(node: Node, target: str, week: date) -> tuple[School, Explanation]:
 def resolve_listed(db: Database, target: str) -> str:
     """The actor id of a school in the directory named by URL or NAME@HOST."""
     if target.startswith(("http://", "https://")):
-        if directory.match_rows(db, "", (0, 0), [], [], actor=target):
+        if directory.match_row(db, target) is not None:
             return target
     else:
         name, _, host = target.removeprefix("acct:").lstrip("@").partition("@")
