@@ -407,9 +407,14 @@ def summary(document: dict[str, Any], stale_before: str) -> dict[str, Any]:
     }
 
 
+# What matching reads; the few fields of the signed document it needs are taken out by
+# SQLite (parsing whole documents in Python would cost more than the matching itself).
 _MATCH_COLUMNS = (
     "d.actor, d.name, d.country, d.timezone, d.instruction, d.learning, d.age_min, "
-    "d.age_max, d.subjects, d.modes, d.paused, d.document"
+    "d.age_max, d.subjects, d.modes, d.paused, d.updated, "
+    "json_extract(d.document, '$.schoolDays'), json_extract(d.document, '$.schoolHours'), "
+    "coalesce(json_extract(d.document, '$.terms'), '[]'), "
+    "json_extract(d.document, '$.capacity')"
 )
 
 
@@ -452,7 +457,7 @@ def match_row(db: Database, actor: str) -> dict[str, Any] | None:
 
 
 def _match_row(r: Any) -> dict[str, Any]:
-    """A listing's facts as validated when it was stored, and its document."""
+    """A listing's facts as validated when it was stored."""
     return {
         "actor": r[0],
         "name": r[1],
@@ -464,7 +469,11 @@ def _match_row(r: Any) -> dict[str, Any]:
         "subjects": json.loads(r[8]),
         "modes": json.loads(r[9]),
         "paused": bool(r[10]),
-        "document": json.loads(r[11]),
+        "updated": r[11],
+        "school_days": json.loads(r[12]),
+        "school_hours": json.loads(r[13]),
+        "terms": json.loads(r[14]),
+        "capacity": int(r[15]),
     }
 
 

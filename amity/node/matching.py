@@ -4,7 +4,7 @@ the authorities it trusts, handed to the matching engine (protocol/matching.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlite_utils import Database
@@ -188,27 +188,21 @@ def _schools(node: Node, rows: list[dict[str, Any]]) -> list[School]:
     history = _answer_history(db, node.config.handle)
     schools = []
     for row in rows:
-        document = row["document"]
         profile = {
-            "name": row["name"],
-            "country": row["country"],
-            "timezone": row["timezone"],
-            "languages": {"instruction": row["instruction"], "learning": row["learning"]},
-            "ages": row["ages"],
-            "subjects": row["subjects"],
-            "modes": row["modes"],
-            "school_days": document.get("schoolDays", []),
-            "school_hours": document.get("schoolHours", ["00:00", "00:00"]),
-            "terms": document.get("terms", []),
-            "capacity": document.get("capacity", 0),
-        }
+            field: row[field]
+            for field in (
+                "name", "country", "timezone", "ages", "subjects", "modes", "school_days",
+                "school_hours", "terms", "capacity",
+            )
+        }  # fmt: skip
+        profile["languages"] = {"instruction": row["instruction"], "learning": row["learning"]}
         answered, expired = history.get(row["actor"], (0, 0))
         schools.append(
             school_from_profile(
                 row["actor"],
                 profile,
                 endorsed_by=frozenset(endorsed[row["actor"]]),
-                last_active=_when(document.get("updated")),
+                last_active=_when(row["updated"]),
                 proposals_answered=answered,
                 proposals_expired=expired,
             )
@@ -217,10 +211,12 @@ def _schools(node: Node, rows: list[dict[str, Any]]) -> list[School]:
 
 
 def _when(text: object) -> datetime | None:
+    """A listing's `updated` time (xsd:dateTime, as checked when it was stored)."""
     try:
-        return parse_time(text) if isinstance(text, str) else None
+        moment = datetime.fromisoformat(text) if isinstance(text, str) else None
     except ValueError:
         return None
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _has_partnerships(db: Database) -> bool:
