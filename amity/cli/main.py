@@ -29,6 +29,7 @@ from ..protocol.suggest import Reading, read_country, read_language, read_mode, 
 from ..protocol.vocabulary import MODES, NODE_KINDS, SUBJECTS
 from .follow_commands import approve, follow, followers, following, reject
 from .options import OneLineErrorGroup, data_option, fail, user_errors
+from .partnership_commands import COMMANDS as PARTNERSHIP_COMMANDS
 from .queue_commands import queue
 from .remote import fetch_remote_actor, private_network_option, shown_name
 
@@ -483,7 +484,7 @@ def backup(data_dir: Path, destination: Path) -> None:
     )
 
 
-for command in (follow, followers, following, approve, reject, queue):
+for command in (follow, followers, following, approve, reject, queue, *PARTNERSHIP_COMMANDS):
     cli.add_command(command)
 
 
