@@ -57,8 +57,8 @@ def propose(
     click.echo("The Offer is delivered while the node serves; it expires in 14 days unanswered.")
 
 
-def _line(proposal: Proposal) -> str:
-    shown = partnerships.describe(proposal)
+def _line(proposal: Proposal, problem: str | None) -> str:
+    shown = partnerships.describe(proposal, problem)
     arrow = {"outgoing": "to", "incoming": "from", "arranged": "arranged with"}[proposal.role]
     who = proposal.partner if proposal.role != "incoming" else proposal.proposer
     if proposal.role == "incoming" and proposal.proposer != proposal.partner:
@@ -71,19 +71,22 @@ def _line(proposal: Proposal) -> str:
         parts.append(f"expires {shown['expires']}")
     if proposal.reason:
         parts.append(f"({proposal.reason})")
+    if problem:
+        parts.append(f"(Offer not delivered: {problem})")
     if shown["message"]:
         parts.append(f"message: {' '.join(shown['message'].split())}")
     return "  ".join(parts)
 
 
-def _show(rows: list[Proposal], as_json: bool, empty: str) -> None:
+def _show(rows: list[Proposal], problems: dict[str, str], as_json: bool, empty: str) -> None:
     if as_json:
-        click.echo(json.dumps([partnerships.describe(p) for p in rows], indent=2))
+        shown = [partnerships.describe(p, problems.get(p.id)) for p in rows]
+        click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
         return
     if not rows:
         click.echo(empty)
     for proposal in rows:
-        click.echo(_line(proposal))
+        click.echo(_line(proposal, problems.get(proposal.id)))
 
 
 @click.command()
@@ -94,7 +97,8 @@ def proposals(data_dir: Path, as_json: bool) -> None:
     """Partnership proposals, incoming and outgoing, with their state."""
     with Node.open(data_dir) as node:
         rows = partnerships.list_proposals(node)
-    _show(rows, as_json, "no proposals yet; amity propose ACTOR makes one")
+        problems = partnerships.undelivered(node, rows)
+    _show(rows, problems, as_json, "no proposals yet; amity propose ACTOR makes one")
     if not as_json and any(p.role == "incoming" and p.state == "pending" for p in rows):
         click.echo("Answer with: amity accept ID, or amity decline ID [--reason TEXT]")
 
@@ -134,7 +138,7 @@ def partnerships_command(data_dir: Path, as_json: bool) -> None:
     """This school's partnerships: in force, and those that ended."""
     with Node.open(data_dir) as node:
         rows = partnerships.list_partnerships(node)
-    _show(rows, as_json, "no partnerships yet; amity proposals shows what is pending")
+    _show(rows, {}, as_json, "no partnerships yet; amity proposals shows what is pending")
 
 
 @click.command()

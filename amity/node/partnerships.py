@@ -44,6 +44,7 @@ __all__ = [
     "list_proposals",
     "proposal_history",
     "propose",
+    "undelivered",
 ]
 
 proposal_history = store.proposal_history
@@ -389,8 +390,25 @@ def list_partnerships(node: Node) -> list[Proposal]:
     return [p for p in list_proposals(node) if p.state in ("accepted", "left")]
 
 
-def describe(proposal: Proposal) -> dict[str, Any]:
-    """One proposal as `--json` shows it."""
+def undelivered(node: Node, rows: list[Proposal]) -> dict[str, str]:
+    """Why the Offer of a pending proposal made here was not delivered (a dead delivery:
+    the partner's node refused it, say for want of capacity), by partnership id."""
+    found: dict[str, str] = {}
+    for proposal in rows:
+        if proposal.state != "pending" or proposal.role == "incoming":
+            continue
+        row = node.store.db.execute(
+            "SELECT last_error FROM deliveries WHERE activity_id = ? AND state = 'dead' "
+            "AND last_error IS NOT NULL ORDER BY id LIMIT 1",
+            [proposal.offer_id],
+        ).fetchone()
+        if row is not None:
+            found[proposal.id] = str(row[0])
+    return found
+
+
+def describe(proposal: Proposal, problem: str | None = None) -> dict[str, Any]:
+    """One proposal as `--json` shows it; `problem`: why its Offer was not delivered."""
     doc = proposal.document
     return {
         "id": proposal.short,
@@ -407,5 +425,6 @@ def describe(proposal: Proposal) -> dict[str, Any]:
         "proofs": len(doc.get("proof", [])),
         "expires": format_time(datetime.fromtimestamp(proposal.end_time, UTC)),
         "reason": proposal.reason,
+        "not_delivered": problem,
         "document": doc,
     }
