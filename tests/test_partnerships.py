@@ -293,6 +293,16 @@ async def test_capacity_is_enforced_at_accept_time(
         await until(lambda: _row(ke1, second.id))
         await ke1.run(lambda: partnerships.accept(ke1.node, first.short))
         await refused(ke1, lambda: partnerships.accept(ke1.node, second.short), "no free capacity")
+        # A proposal to it now is refused by its node, and the proposer is told why.
+        fr = nodes["fr"]
+        third = await propose(fr, ke1)
+
+        async def problem() -> str | None:
+            found = await fr.run(lambda: partnerships.undelivered(fr.node, [third]))
+            return found.get(third.id)
+
+        assert "no free capacity" in await until(problem)
+        assert await _row(ke1, third.id) is None
     finally:
         await ke1.server.close()
         ke1.node.close()
@@ -411,6 +421,50 @@ async def test_forged_or_missing_proofs_are_refused(nodes: dict[str, LiveNode]) 
         assert status == 409 and "already exists" in body["error"], body
 
 
+async def test_an_accept_must_come_from_a_partner_and_keep_the_object(
+    nodes: dict[str, LiveNode],
+) -> None:
+    mx, ke, fr = nodes["mx"], nodes["ke"], nodes["fr"]
+    sent = await propose(mx, fr)
+    await until(lambda: _row(fr, sent.id))
+    ref = acts.offer_ref(sent.offer_id, mx.actor, sent.id)
+    before = await snapshot(mx)
+
+    def accept_by(school: LiveNode, document: dict[str, Any]) -> dict[str, Any]:
+        node = school.node
+        signed = add_proof(document, node.keys.ed25519_seed, node.urls.ed25519_key_id, node.now())
+        return acts.accept(
+            f"{school.actor}/activities/{uuid.uuid4()}",
+            school.actor,
+            ref,
+            signed,
+            [mx.actor],
+            node.now(),
+        )
+
+    async with aiohttp.ClientSession() as session:
+        changed = {**sent.document, "workingLanguages": ["fr"]}
+        status, body = await post_signed(
+            session, mx.node.urls.inbox, accept_by(fr, changed), fr.node
+        )
+        assert status == 400 and "differs" in body["error"], body
+        stranger = accept_by(ke, sent.document)
+        status, body = await post_signed(session, mx.node.urls.inbox, stranger, ke.node)
+        assert status == 400 and "not part of" in body["error"], body
+        assert await snapshot(mx) == before
+        status, body = await post_signed(
+            session, mx.node.urls.inbox, accept_by(fr, sent.document), fr.node
+        )
+        assert status == 202, body
+    assert await state_of(mx, sent.id) == "accepted"
+
+
+def test_the_protocol_names_each_charter_hash() -> None:
+    protocol = (ROOT / "docs" / "protocol.md").read_text()
+    for language in CHARTER_LANGUAGES:
+        assert f"`{current_charter(language).sha256}`" in protocol
+
+
 # -- served nodes, the real command, restarts ---------------------------------------------
 
 
@@ -433,6 +487,9 @@ def test_a_partner_down_or_killed_gets_it_later(tmp_path: Path, served: Any) -> 
     ke = served(ke_data, ke_port, PRIVATE)
     ke_actor = f"{ke.base_url}/actors/ke"
 
+    nobody = amity("propose", f"{ke.base_url}/actors/nobody", PRIVATE, data=mx_data, check=False)
+    assert nobody.returncode == 1 and nobody.stderr.startswith("error: ")
+    assert "Traceback" not in nobody.stderr
     result = amity("propose", ke_actor, "--project", "postcard", PRIVATE, data=mx_data, check=False)
     assert result.returncode == 1
     assert result.stderr.startswith("error: --project 'postcard'") and "postcards" in result.stderr

@@ -32,11 +32,12 @@ from ..protocol.partnership import (
 )
 from ..protocol.partnership_activities import (
     MAX_OFFER_BYTES,
+    MAX_REASON,
     answered_partnership,
     answers_offer,
-    clean_reason,
 )
 from ..protocol.proofs import verify_with_actor
+from ..protocol.text import clean_text
 from . import partnership_store as store
 from .actors import RemoteActors
 from .inbox_types import InboxHooks, Rejected, Sender
@@ -209,6 +210,9 @@ class PartnershipInbox:
         if activity.actor not in accepted.partners:
             raise MalformedDocument("only a school of the partnership accepts it")
         await self._verify_own_proof(accepted.document, sender, activity.actor)
+        for row, _ in held:
+            if unsecured(row.document) != unsecured(accepted.document):
+                raise MalformedDocument("the accepted partnership differs from the one proposed")
         own = [p for p in proof_set(accepted.document) if signer_of(p) == activity.actor]
         created = proof_created(accepted.document, activity.actor) or ""
         stamp = self.clock().timestamp()
@@ -234,7 +238,9 @@ class PartnershipInbox:
         partnership_id = answered_partnership(activity.document)
         held = await self._held(partnership_id, activity.actor)
         content = activity.document.get("content")
-        reason = clean_reason(content[:2000]) if isinstance(content, str) else None
+        reason = None
+        if isinstance(content, str):  # kept shortened, never refused for its length
+            reason = clean_text(content[: 4 * MAX_REASON], multiline=True).strip()[:MAX_REASON]
         stamp = self.clock().timestamp()
 
         def effect(db: Database) -> None:
