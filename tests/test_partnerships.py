@@ -465,6 +465,61 @@ def test_the_protocol_names_each_charter_hash() -> None:
         assert f"`{current_charter(language).sha256}`" in protocol
 
 
+def _malformed(mx: LiveNode, ke: LiveNode) -> list[dict[str, Any]]:
+    good = _signed_offer(mx, ke, n=7)
+    partnership = good["object"]
+
+    def offer_with(**changes: Any) -> dict[str, Any]:
+        return {**copy.deepcopy(good), "object": {**copy.deepcopy(partnership), **changes}}
+
+    def activity(kind: str, obj: Any, **extra: Any) -> dict[str, Any]:
+        return {
+            "id": f"{mx.actor}/activities/{uuid.uuid4()}",
+            "type": kind,
+            "actor": mx.actor,
+            "object": obj,
+            **extra,
+        }
+
+    return [
+        {**good, "object": partnership["id"]},
+        {**good, "endTime": 5},
+        offer_with(partners=[ke.actor]),
+        offer_with(partners=[ke.actor, ke.actor]),
+        offer_with(partners=[mx.actor, "not a url"]),
+        offer_with(workingLanguages=[]),
+        offer_with(workingLanguages=["en", 3]),
+        offer_with(charter={"version": "1", "language": "en"}),
+        offer_with(charter="https://example.org/charter"),
+        offer_with(starterProject="moon-landing"),
+        offer_with(content="\u202eevil"),
+        offer_with(content="x" * 5000),
+        offer_with(proof=[{"verificationMethod": 7}]),
+        offer_with(proof=[partnership["proof"][0]] * 2),
+        offer_with(proof="z123"),
+        offer_with(attributedTo=ke.actor),
+        offer_with(published="yesterday"),
+        activity("Accept", {"type": "Offer", "object": 12}),
+        activity("Accept", {"type": "Offer", "object": partnership["id"]}, result="x"),
+        activity("Accept", {"type": "Offer", "object": partnership["id"]}, result=partnership),
+        activity("Reject", {"type": "Offer", "object": {"id": partnership["id"]}}),
+        activity("Reject", {"type": "Offer"}),
+        activity("Leave", partnership["id"]),
+        activity("Leave", {"no": "id"}),
+    ]
+
+
+async def test_malformed_partnership_activities_get_a_4xx(nodes: dict[str, LiveNode]) -> None:
+    mx, ke = nodes["mx"], nodes["ke"]
+    before = await snapshot(ke)
+    async with aiohttp.ClientSession() as session:
+        for document in _malformed(mx, ke):
+            status, body = await post_signed(session, ke.node.urls.inbox, document, mx.node)
+            assert 400 <= status < 500, (document, body)
+            assert body.get("error"), body
+    assert await snapshot(ke) == before
+
+
 # -- served nodes, the real command, restarts ---------------------------------------------
 
 
