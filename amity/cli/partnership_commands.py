@@ -50,6 +50,7 @@ def propose(
 ) -> None:
     """Propose a partnership to a school abroad: NAME@HOST or an actor URL."""
     with Node.open(data_dir) as node:
+        partnerships.check_can_propose(node)
         partnerships.check_project(project)
         partner, profile = asyncio.run(_partner(node, actor, allow_private_network))
         proposal = partnerships.propose(node, partner, profile, message=message, project=project)

@@ -38,6 +38,7 @@ from ..protocol.partnership_activities import (
 )
 from ..protocol.proofs import verify_with_actor
 from ..protocol.text import clean_text
+from . import blocklist
 from . import partnership_store as store
 from .actors import RemoteActors
 from .inbox_types import InboxHooks, Rejected, Sender
@@ -150,6 +151,8 @@ class PartnershipInbox:
                 other_profile = profiles.get(other) or self.hooks.school_profile(
                     db, self.local_actors.get(other, "")
                 )
+                if blocklist.is_blocked(db, other):
+                    raise Rejected(403, f"{other} is blocked here")
                 country = own.get("country")
                 if other_profile is not None and other_profile.get("country") == country:
                     raise Rejected(403, f"both schools are in {country}: partners are abroad")

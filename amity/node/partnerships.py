@@ -37,6 +37,8 @@ __all__ = [
     "accept",
     "active_partnerships",
     "arrange",
+    "check_can_propose",
+    "check_project",
     "decline",
     "describe",
     "leave",
@@ -107,6 +109,18 @@ def _check_partner(
     return name
 
 
+def check_can_propose(node: Node) -> None:
+    """Refuse, before any network work, a node that cannot propose (not a school, or no
+    profile yet)."""
+    if node.config.kind != "school":
+        raise NodeError(
+            f"this node is a {node.config.kind}; schools propose partnerships "
+            "(an authority arranges a pair with a pairing round)"
+        )
+    if node.profile() is None:
+        raise NodeError("this school has no profile yet; amity profile import FILE first")
+
+
 def propose(
     node: Node,
     partner: dict[str, Any],
@@ -117,15 +131,10 @@ def propose(
 ) -> Proposal:
     """Sign a Partnership with `partner` (its actor and verified profile) and queue the
     Offer; refuses, changing nothing, whatever would make the proposal void."""
-    if node.config.kind != "school":
-        raise NodeError(
-            f"this node is a {node.config.kind}; schools propose partnerships "
-            "(an authority arranges a pair with a pairing round)"
-        )
+    check_can_propose(node)
     handle, urls, db = node.config.handle, node.urls, node.store.db
     own = node.profile()
-    if own is None:
-        raise NodeError("this school has no profile yet; amity profile import FILE first")
+    assert own is not None
     if partner.get("id") == urls.id:
         raise NodeError("a school cannot partner with itself")
     project = check_project(project)

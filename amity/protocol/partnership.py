@@ -23,7 +23,7 @@ from typing import Any
 from .activities import host_of
 from .contexts import ACTIVITYSTREAMS, AMITY_NS, DATA_INTEGRITY_V2
 from .errors import BadSignature, MalformedDocument, UnknownKey
-from .proofs import read_proof, sign_document, verify_with_actor
+from .proofs import sign_document, verify_with_actor
 from .text import clean_text
 
 PARTNERSHIP_TYPE = "Partnership"
@@ -323,7 +323,6 @@ def verify_partnership(
         actor = actors.get(signer)
         if actor is None:
             raise UnknownKey(f"no actor document for {signer}, who signed the partnership")
-        read_proof({"proof": proof})
         try:
             verify_with_actor({**base, "proof": proof}, dict(actor))
         except BadSignature as exc:
