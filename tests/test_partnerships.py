@@ -147,7 +147,18 @@ async def until(check: Any, timeout: float = 20.0) -> Any:
 
 
 async def snapshot(node: LiveNode) -> dict[str, list[Any]]:
-    """What a refused operation must leave as it was."""
+    """What a refused operation must leave as it was, once what the node had queued is
+    delivered (so the worker's own changes do not count)."""
+
+    async def settled() -> bool:
+        queued = await node.run(
+            lambda: node.node.store.db.execute(
+                "SELECT count(*) FROM deliveries WHERE state = 'pending'"
+            ).fetchone()[0]
+        )
+        return queued == 0
+
+    await until(settled)
 
     def read() -> dict[str, list[Any]]:
         db = node.node.store.db
