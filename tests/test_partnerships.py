@@ -29,6 +29,8 @@ from amity.protocol import partnership_activities as acts
 from amity.protocol.errors import BadSignature
 from amity.protocol.partnership import (
     STARTER_PROJECTS,
+    STATES,
+    TRANSITIONS,
     add_proof,
     expiry_of,
     partnership_document,
@@ -235,7 +237,7 @@ async def test_decline_reaches_the_proposer_with_its_reason(nodes: dict[str, Liv
     await until(lambda: _in_state(mx, sent.id, "declined"))
     row = await _row(mx, sent.id)
     assert row is not None and row.reason == "Our term has ended"
-    await refused(fr, lambda: partnerships.accept(fr.node, incoming.short), "is declined")
+    await refused(fr, lambda: partnerships.accept(fr.node, incoming.short), "was declined")
 
 
 async def test_an_unanswered_proposal_expires_on_both_sides(nodes: dict[str, LiveNode]) -> None:
@@ -596,6 +598,12 @@ def test_a_partner_down_or_killed_gets_it_later(tmp_path: Path, served: Any) -> 
     wait_until(lambda: _json(mx_data, "partnerships")[0]["state"] == "left")
     shown = amity("proposals", data=mx_data).stdout
     assert "[left]" in shown
+
+
+def test_the_life_cycle_is_declared_once() -> None:
+    assert set(TRANSITIONS) == set(STATES)
+    assert set(partnerships._STATE_WORDS) == set(STATES)
+    assert all(targets <= set(STATES) for targets in TRANSITIONS.values())
 
 
 def test_starter_projects_are_a_small_fixed_set() -> None:

@@ -61,9 +61,11 @@ def propose(
 def _line(proposal: Proposal, problem: str | None) -> str:
     shown = partnerships.describe(proposal, problem)
     arrow = {"outgoing": "to", "incoming": "from", "arranged": "arranged with"}[proposal.role]
-    who = proposal.partner if proposal.role != "incoming" else proposal.proposer
-    if proposal.role == "incoming" and proposal.proposer != proposal.partner:
-        who = f"{proposal.partner} (arranged by {proposal.proposer})"
+    who = f"{proposal.partner_name} ({proposal.partner})"
+    if proposal.role == "arranged":
+        who = proposal.partner_name
+    elif proposal.proposer != proposal.partner and proposal.role == "incoming":
+        who += f", arranged by {proposal.proposer}"
     parts = [f"{shown['id']}  [{proposal.state}]  {arrow} {who}"]
     parts.append("languages " + ",".join(shown["working_languages"] or []))
     if shown["starter_project"]:
@@ -113,9 +115,11 @@ def accept(data_dir: Path, proposal_id: str) -> None:
     with Node.open(data_dir) as node:
         proposal = partnerships.accept(node, proposal_id)
     if proposal.state == "accepted":
-        click.echo(f"Accepted {proposal.short}: the partnership with {proposal.partner} holds.")
+        click.echo(
+            f"Accepted {proposal.short}: the partnership with {proposal.partner_name} holds."
+        )
     else:
-        click.echo(f"Accepted {proposal.short}; it holds once {proposal.partner} accepts too.")
+        click.echo(f"Accepted {proposal.short}; it holds once {proposal.partner_name} accepts too.")
     click.echo("The Accept is delivered while the node serves.")
 
 

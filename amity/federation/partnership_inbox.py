@@ -36,6 +36,7 @@ from ..protocol.partnership_activities import (
     answered_partnership,
     answers_offer,
 )
+from ..protocol.profile import display_name
 from ..protocol.proofs import verify_with_actor
 from ..protocol.text import clean_text
 from . import blocklist
@@ -169,6 +170,7 @@ class PartnershipInbox:
                         role="incoming",
                         proposer=partnership.proposer,
                         partner=other,
+                        partner_name=display_name(other_profile) if other_profile else other,
                         state="pending",
                         signed=False,
                         document=partnership.document,

@@ -31,6 +31,7 @@ class Proposal:
     role: str  # outgoing, incoming or arranged
     proposer: str
     partner: str
+    partner_name: str
     state: str
     signed: bool
     document: dict[str, Any]
@@ -57,6 +58,7 @@ def insert(db: Database, proposal: Proposal, host: str) -> None:
             "role": proposal.role,
             "proposer": proposal.proposer,
             "partner": proposal.partner,
+            "partner_name": proposal.partner_name,
             "host": host,
             "state": proposal.state,
             "signed": int(proposal.signed),
@@ -73,7 +75,7 @@ def insert(db: Database, proposal: Proposal, host: str) -> None:
 
 _COLUMNS = (
     "handle, id, short, role, proposer, partner, state, signed, document, offer_id, inboxes, "
-    "end_time, created_at, changed_at, reason"
+    "end_time, created_at, changed_at, reason, partner_name"
 )
 
 
@@ -94,6 +96,7 @@ def _proposal(row: Any) -> Proposal:
         created_at=float(row[12]),
         changed_at=float(row[13]),
         reason=row[14],
+        partner_name=row[15] or row[5],
     )
 
 

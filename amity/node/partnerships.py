@@ -176,6 +176,7 @@ def propose(
         role="outgoing",
         proposer=urls.id,
         partner=partner["id"],
+        partner_name=name,
         state="pending",
         signed=True,
         document=signed,
@@ -233,6 +234,7 @@ def arrange(
         role="arranged",
         proposer=urls.id,
         partner=a["id"],
+        partner_name=f"{display_name(a_profile)} and {display_name(b_profile)}",
         state="pending",
         signed=True,
         document=signed,
@@ -283,6 +285,21 @@ def resolve(node: Node, typed: str) -> Proposal:
     return found[0]
 
 
+_STATE_WORDS = {
+    "pending": "is waiting for the other school",
+    "accepted": "is accepted already",
+    "declined": "was declined",
+    "expired": "has expired",
+    "withdrawn": "was withdrawn",
+    "left": "has ended (a school left it)",
+}
+
+
+def _was(proposal: Proposal) -> str:
+    """The state of `proposal` in words, for a refusal."""
+    return _STATE_WORDS.get(proposal.state, f"is {proposal.state}")
+
+
 def _expired_line(proposal: Proposal) -> str:
     when = format_time(datetime.fromtimestamp(proposal.end_time, UTC))
     return f"proposal {proposal.short} expired at {when} (14 days unanswered)"
@@ -297,7 +314,7 @@ def accept(node: Node, typed: str) -> Proposal:
     if proposal.state == "expired":
         raise NodeError(_expired_line(proposal))
     if proposal.state != "pending" or proposal.signed:
-        raise NodeError(f"proposal {proposal.short} is {proposal.state}; nothing to accept")
+        raise NodeError(f"proposal {proposal.short} {_was(proposal)}; nothing to accept")
     db = node.store.db
     if blocklist.is_blocked(db, proposal.proposer, proposal.partner):
         raise NodeError(f"{proposal.proposer} is blocked here; unblock it first")
@@ -329,7 +346,7 @@ def decline(node: Node, typed: str, reason: str | None = None) -> Proposal:
     if proposal.state == "expired":
         raise NodeError(_expired_line(proposal))
     if proposal.state != "pending":
-        raise NodeError(f"proposal {proposal.short} is {proposal.state}; nothing to decline")
+        raise NodeError(f"proposal {proposal.short} {_was(proposal)}; nothing to decline")
     try:
         text = acts.clean_reason(reason)
     except MalformedDocument as exc:
@@ -357,7 +374,7 @@ def leave(node: Node, typed: str) -> Proposal:
             f"amity accept {proposal.short} or amity decline {proposal.short}"
         )
     else:
-        raise NodeError(f"proposal {proposal.short} is {proposal.state} already")
+        raise NodeError(f"proposal {proposal.short} {_was(proposal)}; nothing to leave")
     urls, now = node.urls, node.now()
     activity = acts.leave(
         outbox.new_activity_id(urls), urls.id, proposal.id, list(proposal.inboxes), now
@@ -425,6 +442,7 @@ def describe(proposal: Proposal, problem: str | None = None) -> dict[str, Any]:
         "role": proposal.role,
         "state": proposal.state,
         "partner": proposal.partner,
+        "partner_name": proposal.partner_name,
         "proposer": proposal.proposer,
         "partners": doc.get("partners"),
         "working_languages": doc.get("workingLanguages"),

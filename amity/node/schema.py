@@ -291,7 +291,8 @@ def m012_partnerships(db: Database) -> None:
     # Partnership proposals and partnerships, one row per local school (`handle`) and
     # partnership id. `role`: outgoing (this school proposed), incoming (asked), arranged
     # (this authority proposed the pair). `partner` is the other school as this school sees
-    # it (for an arranged row, the first school); `host` the proposer's host, for quotas on
+    # it (for an arranged row, the first school), `partner_name` its name from its signed
+    # profile when the row was made; `host` the proposer's host, for quotas on
     # what strangers propose. `document` is the Partnership with the proofs held; `signed` 1
     # once this actor's own proof is on it (it then holds a place of the school's capacity);
     # `end_time` the Offer's endTime in epoch seconds; times are epoch seconds.
@@ -303,6 +304,7 @@ def m012_partnerships(db: Database) -> None:
             "role": str,
             "proposer": str,
             "partner": str,
+            "partner_name": str,
             "host": str,
             "state": str,
             "signed": int,
