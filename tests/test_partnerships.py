@@ -21,8 +21,9 @@ import pytest
 import rfc8785
 from nacl.signing import VerifyKey
 
-from amity.federation import partnership_store
+from amity.federation import delivery_queue, endorsement_store, limits, partnership_store
 from amity.node import partnerships
+from amity.node.app_state import WORKER
 from amity.node.charter import CHARTER_LANGUAGES, CHARTER_VERSION, charter_text, current_charter
 from amity.node.errors import NodeError
 from amity.protocol import partnership_activities as acts
@@ -352,6 +353,58 @@ async def test_an_authority_arranges_a_pair_both_accept(
     finally:
         await ministry.server.close()
         ministry.node.close()
+
+
+async def test_proposals_from_one_stranger_are_capped_unless_it_is_trusted(
+    tmp_path: Path, nodes: dict[str, LiveNode]
+) -> None:
+    ke = nodes["ke"]
+    ministry = await start_node(tmp_path, "ministry", UNLIMITED, kind="authority")
+    br = await start_node(tmp_path, "br", UNLIMITED, country="BR", timezone="America/Sao_Paulo")
+    try:
+        target = await actor_and_profile(ke)
+        others = [nodes["mx"], nodes["fr"], nodes["mx2"], br]
+        arranged = []
+        for other in others:
+            pair = await actor_and_profile(other)
+            arranged.append(
+                await ministry.run(
+                    lambda pair=pair: partnerships.arrange(ministry.node, pair, target)
+                )
+            )
+
+        async def settled_at_ministry() -> bool:
+            rows = await ministry.run(
+                lambda: ministry.node.store.db.execute(
+                    "SELECT count(*) FROM deliveries WHERE attempts = 0"
+                ).fetchone()
+            )
+            return rows[0] == 0
+
+        await until(settled_at_ministry)
+        held = {p.id for p in await rows(ke) if p.proposer == ministry.actor}
+        assert len(held) == limits.PENDING_PROPOSALS_PER_ACTOR
+        [waiting] = [p for p in arranged if p.id not in held]
+        error = await ministry.run(
+            lambda: ministry.node.store.db.execute(
+                "SELECT last_error FROM deliveries WHERE activity_id = ? AND inbox = ?",
+                [waiting.offer_id, ke.node.urls.inbox],
+            ).fetchone()[0]
+        )
+        assert "HTTP 429" in error and "already has 3 proposals waiting" in error
+        # Once this node trusts the authority, its pairing round is not capped per actor.
+        await ke.run(lambda: endorsement_store.trust(ke.node.store.db, ministry.actor, "now"))
+        await ministry.run(
+            lambda: delivery_queue.retry_deliveries(
+                ministry.node.store.db, None, ministry.node.clock().timestamp()
+            )
+        )
+        ministry.server.app[WORKER].wake()
+        await until(lambda: _row(ke, waiting.id))
+    finally:
+        for node in (ministry, br):
+            await node.server.close()
+            node.node.close()
 
 
 async def _proofs(node: LiveNode, partnership_id: str, count: int) -> bool:

@@ -112,7 +112,9 @@ class PartnershipInbox:
         now = self.clock()
         end = offer_end_time(activity.document, partnership.published, now)
         host = host_of(activity.actor)
-        refusal = await self.db(partial(store.quota_refusal, proposer=activity.actor, host=host))
+        refusal = await self.db(
+            partial(store.quota_refusal, proposer=activity.actor, host=host, handles=handles)
+        )
         if refusal is not None:
             raise Rejected(429, refusal, retry_after=3600.0)
         await self._verify_own_proof(partnership.document, sender, activity.actor)
@@ -140,7 +142,7 @@ class PartnershipInbox:
 
         def effect(db: Database) -> None:
             store.expire_due(db, stamp)
-            reason = store.quota_refusal(db, activity.actor, host)
+            reason = store.quota_refusal(db, activity.actor, host, handles)
             if reason is not None:
                 raise Rejected(429, reason, retry_after=3600.0)
             for handle in handles:
