@@ -485,6 +485,13 @@ async def test_forged_or_missing_proofs_are_refused(nodes: dict[str, LiveNode]) 
         again = _signed_offer(mx, ke, n=1)
         status, body = await post_signed(session, inbox, again, mx.node)
         assert status == 409 and "already exists" in body["error"], body
+        # The same proposal in another Offer once it was declined: refused, not stored twice.
+        await ke.run(
+            lambda: partnerships.decline(ke.node, partnership_store.short_id(good["object"]["id"]))
+        )
+        resent = {**good, "id": f"{mx.actor}/activities/{uuid.uuid4()}"}
+        status, body = await post_signed(session, inbox, resent, mx.node)
+        assert status == 409 and "received before" in body["error"], body
 
 
 async def test_an_accept_must_come_from_a_partner_and_keep_the_object(

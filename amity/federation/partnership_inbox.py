@@ -161,6 +161,8 @@ class PartnershipInbox:
                     raise Rejected(403, f"both schools are in {country}: partners are abroad")
                 if free_places(db, self.hooks, handle) <= 0:
                     raise Rejected(403, "this school has no free capacity for a partnership")
+                if store.get(db, handle, partnership.id) is not None:
+                    raise Rejected(409, "this proposal was received before")
                 if store.open_between(db, handle, *partnership.partners) is not None:
                     raise Rejected(409, "a proposal or partnership between them already exists")
                 store.insert(
