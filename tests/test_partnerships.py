@@ -22,6 +22,7 @@ import rfc8785
 from nacl.signing import VerifyKey
 
 from amity.federation import delivery_queue, endorsement_store, limits, partnership_store
+from amity.federation.retention import prune
 from amity.node import partnerships
 from amity.node.app_state import WORKER
 from amity.node.charter import CHARTER_LANGUAGES, CHARTER_VERSION, charter_text, current_charter
@@ -669,3 +670,38 @@ def test_the_life_cycle_is_declared_once() -> None:
 def test_starter_projects_are_a_small_fixed_set() -> None:
     assert set(STARTER_PROJECTS) >= {"postcards", "our-water", "festivals"}
     assert all(0 < len(line) <= 100 for line in STARTER_PROJECTS.values())
+
+
+def test_ended_proposals_are_pruned_after_a_year(school: Any) -> None:
+    db = school.store.db
+    now = school.clock().timestamp()
+
+    def row(n: int, state: str, age_days: float) -> partnership_store.Proposal:
+        changed = now - age_days * 86400
+        return partnership_store.Proposal(
+            handle="benito",
+            id=f"https://ke.example/actors/k/partnerships/{n}",
+            short=partnership_store.short_id(str(n)),
+            role="incoming",
+            proposer="https://ke.example/actors/k",
+            partner="https://ke.example/actors/k",
+            partner_name="K",
+            state=state,
+            signed=False,
+            document={},
+            offer_id=f"https://ke.example/actors/k/activities/{n}",
+            inboxes={},
+            end_time=changed,
+            created_at=changed,
+            changed_at=changed,
+            reason=None,
+        )
+
+    with db.atomic():
+        for n, (state, age) in enumerate(
+            [("declined", 400), ("expired", 400), ("left", 10), ("accepted", 400)]
+        ):
+            partnership_store.insert(db, row(n, state, age), "ke.example")
+    prune(db, school.clock())
+    kept = [r[0] for r in db.execute("SELECT state FROM partnerships ORDER BY id")]
+    assert kept == ["left", "accepted"]
