@@ -8,6 +8,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import re
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ import aiohttp
 import base58
 import pytest
 import rfc8785
-from nacl.signing import VerifyKey
+from nacl.signing import SigningKey, VerifyKey
 
 from amity.federation import delivery_queue, endorsement_store, limits, partnership_store
 from amity.federation.retention import prune
@@ -28,14 +29,18 @@ from amity.node.app_state import WORKER
 from amity.node.charter import CHARTER_LANGUAGES, CHARTER_VERSION, charter_text, current_charter
 from amity.node.errors import NodeError
 from amity.protocol import partnership_activities as acts
-from amity.protocol.errors import BadSignature
+from amity.protocol.errors import BadSignature, MalformedDocument, UnknownKey
+from amity.protocol.multikey import encode_ed25519_public
 from amity.protocol.partnership import (
     STARTER_PROJECTS,
     STATES,
     TRANSITIONS,
     add_proof,
+    complete,
     expiry_of,
+    merge_proofs,
     partnership_document,
+    read_partnership,
     verify_partnership,
 )
 
@@ -705,3 +710,59 @@ def test_ended_proposals_are_pruned_after_a_year(school: Any) -> None:
     prune(db, school.clock())
     kept = [r[0] for r in db.execute("SELECT state FROM partnerships ORDER BY id")]
     assert kept == ["left", "accepted"]
+
+
+def test_the_proof_set_is_checked_proof_by_proof() -> None:
+    def actor(name: str, seed: bytes) -> dict[str, Any]:
+        actor_id = f"https://{name}.example/actors/{name}"
+        key = bytes(SigningKey(seed).verify_key)
+        return {
+            "id": actor_id,
+            "assertionMethod": [
+                {
+                    "id": f"{actor_id}#ed25519-key",
+                    "type": "Multikey",
+                    "controller": actor_id,
+                    "publicKeyMultibase": encode_ed25519_public(key),
+                }
+            ],
+        }
+
+    a_seed, b_seed, c_seed = b"a" * 32, b"b" * 32, b"c" * 32
+    a, b, c = actor("a", a_seed), actor("b", b_seed), actor("c", c_seed)
+    document = partnership_document(
+        f"{a['id']}/partnerships/1",
+        proposer=a["id"],
+        partners=(a["id"], b["id"]),
+        languages=["en"],
+        charter=current_charter(),
+        published="2026-12-01T09:00:00Z",
+    )
+    first = add_proof(document, a_seed, f"{a['id']}#ed25519-key", "2026-12-01T09:00:00Z")
+    assert not complete(first)
+    both = add_proof(first, b_seed, f"{b['id']}#ed25519-key", "2026-12-02T09:00:00Z")
+    assert complete(both) and len(both["proof"]) == 2
+    actors = {a["id"]: a, b["id"]: b}
+    assert verify_partnership(both, actors).proposer == a["id"]
+    assert independent_verify(both, actors) == set(actors)
+    # The order of the set does not matter; the same proof twice is refused.
+    assert verify_partnership({**both, "proof": both["proof"][::-1]}, actors)
+    with pytest.raises(MalformedDocument, match="two proofs by one actor"):
+        read_partnership({**both, "proof": [both["proof"][0]] * 2})
+    # Only the proposer's proof is missing: refused with that reason.
+    with pytest.raises(BadSignature, match=r"proposer .* has not signed"):
+        verify_partnership({**both, "proof": both["proof"][1:]}, actors)
+    with pytest.raises(UnknownKey, match="no actor document"):
+        verify_partnership(both, {a["id"]: a})
+    # A proof made with another key under b's name does not verify.
+    forged = add_proof(first, c_seed, f"{b['id']}#ed25519-key", "2026-12-02T09:00:00Z")
+    with pytest.raises(BadSignature, match=re.escape(f"the proof of {b['id']}")):
+        verify_partnership(forged, actors)
+    # An outsider's proof is refused as malformed.
+    outsider = add_proof(first, c_seed, f"{c['id']}#ed25519-key", "2026-12-02T09:00:00Z")
+    with pytest.raises(MalformedDocument, match="not part of"):
+        read_partnership(outsider)
+    # Proofs merge only onto the same object.
+    with pytest.raises(MalformedDocument, match="differs"):
+        merge_proofs(first, {**both, "workingLanguages": ["fr"]})
+    assert merge_proofs(first, both) == both
