@@ -20,11 +20,13 @@ import aiohttp
 import base58
 import pytest
 import rfc8785
+from aiohttp.test_utils import TestServer
 from nacl.signing import SigningKey, VerifyKey
 
 from amity.federation import delivery_queue, endorsement_store, limits, partnership_store
 from amity.federation.retention import prune
 from amity.node import partnerships
+from amity.node.app import create_app
 from amity.node.app_state import WORKER
 from amity.node.charter import CHARTER_LANGUAGES, CHARTER_VERSION, charter_text, current_charter
 from amity.node.errors import NodeError
@@ -49,7 +51,9 @@ from .inprocess import LiveNode, post_signed, start_node
 from .test_bounds import UNLIMITED, SteppedClock
 
 PRIVATE = "--allow-private-network"
+KENYA_NAME = "Uhuru Primary School"
 KENYA = {
+    "name": KENYA_NAME,
     "country": "KE",
     "timezone": "Africa/Nairobi",
     "languages": {"instruction": ["en"], "learning": ["fr"]},
@@ -416,6 +420,44 @@ async def test_proposals_from_one_stranger_are_capped_unless_it_is_trusted(
 async def _proofs(node: LiveNode, partnership_id: str, count: int) -> bool:
     row = await _row(node, partnership_id)
     return row is not None and len(row.document["proof"]) == count
+
+
+async def test_a_school_whose_node_is_down_gets_the_proposal_later(tmp_path: Path) -> None:
+    hub = await start_node(tmp_path, "hub", UNLIMITED, kind="hub")
+    mx = await start_node(tmp_path, "mx", UNLIMITED)
+    ke = await start_node(tmp_path, "ke", UNLIMITED, **KENYA)
+    try:
+        hub_actor = await hub.run(hub.node.actor_document)
+        for school in (mx, ke):
+            await school.run(lambda school=school: school.node.follow(hub_actor))
+        ke_actor = await ke.run(ke.node.actor_document)
+        await mx.run(lambda: mx.node.follow(ke_actor))  # caches ke's actor document
+
+        async def listed() -> bool:
+            held = await mx.run(lambda: partnerships.known_partner(mx.node, ke.actor))
+            return held is not None
+
+        await until(listed)
+        await ke.server.close()  # ke's node goes down
+        result = await asyncio.to_thread(
+            amity, "propose", ke.actor, PRIVATE, data=mx.node.config.data_dir, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert "does not answer" in result.stderr and "Proposed a partnership" in result.stdout
+        [sent] = await rows(mx)
+        assert sent.state == "pending" and sent.partner_name == KENYA_NAME
+
+        # ke's node comes back on its address: the queued Offer reaches it.
+        port = int(ke.base.rsplit(":", 1)[1])
+        ke.server = TestServer(create_app(ke.node, UNLIMITED), host="127.0.0.1", port=port)
+        await ke.server.start_server()
+        mx.server.app[WORKER].wake()
+        incoming = await until(lambda: _row(ke, sent.id), timeout=60)
+        assert incoming.state == "pending" and incoming.document == sent.document
+    finally:
+        for node in (hub, mx, ke):
+            await node.server.close()
+            node.node.close()
 
 
 # -- the inbox refuses what is forged or malformed ---------------------------------------
