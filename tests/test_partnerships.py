@@ -268,6 +268,38 @@ async def test_an_unanswered_proposal_expires_on_both_sides(nodes: dict[str, Liv
     assert (await propose(mx, ke)).state == "pending"
 
 
+async def test_a_late_accept_counts_but_never_overbooks(
+    tmp_path: Path, nodes: dict[str, LiveNode]
+) -> None:
+    ke, fr = nodes["ke"], nodes["fr"]
+    clock: SteppedClock = nodes["mx"].clock  # type: ignore[attr-defined]
+    mx1 = await start_node(tmp_path, "mx1", UNLIMITED, clock=clock, capacity=1)
+    try:
+        sent = await propose(mx1, ke)
+        incoming = await until(lambda: _row(ke, sent.id))
+        port = int(mx1.base.rsplit(":", 1)[1])
+        await mx1.server.close()  # the proposer is down when the answer comes
+        await ke.run(lambda: partnerships.accept(ke.node, incoming.short))
+        clock.now += timedelta(days=15)
+        [expired] = partnerships.list_proposals(mx1.node)
+        assert expired.state == "expired"
+        # Its place is free again, and taken by another proposal.
+        fr_actor, fr_profile = await actor_and_profile(fr)
+        partnerships.propose(mx1.node, fr_actor, fr_profile)
+        mx1.server = TestServer(create_app(mx1.node, UNLIMITED), host="127.0.0.1", port=port)
+        await mx1.server.start_server()
+        ke.server.app[WORKER].wake()
+        # The Accept was made in time, so it counts; with no place left it ends at once.
+        await until(lambda: _in_state(mx1, sent.id, "left"))
+        row = await _row(mx1, sent.id)
+        assert row is not None and "no free place" in (row.reason or "")
+        assert len(row.document["proof"]) == 2
+        await until(lambda: _in_state(ke, sent.id, "left"))
+    finally:
+        await mx1.server.close()
+        mx1.node.close()
+
+
 async def test_refusals_say_why_and_change_nothing(nodes: dict[str, LiveNode]) -> None:
     mx, ke, fr, mx2 = nodes["mx"], nodes["ke"], nodes["fr"], nodes["mx2"]
     ke_actor, ke_profile = await actor_and_profile(ke)

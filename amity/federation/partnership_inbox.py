@@ -238,7 +238,15 @@ class PartnershipInbox:
                     current.document, {**unsecured(accepted.document), "proof": own}
                 )
                 state = "accepted" if complete(merged) else current.state
+                # Its place was given up when it expired; it may have been taken since.
+                overbooked = (
+                    current.state == "expired"
+                    and state == "accepted"
+                    and free_places(db, self.hooks, row.handle) <= 0
+                )
                 store.set_state(db, current, state, stamp, document=merged)
+                if overbooked:
+                    self.hooks.partnership_overbooked(db, row.handle, row.id)
 
         return effect
 

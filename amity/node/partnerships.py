@@ -17,6 +17,7 @@ from ..federation import partnership_store as store
 from ..federation.partnership_store import Proposal
 from ..protocol import partnership_activities as acts
 from ..protocol.activities import host_of
+from ..protocol.actor import ActorUrls
 from ..protocol.errors import MalformedDocument, ProtocolError
 from ..protocol.partnership import (
     STARTER_PROJECTS,
@@ -435,6 +436,20 @@ def _change(
         outbox.send(
             db, proposal.handle, activity, list(proposal.inboxes.values()), node.now(), stamp
         )
+
+
+def end_overbooked(node: Node, handle: str, partnership_id: str) -> None:
+    """End at once a partnership a late Accept completed when the school had no free
+    place left (called inside the inbox's transaction): a Leave goes to the others."""
+    db = node.store.db
+    proposal = store.get(db, handle, partnership_id)
+    if proposal is None or proposal.state != "accepted":
+        return
+    urls = ActorUrls(node.config.base_url, handle)
+    activity = acts.leave(
+        outbox.new_activity_id(urls), urls.id, proposal.id, list(proposal.inboxes), node.now()
+    )
+    _change(node, proposal, "left", activity, reason="no free place when the late answer came")
 
 
 def list_proposals(node: Node) -> list[Proposal]:
