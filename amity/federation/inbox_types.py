@@ -66,3 +66,13 @@ class InboxHooks(Protocol):
     def endorsement_received(self, db: Database, endorsement: Endorsement) -> None: ...
 
     def endorsement_revoked(self, db: Database, delete: dict[str, Any], via: str) -> None: ...
+
+    def school_profile(self, db: Database, handle: str) -> dict[str, Any] | None:
+        """The local school's import-format profile (partnerships read its country and
+        capacity), or None when it has none."""
+        ...
+
+    def partnership_overbooked(self, db: Database, handle: str, partnership_id: str) -> None:
+        """A late Accept completed a proposal that had expired here while the school's
+        places were taken since: the node ends it at once (a Leave to the others)."""
+        ...

@@ -74,3 +74,4 @@ def m007_lan_peers(db: Database) -> None:
 migrations(name="m008_listing_keys")(federation.m008_listing_keys)
 migrations(name="m010_bounds")(federation.m010_bounds)
 migrations(name="m011_follow_requests")(federation.m011_follow_requests)
+migrations(name="m012_partnerships")(federation.m012_partnerships)
