@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..federation import directory, endorsement_store
+from ..federation import directory, endorsement_store, partnership_store
 from ..federation.blocklist import block_targets
 from ..protocol.live_window import coming_monday, monday_of
 from ..protocol.matching import (
@@ -26,9 +26,6 @@ from .errors import NodeError
 from .node import Node
 
 # Partnership states that hold a place, and that answer a proposal (STYLE.md's life cycle).
-_HOLDS_PLACE = ("accepted",)
-_ANSWERED = ("accepted", "declined", "ended")
-_EXPIRED = ("expired",)
 
 
 def parse_week(text: str) -> date:
@@ -81,7 +78,8 @@ def own_school(node: Node) -> School:
             "this node has no school profile yet; import one with: "
             f"amity profile import FILE.json --data {node.config.data_dir}"
         )
-    taken = _partnership_count(node.store.db, node.config.handle, _HOLDS_PLACE)
+    # Partnerships and this school's own pending proposals hold places.
+    taken = partnership_store.places_taken(node.store.db, node.config.handle)
     return school_from_profile(
         node.urls.id,
         stored.data,
@@ -185,7 +183,9 @@ def _schools(node: Node, rows: list[dict[str, Any]]) -> list[School]:
     endorsed = endorsement_store.endorsed_by(
         db, [r["actor"] for r in rows], format_time(node.clock())
     )
-    history = _answer_history(db, node.config.handle)
+    history = partnership_store.proposal_history(
+        db, [r["actor"] for r in rows], node.clock().timestamp()
+    )
     schools = []
     for row in rows:
         profile = {
@@ -217,38 +217,3 @@ def _when(text: object) -> datetime | None:
     except ValueError:
         return None
     return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _has_partnerships(db: Database) -> bool:
-    """The partnerships table (issue 9 item 4) is there with the columns read here."""
-    if "partnerships" not in db.table_names():
-        return False
-    return {"handle", "partner", "role", "state"} <= set(db["partnerships"].columns_dict)
-
-
-def _partnership_count(db: Database, handle: str, states: tuple[str, ...]) -> int:
-    if not _has_partnerships(db):
-        return 0
-    marks = ", ".join("?" for _ in states)
-    row = db.execute(
-        f"SELECT count(*) FROM partnerships WHERE handle = ? AND state IN ({marks})",
-        [handle, *states],
-    ).fetchone()
-    return int(row[0])
-
-
-def _answer_history(db: Database, handle: str) -> dict[str, tuple[int, int]]:
-    """For each school this school proposed to: (proposals answered, proposals expired)."""
-    if not _has_partnerships(db):
-        return {}
-    found: dict[str, tuple[int, int]] = {}
-    marks_a = ", ".join("?" for _ in _ANSWERED)
-    marks_e = ", ".join("?" for _ in _EXPIRED)
-    rows = db.execute(
-        f"SELECT partner, sum(state IN ({marks_a})), sum(state IN ({marks_e})) "
-        "FROM partnerships WHERE handle = ? AND role = 'outgoing' GROUP BY partner",
-        [*_ANSWERED, *_EXPIRED, handle],
-    ).fetchall()
-    for partner, answered, expired in rows:
-        found[partner] = (int(answered or 0), int(expired or 0))
-    return found
