@@ -113,6 +113,24 @@ async def test_browser_gets_a_public_html_page(client: TestClient) -> None:
     assert "@benito@127.0.0.1:8080" in page
 
 
+async def test_the_page_of_a_profile_without_optional_fields(
+    aiohttp_client: Any, school: Node
+) -> None:
+    """No languages being learned, no subjects, no terms: all optional, so the page shows
+    a dash for each instead of failing."""
+    stored = school.profile()
+    assert stored is not None
+    bare = {k: v for k, v in stored.data.items() if k not in ("subjects", "terms")}
+    bare["languages"] = {"instruction": ["es"]}
+    school.publish_profile(bare)
+    client = await aiohttp_client(create_app(school))
+    response = await client.get("/actors/benito", headers={"Accept": BROWSER})
+    assert response.status == 200
+    page = await response.text()
+    assert "Spanish" in page
+    await client.close()
+
+
 async def test_profile_is_signed_and_verifies_from_the_actor_alone(client: TestClient) -> None:
     actor = await (await client.get("/actors/benito", headers={"Accept": AP})).json(
         content_type=None

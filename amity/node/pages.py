@@ -36,16 +36,22 @@ def profile_facts(profile: dict[str, Any], locale: Locale) -> list[tuple[str, st
         ("Where", place),
         ("Time zone", profile["timezone"]),
         ("Teaches in", ", ".join(language_name(t, locale) for t in langs["instruction"])),
-        ("Learning", ", ".join(language_name(t, locale) for t in langs["learning"]) or "-"),
+        (
+            "Learning",
+            ", ".join(language_name(t, locale) for t in langs.get("learning", [])) or "-",
+        ),
         ("Ages", f"{profile['ages'][0]} to {profile['ages'][1]}"),
-        ("Subjects", ", ".join(profile["subjects"]) or "-"),
+        ("Subjects", ", ".join(profile.get("subjects", [])) or "-"),
         ("Ways to work", ", ".join(profile["modes"])),
         (
             "School week",
             f"{', '.join(profile['school_days'])}, "
             f"{profile['school_hours'][0]}-{profile['school_hours'][1]} local time",
         ),
-        ("Terms", ", ".join(f"{t['start']} to {t['end']}" for t in profile["terms"]) or "-"),
+        (
+            "Terms",
+            ", ".join(f"{t['start']} to {t['end']}" for t in profile.get("terms", [])) or "-",
+        ),
         ("Partnerships open", str(profile["capacity"])),
     ]
 
