@@ -1,0 +1,302 @@
+"""Ranking one school against many, fast, with the same result as `matching.rank`.
+
+The index keeps what matching reads of every school as numpy arrays (country, ages,
+language and subject bitmasks, modes, free places, activity, answers). For one school it
+applies the hard constraints that do not depend on the week to all schools at once, and
+gives each remaining school an upper bound of its score: every part computed exactly
+(or, for activity, rounded up) except the live part, which is bounded by the shorter of
+the two schools' weekly school hours. The exact `evaluate` then runs on candidates in
+descending bound order, and stops once a bound is below the score of the last of the
+best `limit` found: no school left can enter them, so the result is `rank`'s.
+
+Pure: the week, the time, the blocked and trusted sets come in the MatchContext.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .live_window import Timetable, minutes, school_intervals
+from .matching import (
+    ACTIVE_FULL_DAYS,
+    ACTIVE_POINTS,
+    ACTIVE_ZERO_DAYS,
+    ANSWERED_POINTS,
+    CAPACITY_MAX,
+    CAPACITY_POINTS,
+    ENDORSED_POINTS,
+    EXPIRED_POINTS,
+    LIVE_FULL_MINUTES,
+    LIVE_MINIMUM,
+    LIVE_POINTS,
+    SHARED_INSTRUCTION_POINTS,
+    SUBJECT_MAX,
+    SUBJECT_POINTS,
+    TANDEM_POINTS,
+    Match,
+    MatchContext,
+    School,
+    evaluate,
+    rank_order,
+)
+
+Bits = npt.NDArray[np.uint64]  # (schools, words): one bit per tag of a vocabulary
+Floats = npt.NDArray[np.float64]
+
+# evaluate rounds each of its 8 parts and their sum to 2 decimals: the bound allows for it.
+_ROUNDING = 0.05
+_WORD = 64
+
+
+class _Vocabulary:
+    """Bit positions for the tags (languages, subjects) seen in the index."""
+
+    def __init__(self, tags: Iterable[str]) -> None:
+        self.position = {tag: n for n, tag in enumerate(sorted(set(tags)))}
+        self.words = max(1, -(-len(self.position) // _WORD))
+
+    def mask(self, tags: Iterable[str]) -> int:
+        """The tags known here as one integer; unknown tags match nothing in the index."""
+        found = 0
+        for tag in tags:
+            bit = self.position.get(tag)
+            if bit is not None:
+                found |= 1 << bit
+        return found
+
+    def words_of(self, mask: int) -> Bits:
+        return np.array(
+            [(mask >> (_WORD * w)) & (2**_WORD - 1) for w in range(self.words)], dtype=np.uint64
+        )
+
+    def array(self, masks: Sequence[int]) -> Bits:
+        columns = [
+            np.fromiter(
+                ((m >> (_WORD * w)) & (2**_WORD - 1) for m in masks),
+                dtype=np.uint64,
+                count=len(masks),
+            )
+            for w in range(self.words)
+        ]
+        return np.stack(columns, axis=1) if columns else np.zeros((0, 1), dtype=np.uint64)
+
+
+def _meets(bits: Bits, mask: Bits) -> npt.NDArray[np.bool_]:
+    """For each school: does its tag set share a tag with `mask`?"""
+    return np.asarray((bits & mask).any(axis=1))
+
+
+def _answer_points(answered: int, expired: int) -> float:
+    total = answered + expired
+    if total == 0:
+        return 0.0
+    return (ANSWERED_POINTS * answered + EXPIRED_POINTS * expired) / total
+
+
+class MatchIndex:
+    """Many schools, ready to be ranked as partners for any one school."""
+
+    def __init__(self, schools: Sequence[School]) -> None:
+        self.schools = tuple(schools)
+        self.position = {school.actor: n for n, school in enumerate(self.schools)}
+        count = len(self.schools)
+        countries = sorted({s.country for s in self.schools})
+        self._country_code = {c: n for n, c in enumerate(countries)}
+        self.country = np.fromiter(
+            (self._country_code[s.country] for s in self.schools), dtype=np.int32, count=count
+        )
+        self.age_min = np.fromiter((s.ages[0] for s in self.schools), np.int32, count)
+        self.age_max = np.fromiter((s.ages[1] for s in self.schools), np.int32, count)
+        self.languages = _Vocabulary(
+            tag for s in self.schools for tag in (*s.instruction, *s.learning)
+        )
+        self.instruction = self.languages.array(
+            [self.languages.mask(s.instruction) for s in self.schools]
+        )
+        self.learning = self.languages.array(
+            [self.languages.mask(s.learning) for s in self.schools]
+        )
+        self.uses = self.instruction | self.learning
+        self.subject_words = _Vocabulary(tag for s in self.schools for tag in s.subjects)
+        self.subjects = self.subject_words.array(
+            [self.subject_words.mask(s.subjects) for s in self.schools]
+        )
+        self.live = np.fromiter(("live" in s.modes for s in self.schools), np.bool_, count)
+        self.asynchronous = np.fromiter(("async" in s.modes for s in self.schools), np.bool_, count)
+        self.capacity = np.fromiter((s.capacity for s in self.schools), np.int32, count)
+        self.capacity_points = CAPACITY_POINTS * np.minimum(self.capacity, CAPACITY_MAX)
+        self.active_at = np.fromiter(
+            (s.last_active.timestamp() if s.last_active else np.nan for s in self.schools),
+            np.float64,
+            count,
+        )
+        self.answers = np.fromiter(
+            (_answer_points(s.proposals_answered, s.proposals_expired) for s in self.schools),
+            np.float64,
+            count,
+        )
+        self._endorsed = {n: s.endorsed_by for n, s in enumerate(self.schools) if s.endorsed_by}
+        # Schools sharing a timetable share its weekly hours (computed once per week).
+        tables: dict[Timetable, int] = {}
+        self.timetable = np.fromiter(
+            (tables.setdefault(s.timetable, len(tables)) for s in self.schools), np.int32, count
+        )
+        self._tables = list(tables)
+        self._week_minutes: dict[date, npt.NDArray[np.int64]] = {}
+
+    def __len__(self) -> int:
+        return len(self.schools)
+
+    def weekly_minutes(self, week: date) -> npt.NDArray[np.int64]:
+        """Each school's minutes of school hours in the week `week` (a Monday)."""
+        found = self._week_minutes.get(week)
+        if found is None:
+            per_table = np.fromiter(
+                (minutes(school_intervals(t, week)) for t in self._tables),
+                np.int64,
+                len(self._tables),
+            )
+            found = per_table[self.timetable] if len(self) else np.zeros(0, np.int64)
+            if len(self._week_minutes) >= 8:  # a few weeks are asked for at a time
+                self._week_minutes.pop(next(iter(self._week_minutes)))
+            self._week_minutes[week] = found
+        return found
+
+    def _activity_bound(self, now: datetime) -> Floats:
+        """Activity points rounded up: a day fewer than the float arithmetic says."""
+        with np.errstate(invalid="ignore"):
+            days = np.floor((now.timestamp() - self.active_at) / 86400.0) - 1
+        days = np.maximum(days, 0)
+        share = (ACTIVE_ZERO_DAYS - days) / (ACTIVE_ZERO_DAYS - ACTIVE_FULL_DAYS)
+        points = ACTIVE_POINTS * np.clip(share, 0.0, 1.0)
+        return np.where(np.isnan(self.active_at), 0.0, points)
+
+    def _endorsed_points(
+        self, trusted: frozenset[str], endorsed_by: Mapping[str, frozenset[str]]
+    ) -> Floats:
+        points = np.zeros(len(self), np.float64)
+        for at, authorities in self._endorsed.items():
+            if authorities & trusted:
+                points[at] = ENDORSED_POINTS
+        for actor, authorities in endorsed_by.items():
+            n = self.position.get(actor)
+            if n is not None:
+                points[n] = ENDORSED_POINTS if authorities & trusted else 0.0
+        return points
+
+    def _answer_points(self, history: Mapping[str, tuple[int, int]]) -> Floats:
+        if not history:
+            return self.answers
+        points = self.answers.copy()
+        for actor, (answered, expired) in history.items():
+            n = self.position.get(actor)
+            if n is not None:
+                points[n] = _answer_points(answered, expired)
+        return points
+
+    def bounds(
+        self,
+        me: School,
+        ctx: MatchContext,
+        endorsed_by: Mapping[str, frozenset[str]],
+        history: Mapping[str, tuple[int, int]],
+    ) -> tuple[npt.NDArray[np.intp], Floats]:
+        """The schools that pass the constraints not depending on the live window, and an
+        upper bound of each one's score with `me`."""
+        if me.capacity <= 0 or not len(self):
+            return np.zeros(0, np.intp), np.zeros(0, np.float64)
+        words = self.languages
+        my_instruction = words.words_of(words.mask(me.instruction))
+        my_learning = words.words_of(words.mask(me.learning))
+        their_minutes = self.weekly_minutes(ctx.week)
+        my_minutes = minutes(school_intervals(me.timetable, ctx.week))
+        both_live = self.live if "live" in me.modes else np.zeros(len(self), np.bool_)
+        both_async = self.asynchronous if "async" in me.modes else np.zeros(len(self), np.bool_)
+        live_cap = np.minimum(their_minutes, my_minutes)
+        possible = (
+            (self.capacity > 0)
+            & (np.maximum(self.age_min, me.ages[0]) <= np.minimum(self.age_max, me.ages[1]))
+            & (_meets(self.uses, my_instruction) | _meets(self.instruction, my_learning))
+            & (both_async | (both_live & (live_cap >= LIVE_MINIMUM)))
+        )
+        code = self._country_code.get(me.country)
+        if code is not None:
+            possible &= self.country != code
+        for actor in (me.actor, *ctx.blocked):
+            n = self.position.get(actor)
+            if n is not None:
+                possible[n] = False
+        chosen = np.flatnonzero(possible)
+        my_subjects = self.subject_words.words_of(self.subject_words.mask(me.subjects))
+        shared_subjects = np.bitwise_count(self.subjects[chosen] & my_subjects).sum(axis=1)
+        tandem = _meets(self.learning[chosen], my_instruction) & _meets(
+            self.instruction[chosen], my_learning
+        )
+        bound = (
+            np.where(tandem, TANDEM_POINTS, 0.0)
+            + np.where(
+                _meets(self.instruction[chosen], my_instruction), SHARED_INSTRUCTION_POINTS, 0
+            )
+            + np.where(
+                both_live[chosen],
+                LIVE_POINTS * np.minimum(live_cap[chosen], LIVE_FULL_MINUTES) / LIVE_FULL_MINUTES,
+                0.0,
+            )
+            + SUBJECT_POINTS * np.minimum(shared_subjects, SUBJECT_MAX)
+            + self._endorsed_points(ctx.trusted, endorsed_by)[chosen]
+            + self._activity_bound(ctx.now)[chosen]
+            + self._answer_points(history)[chosen]
+            + self.capacity_points[chosen]
+            + _ROUNDING
+        )
+        return chosen, bound
+
+    def rank(
+        self,
+        me: School,
+        ctx: MatchContext,
+        limit: int,
+        endorsed_by: Mapping[str, frozenset[str]] | None = None,
+        history: Mapping[str, tuple[int, int]] | None = None,
+    ) -> list[Match]:
+        """`matching.rank(me, schools, ctx, limit)` over the indexed schools, where
+        `endorsed_by` and `history` ((answered, expired) proposals), by actor, replace
+        what the indexed schools say."""
+        endorsed_by = endorsed_by or {}
+        history = history or {}
+        if limit <= 0:
+            return []
+        chosen, bound = self.bounds(me, ctx, endorsed_by, history)
+        order = np.argsort(-bound, kind="stable")
+        best: list[Match] = []
+        for at in order.tolist():
+            if len(best) >= limit and bound[at] < best[-1].score:
+                break
+            match = evaluate(me, self._school(int(chosen[at]), endorsed_by, history), ctx)
+            if match is None:
+                continue
+            bisect.insort(best, match, key=rank_order)
+            if len(best) > limit:
+                best.pop()
+        return best
+
+    def _school(
+        self,
+        n: int,
+        endorsed_by: Mapping[str, frozenset[str]],
+        history: Mapping[str, tuple[int, int]],
+    ) -> School:
+        school = self.schools[n]
+        changes: dict[str, Any] = {}
+        if school.actor in endorsed_by:
+            changes["endorsed_by"] = endorsed_by[school.actor]
+        if school.actor in history:
+            changes["proposals_answered"], changes["proposals_expired"] = history[school.actor]
+        return dataclasses.replace(school, **changes) if changes else school

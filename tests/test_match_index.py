@@ -1,0 +1,131 @@
+"""The match index (amity/protocol/match_index.py) ranks exactly as `matching.rank` does:
+same actors, scores and order, over seeded random directories full of ties."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from amity.protocol.match_index import MatchIndex
+from amity.protocol.matching import Match, MatchContext, School, rank, school_from_profile
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+ZONES = {
+    "GB": "Europe/London",
+    "NP": "Asia/Kathmandu",
+    "NZ": "Pacific/Auckland",
+    "US": "America/New_York",
+    "SA": "Asia/Riyadh",
+    "JP": "Asia/Tokyo",
+}
+LANGUAGES = ["en", "es", "fr", "de", "ar", "ja", "ne"]
+SUBJECTS = ["science", "art", "music", "history", "environment"]
+AUTHORITIES = ["https://ministry.example/actor", "https://ngo.example/actor"]
+TERMS = [
+    [],
+    [{"start": "2026-09-01", "end": "2026-12-18"}],
+    [{"start": "2027-01-10", "end": "2027-06-30"}],
+]
+WEEKS = [date(2026, 10, 26), date(2026, 12, 7), date(2027, 3, 29)]
+
+
+def random_school(rng: random.Random, n: int) -> School:
+    """Few distinct values for everything, so that many schools tie on score and live minutes."""
+    country = rng.choice(list(ZONES))
+    low = rng.randint(5, 15)
+    profile: dict[str, Any] = {
+        "name": rng.choice(["Alpha", "Beta", "Gamma"]),
+        "country": country,
+        "timezone": ZONES[country],
+        "languages": {
+            "instruction": rng.sample(LANGUAGES[:4], rng.randint(1, 2)),
+            "learning": rng.sample(LANGUAGES, rng.randint(0, 2)),
+        },
+        "ages": [low, low + rng.randint(0, 4)],
+        "subjects": rng.sample(SUBJECTS, rng.randint(0, 4)),
+        "modes": rng.choice([["async"], ["live"], ["async", "live"], ["async", "live"]]),
+        "school_days": rng.choice(
+            [["mon", "tue", "wed", "thu", "fri"], ["sun", "mon", "tue", "wed", "thu"], ["sat"]]
+        ),
+        "school_hours": rng.choice([["08:00", "14:00"], ["07:30", "15:45"], ["13:00", "18:00"]]),
+        "terms": rng.choice(TERMS),
+        "capacity": rng.choice([0, 1, 1, 2, 3, 5]),
+    }  # fmt: skip
+    last_active = rng.choice(
+        [None, NOW - timedelta(days=rng.randint(0, 200), seconds=rng.randint(0, 86399)), NOW]
+    )
+    return school_from_profile(
+        f"https://s{n}.example/actor",
+        profile,
+        endorsed_by=frozenset(rng.sample(AUTHORITIES, rng.choice([0, 0, 1, 2]))),
+        last_active=last_active,
+        proposals_answered=rng.choice([0, 0, 1, 3]),
+        proposals_expired=rng.choice([0, 0, 0, 1]),
+    )
+
+
+def summary(matches: list[Match]) -> list[tuple[str, float, int]]:
+    return [(m.other.actor, m.score, m.live_minutes) for m in matches]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_index_ranks_exactly_as_rank_does(seed: int) -> None:
+    rng = random.Random(seed)
+    others = [random_school(rng, n) for n in range(rng.randint(0, 400))]
+    index = MatchIndex(others)
+    for _ in range(15):
+        # `me` is sometimes one of the listed schools (left out), sometimes from outside.
+        me = rng.choice(others) if others and rng.random() < 0.3 else random_school(rng, -1)
+        ctx = MatchContext(
+            week=rng.choice(WEEKS),
+            now=NOW + timedelta(hours=rng.randint(0, 48)),
+            blocked=frozenset(s.actor for s in rng.sample(others, min(len(others), 5))),
+            trusted=frozenset(rng.sample(AUTHORITIES, rng.randint(0, 2))),
+        )
+        limit = rng.choice([1, 3, 10, 50, 1000])
+        expected = rank(me, others, ctx, limit)
+        found = index.rank(me, ctx, limit)
+        assert summary(found) == summary(expected)
+        assert [m.to_json() for m in found] == [m.to_json() for m in expected]
+
+
+def test_endorsements_and_answers_given_per_call_replace_the_indexed_ones() -> None:
+    rng = random.Random(99)
+    base = [
+        dataclasses.replace(
+            random_school(rng, n), endorsed_by=frozenset(), proposals_answered=0,
+            proposals_expired=0,
+        )
+        for n in range(300)
+    ]  # fmt: skip
+    endorsed = {s.actor: frozenset(rng.sample(AUTHORITIES, 1)) for s in rng.sample(base, 60)}
+    history = {s.actor: (rng.randint(0, 3), rng.randint(0, 2)) for s in rng.sample(base, 60)}
+    whole = [
+        dataclasses.replace(
+            s,
+            endorsed_by=endorsed.get(s.actor, frozenset()),
+            proposals_answered=history.get(s.actor, (0, 0))[0],
+            proposals_expired=history.get(s.actor, (0, 0))[1],
+        )
+        for s in base
+    ]
+    index = MatchIndex(base)
+    for n in range(20):
+        me = random_school(rng, -1 - n)
+        ctx = MatchContext(WEEKS[n % 3], NOW, trusted=frozenset(AUTHORITIES[:1]))
+        expected = rank(me, whole, ctx, 10)
+        assert summary(index.rank(me, ctx, 10, endorsed, history)) == summary(expected)
+
+
+def test_a_school_without_free_places_or_an_empty_index_gets_nothing() -> None:
+    rng = random.Random(5)
+    others = [random_school(rng, n) for n in range(50)]
+    me = dataclasses.replace(random_school(rng, -1), capacity=0)
+    ctx = MatchContext(WEEKS[1], NOW)
+    assert MatchIndex(others).rank(me, ctx, 10) == [] == rank(me, others, ctx, 10)
+    assert MatchIndex([]).rank(random_school(rng, -2), ctx, 10) == []
+    assert MatchIndex(others).rank(random_school(rng, -3), ctx, 0) == []
