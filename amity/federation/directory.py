@@ -447,6 +447,26 @@ def match_rows(
     return [_match_row(r) for r in rows]
 
 
+def listing_rows(db: Database) -> list[dict[str, Any]]:
+    """Every listing that may match some school, as `match_rows` gives them: all but the
+    paused ones (for an index of the whole directory, node/matching.py)."""
+    rows = db.execute(
+        f"SELECT {_MATCH_COLUMNS} FROM directory d WHERE d.deleted_at IS NULL AND d.paused = 0"
+    ).fetchall()
+    return [_match_row(r) for r in rows]
+
+
+def listings_version(db: Database) -> tuple[Any, ...]:
+    """A value that changes whenever a listing is stored, replaced or dropped: the number
+    of rows and the latest change (every store takes a new `seq`; a drop lowers the count;
+    a drop then a store re-using its `seq` has a new `received_at`)."""
+    count = db.execute("SELECT count(*) FROM directory").fetchone()[0]
+    last = db.execute(
+        "SELECT seq, actor, received_at FROM directory ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    return (count, *(last or ()))
+
+
 def match_row(db: Database, actor: str) -> dict[str, Any] | None:
     """`actor`'s listing as `match_rows` gives it, paused or not; None if none is held."""
     row = db.execute(

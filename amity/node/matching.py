@@ -3,7 +3,8 @@ the authorities it trusts, handed to the matching engine (protocol/matching.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -12,13 +13,13 @@ from sqlite_utils import Database
 from ..federation import directory, endorsement_store
 from ..federation.blocklist import block_targets
 from ..protocol.live_window import coming_monday, monday_of
+from ..protocol.match_index import MatchIndex
 from ..protocol.matching import (
     Match,
     MatchContext,
     School,
     evaluate,
     exclusions,
-    rank,
     school_from_profile,
 )
 from .clock import format_time, parse_time
@@ -105,16 +106,71 @@ def context(node: Node, week: date, candidates: list[str]) -> MatchContext:
 def suggestions(node: Node, week: date, limit: int) -> tuple[School, list[Match]]:
     """This node's school and its best `limit` candidates for `week`, best first."""
     me = own_school(node)
-    rows = directory.match_rows(
-        node.store.db,
-        me.country,
-        me.ages,
-        list(me.instruction),
-        [*me.instruction, *me.learning],
+    return me, ranked(node, me, week, limit)
+
+
+def ranked(node: Node, me: School, week: date, limit: int) -> list[Match]:
+    """The best `limit` schools of this node's directory as partners for `me` in `week`,
+    best first: `matching.rank` over the directory, through its index."""
+    db = node.store.db
+    cached = _directory_index(node)
+    targets = frozenset(row[0] for row in db.execute("SELECT target FROM blocks"))
+    ctx = MatchContext(
+        week=week,
+        now=node.clock(),
+        blocked=cached.blocked(targets),
+        trusted=frozenset(endorsement_store.trusted(db)),
     )
-    others = _schools(node, [row for row in rows if row["actor"] != me.actor])
-    ctx = context(node, week, [school.actor for school in others])
-    return me, rank(me, others, ctx, limit)
+    now = format_time(node.clock())
+    endorsed = {
+        actor: frozenset(authorities)
+        for actor, authorities in endorsement_store.endorsed_schools(db, now).items()
+    }
+    history = _answer_history(db, node.config.handle)
+    return cached.index.rank(me, ctx, limit, endorsed, history)
+
+
+@dataclass
+class _CachedIndex:
+    """A directory's index as of `version` (directory.listings_version), and which of its
+    schools each set of block targets covers."""
+
+    version: tuple[Any, ...]
+    index: MatchIndex
+    _blocked: dict[frozenset[str], frozenset[str]] = field(default_factory=dict)
+
+    def blocked(self, targets: frozenset[str]) -> frozenset[str]:
+        found = self._blocked.get(targets)
+        if found is None:
+            found = frozenset(
+                s.actor for s in self.index.schools if targets and targets & block_targets(s.actor)
+            )
+            self._blocked = {targets: found}  # the blocks rarely change: keep the last
+        return found
+
+
+# One index per database file in this process (a serving node, or a process asking many
+# times), rebuilt when a listing changes; a few data directories at most per process.
+_INDEXES: dict[str, _CachedIndex] = {}
+_INDEXES_KEPT = 4
+_INDEXES_LOCK = threading.Lock()
+
+
+def _directory_index(node: Node) -> _CachedIndex:
+    """The index of this node's directory, built when first asked or when it changed."""
+    db = node.store.db
+    key = str(node.config.data_dir.resolve())
+    version = directory.listings_version(db)
+    cached = _INDEXES.get(key)
+    if cached is not None and cached.version == version:
+        return cached
+    schools = [_school_of_row(row) for row in directory.listing_rows(db)]
+    cached = _CachedIndex(version, MatchIndex(schools))
+    with _INDEXES_LOCK:
+        if key not in _INDEXES and len(_INDEXES) >= _INDEXES_KEPT:
+            _INDEXES.pop(next(iter(_INDEXES)))
+        _INDEXES[key] = cached
+    return cached
 
 
 def explain(node: Node, target: str, week: date) -> tuple[School, Explanation]:
@@ -186,28 +242,34 @@ def _schools(node: Node, rows: list[dict[str, Any]]) -> list[School]:
         db, [r["actor"] for r in rows], format_time(node.clock())
     )
     history = _answer_history(db, node.config.handle)
-    schools = []
-    for row in rows:
-        profile = {
-            field: row[field]
-            for field in (
-                "name", "country", "timezone", "ages", "subjects", "modes", "school_days",
-                "school_hours", "terms", "capacity",
-            )
-        }  # fmt: skip
-        profile["languages"] = {"instruction": row["instruction"], "learning": row["learning"]}
-        answered, expired = history.get(row["actor"], (0, 0))
-        schools.append(
-            school_from_profile(
-                row["actor"],
-                profile,
-                endorsed_by=frozenset(endorsed[row["actor"]]),
-                last_active=_when(row["updated"]),
-                proposals_answered=answered,
-                proposals_expired=expired,
-            )
+    return [
+        _school_of_row(row, frozenset(endorsed[row["actor"]]), history.get(row["actor"], (0, 0)))
+        for row in rows
+    ]
+
+
+def _school_of_row(
+    row: dict[str, Any],
+    endorsed_by: frozenset[str] = frozenset(),
+    answers: tuple[int, int] = (0, 0),
+) -> School:
+    """The School a directory row describes; `answers`: (proposals answered, expired)."""
+    profile = {
+        name: row[name]
+        for name in (
+            "name", "country", "timezone", "ages", "subjects", "modes", "school_days",
+            "school_hours", "terms", "capacity",
         )
-    return schools
+    }  # fmt: skip
+    profile["languages"] = {"instruction": row["instruction"], "learning": row["learning"]}
+    return school_from_profile(
+        row["actor"],
+        profile,
+        endorsed_by=endorsed_by,
+        last_active=_when(row["updated"]),
+        proposals_answered=answers[0],
+        proposals_expired=answers[1],
+    )
 
 
 def _when(text: object) -> datetime | None:

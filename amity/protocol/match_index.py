@@ -164,9 +164,10 @@ class MatchIndex:
                 len(self._tables),
             )
             found = per_table[self.timetable] if len(self) else np.zeros(0, np.int64)
-            if len(self._week_minutes) >= 8:  # a few weeks are asked for at a time
-                self._week_minutes.pop(next(iter(self._week_minutes)))
-            self._week_minutes[week] = found
+            # A few weeks are asked for at a time; replaced, not changed, for other threads.
+            weeks = dict(list(self._week_minutes.items())[-7:])
+            weeks[week] = found
+            self._week_minutes = weeks
         return found
 
     def _activity_bound(self, now: datetime) -> Floats:
