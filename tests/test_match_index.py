@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from amity.protocol.live_window import minutes, school_intervals
 from amity.protocol.match_index import MatchIndex
 from amity.protocol.matching import Match, MatchContext, School, rank, school_from_profile
 
@@ -129,3 +130,13 @@ def test_a_school_without_free_places_or_an_empty_index_gets_nothing() -> None:
     assert MatchIndex(others).rank(me, ctx, 10) == [] == rank(me, others, ctx, 10)
     assert MatchIndex([]).rank(random_school(rng, -2), ctx, 10) == []
     assert MatchIndex(others).rank(random_school(rng, -3), ctx, 0) == []
+
+
+def test_the_weekly_minutes_bound_is_never_below_the_real_minutes() -> None:
+    rng = random.Random(3)
+    others = [random_school(rng, n) for n in range(300)]
+    index = MatchIndex(others)
+    for week in [*WEEKS, date(2026, 3, 23), date(2026, 3, 30), date(2026, 4, 6)]:
+        bound = index.weekly_minutes(week)
+        for n, other in enumerate(others):
+            assert bound[n] >= minutes(school_intervals(other.timetable, week))

@@ -3,6 +3,7 @@ the authorities it trusts, handed to the matching engine (protocol/matching.py).
 
 from __future__ import annotations
 
+import gc
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -164,8 +165,15 @@ def _directory_index(node: Node) -> _CachedIndex:
     cached = _INDEXES.get(key)
     if cached is not None and cached.version == version:
         return cached
-    schools = [_school_of_row(row) for row in directory.listing_rows(db)]
-    cached = _CachedIndex(version, MatchIndex(schools))
+    # Many small objects, none of them garbage: collecting while building only costs time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        schools = [_school_of_row(row) for row in directory.listing_rows(db)]
+        cached = _CachedIndex(version, MatchIndex(schools))
+    finally:
+        if collecting:
+            gc.enable()
     with _INDEXES_LOCK:
         if key not in _INDEXES and len(_INDEXES) >= _INDEXES_KEPT:
             _INDEXES.pop(next(iter(_INDEXES)))

@@ -17,13 +17,13 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .live_window import Timetable, minutes, school_intervals
+from .live_window import minutes, school_intervals
 from .matching import (
     ACTIVE_FULL_DAYS,
     ACTIVE_POINTS,
@@ -46,6 +46,7 @@ from .matching import (
     evaluate,
     rank_order,
 )
+from .vocabulary import WEEKDAYS
 
 Bits = npt.NDArray[np.uint64]  # (schools, words): one bit per tag of a vocabulary
 Floats = npt.NDArray[np.float64]
@@ -53,14 +54,31 @@ Floats = npt.NDArray[np.float64]
 # evaluate rounds each of its 8 parts and their sum to 2 decimals: the bound allows for it.
 _ROUNDING = 0.05
 _WORD = 64
+# A zone changes its clock at most once in a week, by at most two hours (tz database).
+CLOCK_CHANGE = 120
 
 
 class _Vocabulary:
-    """Bit positions for the tags (languages, subjects) seen in the index."""
+    """Bit positions for the tags (languages, subjects) seen in the index, given in the
+    order first seen."""
 
-    def __init__(self, tags: Iterable[str]) -> None:
-        self.position = {tag: n for n, tag in enumerate(sorted(set(tags)))}
-        self.words = max(1, -(-len(self.position) // _WORD))
+    def __init__(self) -> None:
+        self.position: dict[str, int] = {}
+        self._masks: dict[Iterable[str], int] = {}  # schools share a few tag sets
+
+    @property
+    def words(self) -> int:
+        return max(1, -(-len(self.position) // _WORD))
+
+    def add(self, tags: tuple[str, ...] | frozenset[str]) -> int:
+        """The mask of `tags`, giving new tags a bit."""
+        found = self._masks.get(tags)
+        if found is None:
+            found = 0
+            for tag in tags:
+                found |= 1 << self.position.setdefault(tag, len(self.position))
+            self._masks[tags] = found
+        return found
 
     def mask(self, tags: Iterable[str]) -> int:
         """The tags known here as one integer; unknown tags match nothing in the index."""
@@ -85,12 +103,17 @@ class _Vocabulary:
             )
             for w in range(self.words)
         ]
-        return np.stack(columns, axis=1) if columns else np.zeros((0, 1), dtype=np.uint64)
+        return np.stack(columns, axis=1)
 
 
 def _meets(bits: Bits, mask: Bits) -> npt.NDArray[np.bool_]:
     """For each school: does its tag set share a tag with `mask`?"""
     return np.asarray((bits & mask).any(axis=1))
+
+
+def _daily_minutes(hours: tuple[str, str]) -> int:
+    (open_h, open_m), (close_h, close_m) = (map(int, t.split(":")) for t in hours)
+    return max(0, (close_h - open_h) * 60 + close_m - open_m)
 
 
 def _answer_points(answered: int, expired: int) -> float:
@@ -107,63 +130,84 @@ class MatchIndex:
         self.schools = tuple(schools)
         self.position = {school.actor: n for n, school in enumerate(self.schools)}
         count = len(self.schools)
-        countries = sorted({s.country for s in self.schools})
-        self._country_code = {c: n for n, c in enumerate(countries)}
-        self.country = np.fromiter(
-            (self._country_code[s.country] for s in self.schools), dtype=np.int32, count=count
-        )
-        self.age_min = np.fromiter((s.ages[0] for s in self.schools), np.int32, count)
-        self.age_max = np.fromiter((s.ages[1] for s in self.schools), np.int32, count)
-        self.languages = _Vocabulary(
-            tag for s in self.schools for tag in (*s.instruction, *s.learning)
-        )
-        self.instruction = self.languages.array(
-            [self.languages.mask(s.instruction) for s in self.schools]
-        )
-        self.learning = self.languages.array(
-            [self.languages.mask(s.learning) for s in self.schools]
-        )
-        self.uses = self.instruction | self.learning
-        self.subject_words = _Vocabulary(tag for s in self.schools for tag in s.subjects)
-        self.subjects = self.subject_words.array(
-            [self.subject_words.mask(s.subjects) for s in self.schools]
-        )
-        self.live = np.fromiter(("live" in s.modes for s in self.schools), np.bool_, count)
-        self.asynchronous = np.fromiter(("async" in s.modes for s in self.schools), np.bool_, count)
-        self.capacity = np.fromiter((s.capacity for s in self.schools), np.int32, count)
+        self._country_code: dict[str, int] = {}
+        self.languages, self.subject_words = _Vocabulary(), _Vocabulary()
+        instruction, learning, subjects = [], [], []
+        rows = []
+        days: dict[tuple[str, ...], tuple[bool, ...]] = {}
+        daily: dict[tuple[str, str], int] = {}
+        terms: dict[tuple[tuple[date, date], ...], list[tuple[int, int]]] = {}
+        self._endorsed: dict[int, frozenset[str]] = {}
+        for n, s in enumerate(self.schools):
+            instruction.append(self.languages.add(s.instruction))
+            learning.append(self.languages.add(s.learning))
+            subjects.append(self.subject_words.add(s.subjects))
+            if s.endorsed_by:
+                self._endorsed[n] = s.endorsed_by
+            week = days.get(s.school_days)
+            if week is None:
+                week = days[s.school_days] = tuple(day in s.school_days for day in WEEKDAYS)
+            hours = daily.get(s.school_hours)
+            if hours is None:
+                hours = daily[s.school_hours] = _daily_minutes(s.school_hours)
+            if s.terms not in terms:
+                terms[s.terms] = [(a.toordinal(), b.toordinal()) for a, b in s.terms]
+            rows.append(
+                (
+                    self._country_code.setdefault(s.country, len(self._country_code)),
+                    s.ages[0],
+                    s.ages[1],
+                    "live" in s.modes,
+                    "async" in s.modes,
+                    s.capacity,
+                    s.last_active.timestamp() if s.last_active else np.nan,
+                    _answer_points(s.proposals_answered, s.proposals_expired),
+                    hours,
+                    not s.terms,
+                    *week,
+                )
+            )
+        table = np.array(rows, np.float64).reshape(count, 17)
+        self.country = table[:, 0].astype(np.int32)
+        self.age_min, self.age_max = table[:, 1].astype(np.int32), table[:, 2].astype(np.int32)
+        self.live, self.asynchronous = table[:, 3] > 0, table[:, 4] > 0
+        self.capacity = table[:, 5].astype(np.int32)
         self.capacity_points = CAPACITY_POINTS * np.minimum(self.capacity, CAPACITY_MAX)
-        self.active_at = np.fromiter(
-            (s.last_active.timestamp() if s.last_active else np.nan for s in self.schools),
-            np.float64,
-            count,
-        )
-        self.answers = np.fromiter(
-            (_answer_points(s.proposals_answered, s.proposals_expired) for s in self.schools),
-            np.float64,
-            count,
-        )
-        self._endorsed = {n: s.endorsed_by for n, s in enumerate(self.schools) if s.endorsed_by}
-        # Schools sharing a timetable share its weekly hours (computed once per week).
-        tables: dict[Timetable, int] = {}
-        self.timetable = np.fromiter(
-            (tables.setdefault(s.timetable, len(tables)) for s in self.schools), np.int32, count
-        )
-        self._tables = list(tables)
+        self.active_at = table[:, 6].copy()
+        self.answers = table[:, 7].copy()
+        self.instruction = self.languages.array(instruction)
+        self.learning = self.languages.array(learning)
+        self.uses = self.instruction | self.learning
+        self.subjects = self.subject_words.array(subjects)
+        # What bounds each school's weekly minutes: its school days, daily hours and terms.
+        self.daily = table[:, 8].astype(np.int64)
+        self.no_terms = table[:, 9] > 0
+        self.school_day = table[:, 10:17] > 0
+        most = max((len(t) for t in terms), default=0) or 1
+        self.term_start = np.ones((count, most), np.int32)  # (1, 0): a term with no days
+        self.term_end = np.zeros((count, most), np.int32)
+        for n, s in enumerate(self.schools):
+            for k, (first, last) in enumerate(terms[s.terms]):
+                self.term_start[n, k], self.term_end[n, k] = first, last
         self._week_minutes: dict[date, npt.NDArray[np.int64]] = {}
 
     def __len__(self) -> int:
         return len(self.schools)
 
     def weekly_minutes(self, week: date) -> npt.NDArray[np.int64]:
-        """Each school's minutes of school hours in the week `week` (a Monday)."""
+        """For each school, at least its minutes of school hours in the week `week` (a
+        Monday): its school days in term times its daily hours, plus CLOCK_CHANGE when it
+        has any (the local hours of a day with a clock change can be longer in UTC)."""
         found = self._week_minutes.get(week)
         if found is None:
-            per_table = np.fromiter(
-                (minutes(school_intervals(t, week)) for t in self._tables),
-                np.int64,
-                len(self._tables),
-            )
-            found = per_table[self.timetable] if len(self) else np.zeros(0, np.int64)
+            days = [week + timedelta(days=offset) for offset in range(7)]
+            ordinals = np.array([day.toordinal() for day in days], np.int32)
+            in_term = self.no_terms[:, None] | (
+                (self.term_start[:, :, None] <= ordinals) & (self.term_end[:, :, None] >= ordinals)
+            ).any(axis=1)
+            at_school = self.school_day[:, [day.weekday() for day in days]] & in_term
+            count = at_school.sum(axis=1).astype(np.int64)
+            found = count * self.daily + np.where(count > 0, CLOCK_CHANGE, 0)
             # A few weeks are asked for at a time; replaced, not changed, for other threads.
             weeks = dict(list(self._week_minutes.items())[-7:])
             weeks[week] = found
