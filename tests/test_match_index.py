@@ -6,13 +6,20 @@ from __future__ import annotations
 import dataclasses
 import random
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from amity.federation import directory
+from amity.federation.blocklist import add_block
+from amity.node import matching as node_matching
+from amity.node.node import init_node
 from amity.protocol.live_window import minutes, school_intervals
 from amity.protocol.match_index import MatchIndex
 from amity.protocol.matching import Match, MatchContext, School, rank, school_from_profile
+from amity.protocol.profile import validate_profile
+from amity.protocol.profile_document import profile_document
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 ZONES = {
@@ -34,7 +41,7 @@ TERMS = [
 WEEKS = [date(2026, 10, 26), date(2026, 12, 7), date(2027, 3, 29)]
 
 
-def random_school(rng: random.Random, n: int) -> School:
+def random_profile(rng: random.Random) -> dict[str, Any]:
     """Few distinct values for everything, so that many schools tie on score and live minutes."""
     country = rng.choice(list(ZONES))
     low = rng.randint(5, 15)
@@ -56,6 +63,11 @@ def random_school(rng: random.Random, n: int) -> School:
         "terms": rng.choice(TERMS),
         "capacity": rng.choice([0, 1, 1, 2, 3, 5]),
     }  # fmt: skip
+    return profile
+
+
+def random_school(rng: random.Random, n: int) -> School:
+    profile = random_profile(rng)
     last_active = rng.choice(
         [None, NOW - timedelta(days=rng.randint(0, 200), seconds=rng.randint(0, 86399)), NOW]
     )
@@ -140,3 +152,44 @@ def test_the_weekly_minutes_bound_is_never_below_the_real_minutes() -> None:
         bound = index.weekly_minutes(week)
         for n, other in enumerate(others):
             assert bound[n] >= minutes(school_intervals(other.timetable, week))
+
+
+def test_a_node_ranks_its_directory_through_the_index_as_rank_would(tmp_path: Path) -> None:
+    rng = random.Random(11)
+    node = init_node(
+        tmp_path / "node", handle="me", base_url="http://127.0.0.1:9", kind="school",
+        profile=validate_profile({**random_profile(rng), "name": "Me", "capacity": 3}),
+    )  # fmt: skip
+
+    def store(n: int, updated: str = "2026-11-01T00:00:00Z") -> None:
+        actor = f"https://s{n % 7}.example/actors/s{n}"
+        document = profile_document(
+            validate_profile(random_profile(rng)), profile_id=f"{actor}/profile",
+            actor_id=actor, published=updated, updated=updated,
+        )  # fmt: skip
+        directory.store_profile(node.store.db, document, 1.0)
+
+    def plain() -> list[Match]:
+        me = node_matching.own_school(node)
+        rows = [r for r in directory.listing_rows(node.store.db) if r["actor"] != me.actor]
+        others = node_matching._schools(node, rows)
+        return rank(
+            me, others, node_matching.context(node, WEEKS[1], [o.actor for o in others]), 20
+        )
+
+    with node:
+        for n in range(300):
+            store(n)
+        me = node_matching.own_school(node)
+        for _ in range(2):  # built, then the same index again
+            assert summary(node_matching.ranked(node, me, WEEKS[1], 20)) == summary(plain())
+        assert summary(node_matching.ranked_once(node, me, WEEKS[1], 20)) == summary(plain())
+        # A changed directory is seen at once: a newer listing, a new one, a blocked one.
+        for n in (1, 2, 3, 300, 301):
+            store(n, "2026-11-20T00:00:00Z")
+        found = node_matching.ranked(node, me, WEEKS[1], 20)
+        assert summary(found) == summary(plain())
+        add_block(node.store.db, found[0].other.actor, "actor", "2026-12-01T00:00:00Z")
+        after = node_matching.ranked(node, me, WEEKS[1], 20)
+        assert found[0].other.actor not in {m.other.actor for m in after}
+        assert summary(after) == summary(plain())

@@ -104,22 +104,48 @@ def context(node: Node, week: date, candidates: list[str]) -> MatchContext:
     )
 
 
-def suggestions(node: Node, week: date, limit: int) -> tuple[School, list[Match]]:
-    """This node's school and its best `limit` candidates for `week`, best first."""
+def suggestions(
+    node: Node, week: date, limit: int, *, once: bool = False
+) -> tuple[School, list[Match]]:
+    """This node's school and its best `limit` candidates for `week`, best first. `once`:
+    the process ranks only this once (`amity match`), so the directory's index is not
+    built; the listings SQLite's pre-filter lets through are ranked instead."""
     me = own_school(node)
-    return me, ranked(node, me, week, limit)
+    return me, (ranked_once if once else ranked)(node, me, week, limit)
 
 
 def ranked(node: Node, me: School, week: date, limit: int) -> list[Match]:
     """The best `limit` schools of this node's directory as partners for `me` in `week`,
-    best first: `matching.rank` over the directory, through its index."""
-    db = node.store.db
+    best first: `matching.rank` over the directory, through its index (built once per
+    process, and again when a listing changes)."""
     cached = _directory_index(node)
-    targets = frozenset(row[0] for row in db.execute("SELECT target FROM blocks"))
+    targets = frozenset(row[0] for row in node.store.db.execute("SELECT target FROM blocks"))
+    return _rank_in(node, cached.index, me, week, limit, cached.blocked(targets))
+
+
+def ranked_once(node: Node, me: School, week: date, limit: int) -> list[Match]:
+    """`ranked`'s result, for a process that ranks once: only the listings that pass
+    SQLite's pre-filter (directory.match_rows) are read and indexed, and not kept."""
+    rows = directory.match_rows(
+        node.store.db, me.country, me.ages, list(me.instruction), [*me.instruction, *me.learning]
+    )
+    index = MatchIndex([_school_of_row(row) for row in rows if row["actor"] != me.actor])
+    targets = frozenset(row[0] for row in node.store.db.execute("SELECT target FROM blocks"))
+    blocked = frozenset(
+        s.actor for s in index.schools if targets and targets & block_targets(s.actor)
+    )
+    return _rank_in(node, index, me, week, limit, blocked)
+
+
+def _rank_in(
+    node: Node, index: MatchIndex, me: School, week: date, limit: int, blocked: frozenset[str]
+) -> list[Match]:
+    """Rank `index` for `me`, with this node's trust, endorsements and answer history."""
+    db = node.store.db
     ctx = MatchContext(
         week=week,
         now=node.clock(),
-        blocked=cached.blocked(targets),
+        blocked=blocked,
         trusted=frozenset(endorsement_store.trusted(db)),
     )
     now = format_time(node.clock())
@@ -128,7 +154,7 @@ def ranked(node: Node, me: School, week: date, limit: int) -> list[Match]:
         for actor, authorities in endorsement_store.endorsed_schools(db, now).items()
     }
     history = _answer_history(db, node.config.handle)
-    return cached.index.rank(me, ctx, limit, endorsed, history)
+    return index.rank(me, ctx, limit, endorsed, history)
 
 
 @dataclass
