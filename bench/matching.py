@@ -20,8 +20,8 @@ Timed, in this process:
   the first few of the same schools and weeks, with the ratio; the two results are checked
   to be the same.
 Then, cold: `amity match --json` as a new process over the same data (Python start-up,
-imports, opening the node, building the index, ranking), against `python -c pass` and
-against the imports alone.
+imports, opening the node, reading the listings SQLite's pre-filter lets through, indexing
+and ranking them), against `python -c pass` and against the imports alone.
 """
 
 from __future__ import annotations
@@ -288,7 +288,7 @@ def run(data: Path, args: argparse.Namespace) -> None:
         f"cold `amity match --json` process ({args.cold_runs} runs): {milliseconds(cold)}; "
         f"of which Python start-up {statistics.median(bare) * 1000:,.0f} ms, start-up and "
         f"imports {statistics.median(imports) * 1000:,.0f} ms (median); the rest is opening "
-        "the node, building the index and ranking"
+        "the node, reading and indexing the pre-filtered listings, and ranking"
     )
 
 

@@ -4,10 +4,11 @@ The index keeps what matching reads of every school as numpy arrays (country, ag
 language and subject bitmasks, modes, free places, activity, answers). For one school it
 applies the hard constraints that do not depend on the week to all schools at once, and
 gives each remaining school an upper bound of its score: every part computed exactly
-(or, for activity, rounded up) except the live part, which is bounded by the shorter of
-the two schools' weekly school hours. The exact `evaluate` then runs on candidates in
-descending bound order, and stops once a bound is below the score of the last of the
-best `limit` found: no school left can enter them, so the result is `rank`'s.
+(activity taken a day younger) except the live part, which is bounded by the shorter of
+the two schools' weekly hours (school days in term times daily hours, plus a clock
+change). The exact `evaluate` then runs on candidates in descending bound order, and once
+`limit` are found stops at the first bound below the score of the last of them: no school
+left can enter them, so the result is `rank`'s.
 
 Pure: the week, the time, the blocked and trusted sets come in the MatchContext.
 """
