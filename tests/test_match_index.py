@@ -15,7 +15,7 @@ from amity.federation import directory
 from amity.federation.blocklist import add_block
 from amity.node import matching as node_matching
 from amity.node.node import init_node
-from amity.protocol.live_window import minutes, school_intervals
+from amity.protocol.live_window import live_windows, minutes, school_intervals
 from amity.protocol.match_index import MatchIndex
 from amity.protocol.matching import Match, MatchContext, School, rank, school_from_profile
 from amity.protocol.profile import validate_profile
@@ -144,7 +144,7 @@ def test_a_school_without_free_places_or_an_empty_index_gets_nothing() -> None:
     assert MatchIndex(others).rank(random_school(rng, -3), ctx, 0) == []
 
 
-def test_the_weekly_minutes_bound_is_never_below_the_real_minutes() -> None:
+def test_the_weekly_and_live_minutes_bounds_are_never_below_the_real_minutes() -> None:
     rng = random.Random(3)
     others = [random_school(rng, n) for n in range(300)]
     index = MatchIndex(others)
@@ -152,6 +152,10 @@ def test_the_weekly_minutes_bound_is_never_below_the_real_minutes() -> None:
         bound = index.weekly_minutes(week)
         for n, other in enumerate(others):
             assert bound[n] >= minutes(school_intervals(other.timetable, week))
+        for me in others[:40]:
+            live = index.live_bound(me, week)
+            for n, other in enumerate(others):
+                assert live[n] >= minutes(live_windows(me.timetable, other.timetable, week))
 
 
 def test_a_node_ranks_its_directory_through_the_index_as_rank_would(tmp_path: Path) -> None:

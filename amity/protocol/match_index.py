@@ -18,13 +18,14 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .live_window import minutes, school_intervals
+from .live_window import in_term, minutes, school_intervals, zone
 from .matching import (
     ACTIVE_FULL_DAYS,
     ACTIVE_POINTS,
@@ -51,6 +52,7 @@ from .vocabulary import WEEKDAYS
 
 Bits = npt.NDArray[np.uint64]  # (schools, words): one bit per tag of a vocabulary
 Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
 
 # evaluate rounds each of its 8 parts and their sum to 2 decimals: the bound allows for it.
 _ROUNDING = 0.05
@@ -112,9 +114,40 @@ def _meets(bits: Bits, mask: Bits) -> npt.NDArray[np.bool_]:
     return np.asarray((bits & mask).any(axis=1))
 
 
-def _daily_minutes(hours: tuple[str, str]) -> int:
+def _clock_minutes(hours: tuple[str, str]) -> tuple[int, int]:
+    """School hours as minutes after local midnight."""
     (open_h, open_m), (close_h, close_m) = (map(int, t.split(":")) for t in hours)
-    return max(0, (close_h - open_h) * 60 + close_m - open_m)
+    return open_h * 60 + open_m, close_h * 60 + close_m
+
+
+@lru_cache(maxsize=4096)
+def _offsets(name: str, week: date) -> tuple[int, int]:
+    """The least and the most UTC offset, in minutes, of the zone `name` over the local
+    dates of the week `week` (sampled every six hours from two days before to two after:
+    clocks change at most once a week)."""
+    tz = zone(name)
+    first = datetime.combine(week - timedelta(days=2), datetime.min.time(), UTC)
+    found = [
+        (first + timedelta(hours=6 * step)).astimezone(tz).utcoffset() or timedelta(0)
+        for step in range(4 * 11 + 1)
+    ]
+    return min(found) // timedelta(minutes=1), max(found) // timedelta(minutes=1)
+
+
+def _overlap_of_days(start: int, end: int, starts: Ints, ends: Ints) -> Ints:
+    """For each [starts, ends): at least the minutes one day's [start, end) can share
+    with it, all as minutes of the UTC day (either may wrap past midnight)."""
+    day = 24 * 60
+    shift = (start // day) * day
+    start, end = start - shift, end - shift
+    shifts = (starts // day) * day
+    starts, ends = starts - shifts, ends - shifts
+    total = np.zeros(len(starts), np.int64)
+    for turn in range(-2, 3):
+        total += np.clip(
+            np.minimum(end, ends + turn * day) - np.maximum(start, starts + turn * day), 0, None
+        )
+    return total
 
 
 def _answer_points(answered: int, expired: int) -> float:
@@ -136,8 +169,8 @@ class MatchIndex:
         instruction, learning, subjects = [], [], []
         rows = []
         days: dict[tuple[str, ...], tuple[bool, ...]] = {}
-        daily: dict[tuple[str, str], int] = {}
         terms: dict[tuple[tuple[date, date], ...], list[tuple[int, int]]] = {}
+        self._zone_code: dict[str, int] = {}
         self._endorsed: dict[int, frozenset[str]] = {}
         for n, s in enumerate(self.schools):
             instruction.append(self.languages.add(s.instruction))
@@ -148,9 +181,7 @@ class MatchIndex:
             week = days.get(s.school_days)
             if week is None:
                 week = days[s.school_days] = tuple(day in s.school_days for day in WEEKDAYS)
-            hours = daily.get(s.school_hours)
-            if hours is None:
-                hours = daily[s.school_hours] = _daily_minutes(s.school_hours)
+            opens, closes = _clock_minutes(s.school_hours)
             if s.terms not in terms:
                 terms[s.terms] = [(a.toordinal(), b.toordinal()) for a, b in s.terms]
             rows.append(
@@ -163,12 +194,15 @@ class MatchIndex:
                     s.capacity,
                     s.last_active.timestamp() if s.last_active else np.nan,
                     _answer_points(s.proposals_answered, s.proposals_expired),
-                    hours,
+                    max(0, closes - opens),
                     not s.terms,
                     *week,
+                    self._zone_code.setdefault(s.timezone, len(self._zone_code)),
+                    opens,
+                    closes,
                 )
             )
-        table = np.array(rows, np.float64).reshape(count, 17)
+        table = np.array(rows, np.float64).reshape(count, 20)
         self.country = table[:, 0].astype(np.int32)
         self.age_min, self.age_max = table[:, 1].astype(np.int32), table[:, 2].astype(np.int32)
         self.live, self.asynchronous = table[:, 3] > 0, table[:, 4] > 0
@@ -184,22 +218,25 @@ class MatchIndex:
         self.daily = table[:, 8].astype(np.int64)
         self.no_terms = table[:, 9] > 0
         self.school_day = table[:, 10:17] > 0
+        self.zone = table[:, 17].astype(np.int32)
+        self.opens, self.closes = table[:, 18].astype(np.int64), table[:, 19].astype(np.int64)
         most = max((len(t) for t in terms), default=0) or 1
         self.term_start = np.ones((count, most), np.int32)  # (1, 0): a term with no days
         self.term_end = np.zeros((count, most), np.int32)
         for n, s in enumerate(self.schools):
             for k, (first, last) in enumerate(terms[s.terms]):
                 self.term_start[n, k], self.term_end[n, k] = first, last
-        self._week_minutes: dict[date, npt.NDArray[np.int64]] = {}
+        self._weeks: dict[date, tuple[Ints, Ints, Ints, Ints]] = {}
 
     def __len__(self) -> int:
         return len(self.schools)
 
-    def weekly_minutes(self, week: date) -> npt.NDArray[np.int64]:
-        """For each school, at least its minutes of school hours in the week `week` (a
-        Monday): its school days in term times its daily hours, plus CLOCK_CHANGE when it
-        has any (the local hours of a day with a clock change can be longer in UTC)."""
-        found = self._week_minutes.get(week)
+    def _week(self, week: date) -> tuple[Ints, Ints, Ints, Ints]:
+        """For each school, in the week `week` (a Monday): its school days in term, at least
+        its minutes of school hours (those days times its daily hours, plus CLOCK_CHANGE
+        when it has any: the local hours of a day with a clock change can be longer in
+        UTC), and the least and most UTC minute of the day its hours can start and end."""
+        found = self._weeks.get(week)
         if found is None:
             days = [week + timedelta(days=offset) for offset in range(7)]
             ordinals = np.array([day.toordinal() for day in days], np.int32)
@@ -208,12 +245,40 @@ class MatchIndex:
             ).any(axis=1)
             at_school = self.school_day[:, [day.weekday() for day in days]] & in_term
             count = at_school.sum(axis=1).astype(np.int64)
-            found = count * self.daily + np.where(count > 0, CLOCK_CHANGE, 0)
+            weekly = count * self.daily + np.where(count > 0, CLOCK_CHANGE, 0)
+            spans = [_offsets(name, week) for name in self._zone_code]
+            lowest = np.array([low for low, _ in spans] or [0], np.int64)[self.zone]
+            highest = np.array([high for _, high in spans] or [0], np.int64)[self.zone]
+            found = (count, weekly, self.opens - highest, self.closes - lowest)
             # A few weeks are asked for at a time; replaced, not changed, for other threads.
-            weeks = dict(list(self._week_minutes.items())[-7:])
+            weeks = dict(list(self._weeks.items())[-7:])
             weeks[week] = found
-            self._week_minutes = weeks
+            self._weeks = weeks
         return found
+
+    def weekly_minutes(self, week: date) -> Ints:
+        """For each school, at least its minutes of school hours in the week `week`."""
+        return self._week(week)[1]
+
+    def live_bound(self, me: School, week: date) -> Ints:
+        """For each school, at least the minutes of live window it has with `me` in `week`:
+        no more than either's weekly hours, nor than either's school days times the
+        overlap of their hours as UTC times of day (each widened by its zone's offsets
+        that week)."""
+        count, weekly, starts, ends = self._week(week)
+        my_days = sum(
+            1
+            for offset in range(7)
+            if WEEKDAYS[(day := week + timedelta(days=offset)).weekday()] in me.school_days
+            and in_term(day, me.terms)
+        )
+        mine = minutes(school_intervals(me.timetable, week))
+        opens, closes = _clock_minutes(me.school_hours)
+        low, high = _offsets(me.timezone, week)
+        daily = _overlap_of_days(opens - high, closes - low, starts, ends)
+        return np.minimum(np.minimum(weekly, mine), np.minimum(count, my_days) * daily).astype(
+            np.int64
+        )
 
     def _activity_bound(self, now: datetime) -> Floats:
         """Activity points rounded up: a day fewer than the float arithmetic says."""
@@ -261,11 +326,9 @@ class MatchIndex:
         words = self.languages
         my_instruction = words.words_of(words.mask(me.instruction))
         my_learning = words.words_of(words.mask(me.learning))
-        their_minutes = self.weekly_minutes(ctx.week)
-        my_minutes = minutes(school_intervals(me.timetable, ctx.week))
         both_live = self.live if "live" in me.modes else np.zeros(len(self), np.bool_)
         both_async = self.asynchronous if "async" in me.modes else np.zeros(len(self), np.bool_)
-        live_cap = np.minimum(their_minutes, my_minutes)
+        live_cap = self.live_bound(me, ctx.week)
         possible = (
             (self.capacity > 0)
             & (np.maximum(self.age_min, me.ages[0]) <= np.minimum(self.age_max, me.ages[1]))
