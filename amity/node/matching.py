@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -126,10 +128,15 @@ def ranked(node: Node, me: School, week: date, limit: int) -> list[Match]:
 def ranked_once(node: Node, me: School, week: date, limit: int) -> list[Match]:
     """`ranked`'s result, for a process that ranks once: only the listings that pass
     SQLite's pre-filter (directory.match_rows) are read and indexed, and not kept."""
-    rows = directory.match_rows(
-        node.store.db, me.country, me.ages, list(me.instruction), [*me.instruction, *me.learning]
-    )
-    index = MatchIndex([_school_of_row(row) for row in rows if row["actor"] != me.actor])
+    with _no_collection():
+        rows = directory.match_rows(
+            node.store.db,
+            me.country,
+            me.ages,
+            list(me.instruction),
+            [*me.instruction, *me.learning],
+        )
+        index = MatchIndex([_school_of_row(row) for row in rows if row["actor"] != me.actor])
     targets = frozenset(row[0] for row in node.store.db.execute("SELECT target FROM blocks"))
     blocked = frozenset(
         s.actor for s in index.schools if targets and targets & block_targets(s.actor)
@@ -183,6 +190,19 @@ _INDEXES_KEPT = 4
 _INDEXES_LOCK = threading.Lock()
 
 
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """No garbage collection inside: building an index makes many small objects, none of
+    them garbage, and collecting while it does only costs time."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def _directory_index(node: Node) -> _CachedIndex:
     """The index of this node's directory, built when first asked or when it changed."""
     db = node.store.db
@@ -191,15 +211,9 @@ def _directory_index(node: Node) -> _CachedIndex:
     cached = _INDEXES.get(key)
     if cached is not None and cached.version == version:
         return cached
-    # Many small objects, none of them garbage: collecting while building only costs time.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with _no_collection():
         schools = [_school_of_row(row) for row in directory.listing_rows(db)]
         cached = _CachedIndex(version, MatchIndex(schools))
-    finally:
-        if collecting:
-            gc.enable()
     with _INDEXES_LOCK:
         if key not in _INDEXES and len(_INDEXES) >= _INDEXES_KEPT:
             _INDEXES.pop(next(iter(_INDEXES)))
