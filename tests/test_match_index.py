@@ -16,7 +16,7 @@ from amity.federation.blocklist import add_block
 from amity.node import matching as node_matching
 from amity.node.node import init_node
 from amity.protocol.live_window import live_windows, minutes, school_intervals
-from amity.protocol.match_index import MatchIndex
+from amity.protocol.match_index import LayeredIndex, MatchIndex
 from amity.protocol.matching import Match, MatchContext, School, rank, school_from_profile
 from amity.protocol.profile import validate_profile
 from amity.protocol.profile_document import profile_document
@@ -197,3 +197,24 @@ def test_a_node_ranks_its_directory_through_the_index_as_rank_would(tmp_path: Pa
         after = node_matching.ranked(node, me, WEEKS[1], 20)
         assert found[0].other.actor not in {m.other.actor for m in after}
         assert summary(after) == summary(plain())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_layered_index_ranks_as_an_index_of_the_current_schools(seed: int) -> None:
+    rng = random.Random(100 + seed)
+    base = [random_school(rng, n) for n in range(300)]
+    changes: dict[str, School | None] = {}
+    for school in rng.sample(base, 40):  # replaced by a new version, or dropped
+        changes[school.actor] = random_school(rng, int(school.actor[9:].split(".")[0]))
+    for school in rng.sample(base, 20):
+        changes[school.actor] = None
+    for n in range(300, 330):  # new
+        changes[f"https://s{n}.example/actor"] = random_school(rng, n)
+    current = [s for s in base if s.actor not in changes]
+    current += [s for s in changes.values() if s is not None]
+    layered = LayeredIndex(MatchIndex(base), changes)
+    assert {s.actor for s in layered.schools} == {s.actor for s in current}
+    for n in range(15):
+        me = random_school(rng, -1 - n)
+        ctx = MatchContext(WEEKS[n % 3], NOW, trusted=frozenset(AUTHORITIES[:1]))
+        assert summary(layered.rank(me, ctx, 10)) == summary(rank(me, current, ctx, 10))

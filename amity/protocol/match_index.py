@@ -318,9 +318,10 @@ class MatchIndex:
         ctx: MatchContext,
         endorsed_by: Mapping[str, frozenset[str]],
         history: Mapping[str, tuple[int, int]],
+        hidden: npt.NDArray[np.bool_] | None = None,
     ) -> tuple[npt.NDArray[np.intp], Floats]:
-        """The schools that pass the constraints not depending on the live window, and an
-        upper bound of each one's score with `me`."""
+        """The schools that pass the constraints not depending on the live window (less
+        the `hidden` ones), and an upper bound of each one's score with `me`."""
         if me.capacity <= 0 or not len(self):
             return np.zeros(0, np.intp), np.zeros(0, np.float64)
         words = self.languages
@@ -338,6 +339,8 @@ class MatchIndex:
         code = self._country_code.get(me.country)
         if code is not None:
             possible &= self.country != code
+        if hidden is not None:
+            possible &= ~hidden
         for actor in (me.actor, *ctx.blocked):
             n = self.position.get(actor)
             if n is not None:
@@ -378,23 +381,7 @@ class MatchIndex:
         """`matching.rank(me, schools, ctx, limit)` over the indexed schools, where
         `endorsed_by` and `history` ((answered, expired) proposals), by actor, replace
         what the indexed schools say."""
-        endorsed_by = endorsed_by or {}
-        history = history or {}
-        if limit <= 0:
-            return []
-        chosen, bound = self.bounds(me, ctx, endorsed_by, history)
-        order = np.argsort(-bound, kind="stable")
-        best: list[Match] = []
-        for at in order.tolist():
-            if len(best) >= limit and bound[at] < best[-1].score:
-                break
-            match = evaluate(me, self._school(int(chosen[at]), endorsed_by, history), ctx)
-            if match is None:
-                continue
-            bisect.insort(best, match, key=rank_order)
-            if len(best) > limit:
-                best.pop()
-        return best
+        return _rank_layers(me, ctx, limit, [(self, None)], endorsed_by or {}, history or {})
 
     def _school(
         self,
@@ -409,3 +396,70 @@ class MatchIndex:
         if school.actor in history:
             changes["proposals_answered"], changes["proposals_expired"] = history[school.actor]
         return dataclasses.replace(school, **changes) if changes else school
+
+
+class LayeredIndex:
+    """A large index, and a small one of the schools changed since it was built: a changed
+    school replaces the large index's, a school given as None is dropped. Ranks as one
+    index of the current schools would."""
+
+    def __init__(self, base: MatchIndex, changes: Mapping[str, School | None]) -> None:
+        self.base = base
+        self.changes = dict(changes)
+        self.delta = MatchIndex([s for s in self.changes.values() if s is not None])
+        self.hidden = np.zeros(len(base), np.bool_)
+        for actor in self.changes:
+            n = base.position.get(actor)
+            if n is not None:
+                self.hidden[n] = True
+
+    @property
+    def schools(self) -> tuple[School, ...]:
+        """The current schools."""
+        kept = (s for n, s in enumerate(self.base.schools) if not self.hidden[n])
+        return (*kept, *self.delta.schools)
+
+    def rank(
+        self,
+        me: School,
+        ctx: MatchContext,
+        limit: int,
+        endorsed_by: Mapping[str, frozenset[str]] | None = None,
+        history: Mapping[str, tuple[int, int]] | None = None,
+    ) -> list[Match]:
+        """As `MatchIndex.rank` over the current schools."""
+        layers = [(self.base, self.hidden), (self.delta, None)]
+        return _rank_layers(me, ctx, limit, layers, endorsed_by or {}, history or {})
+
+
+def _rank_layers(
+    me: School,
+    ctx: MatchContext,
+    limit: int,
+    layers: Sequence[tuple[MatchIndex, npt.NDArray[np.bool_] | None]],
+    endorsed_by: Mapping[str, frozenset[str]],
+    history: Mapping[str, tuple[int, int]],
+) -> list[Match]:
+    """The best `limit` matches of `me` in the indexes `layers` (less their hidden
+    schools): exact evaluation in descending bound order, until no bound can enter."""
+    if limit <= 0:
+        return []
+    found = [index.bounds(me, ctx, endorsed_by, history, hidden) for index, hidden in layers]
+    owner = np.concatenate(
+        [np.full(len(chosen), layer, np.intp) for layer, (chosen, _) in enumerate(found)]
+    )
+    chosen = np.concatenate([chosen for chosen, _ in found])
+    bound = np.concatenate([bound for _, bound in found])
+    order = np.argsort(-bound, kind="stable")
+    best: list[Match] = []
+    for at in order.tolist():
+        if len(best) >= limit and bound[at] < best[-1].score:
+            break
+        index = layers[owner[at]][0]
+        match = evaluate(me, index._school(int(chosen[at]), endorsed_by, history), ctx)
+        if match is None:
+            continue
+        bisect.insort(best, match, key=rank_order)
+        if len(best) > limit:
+            best.pop()
+    return best
