@@ -188,13 +188,18 @@ def test_a_node_ranks_its_directory_through_the_index_as_rank_would(tmp_path: Pa
         for _ in range(2):  # built, then the same index again
             assert summary(node_matching.ranked(node, me, WEEKS[1], 20)) == summary(plain())
         assert summary(node_matching.ranked_once(node, me, WEEKS[1], 20)) == summary(plain())
-        # A changed directory is seen at once: a newer listing, a new one, a blocked one.
+        # A changed directory is seen at once: newer listings, new ones, a withdrawn one
+        # (all kept beside the index), a blocked one (its row dropped: built again).
         for n in (1, 2, 3, 300, 301):
             store(n, "2026-11-20T00:00:00Z")
         found = node_matching.ranked(node, me, WEEKS[1], 20)
         assert summary(found) == summary(plain())
+        assert isinstance(node_matching._directory_index(node).index, LayeredIndex)
+        directory.remove_profile(node.store.db, found[1].other.actor, "2026-11-21T00:00:00Z", 2.0)
+        assert summary(node_matching.ranked(node, me, WEEKS[1], 20)) == summary(plain())
         add_block(node.store.db, found[0].other.actor, "actor", "2026-12-01T00:00:00Z")
         after = node_matching.ranked(node, me, WEEKS[1], 20)
+        assert isinstance(node_matching._directory_index(node).index, MatchIndex)
         assert found[0].other.actor not in {m.other.actor for m in after}
         assert summary(after) == summary(plain())
 

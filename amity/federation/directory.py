@@ -488,6 +488,23 @@ def _match_row(text: str) -> dict[str, Any]:
     }
 
 
+def listing_changes(db: Database, seq: int) -> list[tuple[int, str, float, dict[str, Any] | None]]:
+    """The rows stored from `seq` on, oldest first: (seq, actor, received_at, the listing as
+    `match_rows` gives it, or None for a withdrawn or paused one)."""
+    rows = db.execute(
+        f"SELECT d.seq, d.actor, d.received_at, d.deleted_at IS NULL AND d.paused = 0, "
+        f"CASE WHEN d.deleted_at IS NULL THEN {_MATCH_FACTS} END "
+        "FROM directory d WHERE d.seq >= ? ORDER BY d.seq",
+        [seq],
+    ).fetchall()
+    return [(r[0], r[1], r[2], _match_row(r[4]) if r[3] else None) for r in rows]
+
+
+def listing_actors(db: Database) -> set[str]:
+    """Every actor with a row in the directory: listed, paused or withdrawn."""
+    return {row[0] for row in db.execute("SELECT actor FROM directory")}
+
+
 def listings_version(db: Database) -> tuple[Any, ...]:
     """A value that changes whenever a listing is stored, replaced or dropped: the number
     of rows and the latest change (every store takes a new `seq`; a drop lowers the count;

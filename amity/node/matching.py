@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlite_utils import Database
@@ -16,7 +17,7 @@ from sqlite_utils import Database
 from ..federation import directory, endorsement_store
 from ..federation.blocklist import block_targets
 from ..protocol.live_window import coming_monday, monday_of
-from ..protocol.match_index import MatchIndex
+from ..protocol.match_index import LayeredIndex, MatchIndex
 from ..protocol.matching import (
     Match,
     MatchContext,
@@ -145,7 +146,12 @@ def ranked_once(node: Node, me: School, week: date, limit: int) -> list[Match]:
 
 
 def _rank_in(
-    node: Node, index: MatchIndex, me: School, week: date, limit: int, blocked: frozenset[str]
+    node: Node,
+    index: MatchIndex | LayeredIndex,
+    me: School,
+    week: date,
+    limit: int,
+    blocked: frozenset[str],
 ) -> list[Match]:
     """Rank `index` for `me`, with this node's trust, endorsements and answer history."""
     db = node.store.db
@@ -166,12 +172,20 @@ def _rank_in(
 
 @dataclass
 class _CachedIndex:
-    """A directory's index as of `version` (directory.listings_version), and which of its
-    schools each set of block targets covers."""
+    """A directory's index as of `version` (directory.listings_version): the index built
+    from every listing, the listings changed since (None: dropped), which of its schools
+    each set of block targets covers, and what tells whether it can be brought up to date
+    from the rows stored since: the directory's actors and rows then, and its last row."""
 
     version: tuple[Any, ...]
-    index: MatchIndex
+    base: MatchIndex
+    actors: set[str]
+    changes: dict[str, School | None] = field(default_factory=dict)
     _blocked: dict[frozenset[str], frozenset[str]] = field(default_factory=dict)
+
+    @cached_property
+    def index(self) -> MatchIndex | LayeredIndex:
+        return LayeredIndex(self.base, self.changes) if self.changes else self.base
 
     def blocked(self, targets: frozenset[str]) -> frozenset[str]:
         found = self._blocked.get(targets)
@@ -184,10 +198,12 @@ class _CachedIndex:
 
 
 # One index per database file in this process (a serving node, or a process asking many
-# times), rebuilt when a listing changes; a few data directories at most per process.
+# times), brought up to date when a listing changes; a few data directories at most.
 _INDEXES: dict[str, _CachedIndex] = {}
 _INDEXES_KEPT = 4
 _INDEXES_LOCK = threading.Lock()
+# Changed listings kept beside the index before it is built again from every listing.
+_CHANGES_KEPT = 2000
 
 
 @contextmanager
@@ -204,7 +220,8 @@ def _no_collection() -> Iterator[None]:
 
 
 def _directory_index(node: Node) -> _CachedIndex:
-    """The index of this node's directory, built when first asked or when it changed."""
+    """The index of this node's directory, built when first asked, brought up to date
+    from the rows stored since when it changed, or built again."""
     db = node.store.db
     key = str(node.config.data_dir.resolve())
     version = directory.listings_version(db)
@@ -212,13 +229,38 @@ def _directory_index(node: Node) -> _CachedIndex:
     if cached is not None and cached.version == version:
         return cached
     with _no_collection():
-        schools = [_school_of_row(row) for row in directory.listing_rows(db)]
-        cached = _CachedIndex(version, MatchIndex(schools))
+        found = _brought_up_to_date(db, cached, version) if cached is not None else None
+        if found is None:
+            actors = directory.listing_actors(db)
+            schools = [_school_of_row(row) for row in directory.listing_rows(db)]
+            found = _CachedIndex(version, MatchIndex(schools), actors)
     with _INDEXES_LOCK:
         if key not in _INDEXES and len(_INDEXES) >= _INDEXES_KEPT:
             _INDEXES.pop(next(iter(_INDEXES)))
-        _INDEXES[key] = cached
-    return cached
+        _INDEXES[key] = found
+    return found
+
+
+def _brought_up_to_date(
+    db: Database, cached: _CachedIndex, version: tuple[Any, ...]
+) -> _CachedIndex | None:
+    """`cached` with the rows stored since it was made; None when that cannot tell the
+    whole change (a row dropped: the count is off; the last row seen is not there) or
+    when the changes are many."""
+    if len(cached.version) < 4 or len(version) < 4:
+        return None
+    count, seq, actor, received = cached.version
+    rows = directory.listing_changes(db, seq)
+    if not rows or rows[0][:3] != (seq, actor, received):
+        return None
+    newer = rows[1:]
+    new_actors = {row[1] for row in newer} - cached.actors
+    if version[0] != count + len(new_actors) or len(cached.changes) + len(newer) > _CHANGES_KEPT:
+        return None
+    changes = dict(cached.changes)
+    for _, listed, _, row in newer:
+        changes[listed] = _school_of_row(row) if row is not None else None
+    return _CachedIndex(version, cached.base, cached.actors | new_actors, changes)
 
 
 def explain(node: Node, target: str, week: date) -> tuple[School, Explanation]:
