@@ -173,13 +173,14 @@ def fill_directory(data: Path, count: int) -> None:
 def store_listings(
     node: Node, numbers: Iterable[int], rng: random.Random, max_age_days: int
 ) -> None:
-    """Signed listings of the schools `numbers`, updated up to `max_age_days` ago, stored
+    """Signed listings of the schools `numbers`, updated up to `max_age_days` ago (0: now), stored
     as a node stores what it syncs (after checking each proof with its author's key)."""
     now = system_clock()
     db = node.store.db
     for n in numbers:
         actor = f"https://school{n % 997}.example/actors/s{n}"
         age = timedelta(days=rng.randint(0, max_age_days), seconds=rng.randint(0, 86399))
+        age = age if max_age_days else timedelta(0)
         stamp = format_time(now - age)
         document = profile_document(
             generated_profile(rng, n),
@@ -273,7 +274,7 @@ def run(data: Path, args: argparse.Namespace) -> None:
         size = listings
         store_listings(
             node,
-            [*range(0, size, max(1, size // 100))][:100] + [*range(size, size + 20)],
+            [*list(range(0, size, max(1, size // 100)))[:100], *range(size, size + 20)],
             random.Random(9),
             0,
         )
