@@ -41,7 +41,7 @@ def match(data_dir: Path, as_json: bool, limit: int, week: str | None, target: s
             me, explanation = explain(node, target, monday)
             _show_explanation(me, explanation, monday, as_json)
             return
-        me, matches = suggestions(node, monday, limit)
+        me, matches = suggestions(node, monday, limit, once=True)
     if as_json:
         click.echo(json.dumps([m.to_json() for m in matches], indent=2, ensure_ascii=False))
         return

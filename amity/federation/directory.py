@@ -408,13 +408,13 @@ def summary(document: dict[str, Any], stale_before: str) -> dict[str, Any]:
 
 
 # What matching reads; the few fields of the signed document it needs are taken out by
-# SQLite (parsing whole documents in Python would cost more than the matching itself).
-_MATCH_COLUMNS = (
-    "d.actor, d.name, d.country, d.timezone, d.instruction, d.learning, d.age_min, "
-    "d.age_max, d.subjects, d.modes, d.paused, d.updated, "
-    "json_extract(d.document, '$.schoolDays'), json_extract(d.document, '$.schoolHours'), "
-    "coalesce(json_extract(d.document, '$.terms'), '[]'), "
-    "json_extract(d.document, '$.capacity')"
+# SQLite, which parses each document once and hands each row over as one JSON text
+# (parsing whole documents in Python would cost more than the matching itself).
+_MATCH_FACTS = (
+    "json_array(d.actor, d.name, d.country, d.timezone, json(d.instruction), "
+    "json(d.learning), d.age_min, d.age_max, json(d.subjects), json(d.modes), d.paused, "
+    "d.updated, json_extract(d.document, '$.schoolDays', '$.schoolHours', '$.terms', "
+    "'$.capacity'))"
 )
 
 
@@ -430,7 +430,7 @@ def match_rows(
     learned): a working language must be possible. Paused listings are left out. The
     matching engine checks every constraint again; this only narrows."""
     rows = db.execute(
-        f"SELECT {_MATCH_COLUMNS} FROM directory d WHERE d.deleted_at IS NULL AND d.paused = 0 "
+        f"SELECT {_MATCH_FACTS} FROM directory d WHERE d.deleted_at IS NULL AND d.paused = 0 "
         "AND d.country != ? AND d.age_min <= ? AND d.age_max >= ? AND ("
         "EXISTS (SELECT 1 FROM json_each(d.instruction) i "
         "WHERE i.value IN (SELECT value FROM json_each(?)))"
@@ -444,37 +444,76 @@ def match_rows(
             json.dumps(sorted(set(instruction))),
         ],
     ).fetchall()
-    return [_match_row(r) for r in rows]
+    return [_match_row(text) for (text,) in rows]
+
+
+def listing_rows(db: Database) -> list[dict[str, Any]]:
+    """Every listing that may match some school, as `match_rows` gives them: all but the
+    paused ones (for an index of the whole directory, node/matching.py)."""
+    rows = db.execute(
+        f"SELECT {_MATCH_FACTS} FROM directory d WHERE d.deleted_at IS NULL AND d.paused = 0"
+    ).fetchall()
+    return [_match_row(text) for (text,) in rows]
 
 
 def match_row(db: Database, actor: str) -> dict[str, Any] | None:
     """`actor`'s listing as `match_rows` gives it, paused or not; None if none is held."""
     row = db.execute(
-        f"SELECT {_MATCH_COLUMNS} FROM directory d WHERE d.actor = ? AND d.deleted_at IS NULL",
+        f"SELECT {_MATCH_FACTS} FROM directory d WHERE d.actor = ? AND d.deleted_at IS NULL",
         [actor],
     ).fetchone()
-    return _match_row(row) if row else None
+    return _match_row(row[0]) if row else None
 
 
-def _match_row(r: Any) -> dict[str, Any]:
+def _match_row(text: str) -> dict[str, Any]:
     """A listing's facts as validated when it was stored."""
+    (actor, name, country, timezone, instruction, learning, age_min, age_max, subjects, modes,
+     paused, updated, (days, hours, terms, capacity)) = json.loads(text)  # fmt: skip
     return {
-        "actor": r[0],
-        "name": r[1],
-        "country": r[2],
-        "timezone": r[3],
-        "instruction": json.loads(r[4]),
-        "learning": json.loads(r[5]),
-        "ages": (int(r[6]), int(r[7])),
-        "subjects": json.loads(r[8]),
-        "modes": json.loads(r[9]),
-        "paused": bool(r[10]),
-        "updated": r[11],
-        "school_days": json.loads(r[12]),
-        "school_hours": json.loads(r[13]),
-        "terms": json.loads(r[14]),
-        "capacity": int(r[15]),
+        "actor": actor,
+        "name": name,
+        "country": country,
+        "timezone": timezone,
+        "instruction": instruction,
+        "learning": learning,
+        "ages": (int(age_min), int(age_max)),
+        "subjects": subjects,
+        "modes": modes,
+        "paused": bool(paused),
+        "updated": updated,
+        "school_days": days,
+        "school_hours": hours,
+        "terms": terms or [],
+        "capacity": int(capacity),
     }
+
+
+def listing_changes(db: Database, seq: int) -> list[tuple[int, str, float, dict[str, Any] | None]]:
+    """The rows stored from `seq` on, oldest first: (seq, actor, received_at, the listing as
+    `match_rows` gives it, or None for a withdrawn or paused one)."""
+    rows = db.execute(
+        f"SELECT d.seq, d.actor, d.received_at, d.deleted_at IS NULL AND d.paused = 0, "
+        f"CASE WHEN d.deleted_at IS NULL THEN {_MATCH_FACTS} END "
+        "FROM directory d WHERE d.seq >= ? ORDER BY d.seq",
+        [seq],
+    ).fetchall()
+    return [(r[0], r[1], r[2], _match_row(r[4]) if r[3] else None) for r in rows]
+
+
+def listing_actors(db: Database) -> set[str]:
+    """Every actor with a row in the directory: listed, paused or withdrawn."""
+    return {row[0] for row in db.execute("SELECT actor FROM directory")}
+
+
+def listings_version(db: Database) -> tuple[Any, ...]:
+    """A value that changes whenever a listing is stored, replaced or dropped: the number
+    of rows and the latest change (every store takes a new `seq`; a drop lowers the count;
+    a drop then a store re-using its `seq` has a new `received_at`)."""
+    count = db.execute("SELECT count(*) FROM directory").fetchone()[0]
+    last = db.execute(
+        "SELECT seq, actor, received_at FROM directory ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    return (count, *(last or ()))
 
 
 def actors_on_host(db: Database, host: str) -> list[str]:

@@ -95,6 +95,19 @@ def endorsed_by(db: Database, schools: list[str], now: str) -> dict[str, list[st
     return found
 
 
+def endorsed_schools(db: Database, now: str) -> dict[str, list[str]]:
+    """Every school with an endorsement that counts at `now`, and its authorities."""
+    found: dict[str, list[str]] = {}
+    rows = db.execute(
+        f"SELECT DISTINCT e.school, e.authority FROM endorsements e WHERE {COUNTS} "
+        "ORDER BY e.authority",
+        [now],
+    ).fetchall()
+    for school, authority in rows:
+        found.setdefault(school, []).append(authority)
+    return found
+
+
 def record_revocation(
     db: Database, endorsement_id: str, authority: str, when: str, document: dict[str, Any]
 ) -> bool:

@@ -211,27 +211,33 @@ def active_partnerships(db: Database, handle: str) -> int:
 
 
 def proposal_history(
-    db: Database, actors: list[str], now: float | None = None
+    db: Database, actors: list[str] | None = None, now: float | None = None
 ) -> dict[str, tuple[int, int]]:
     """Per remote school: (answered, expired) counts of the proposals this node's schools
     (or its authority) sent it; with `now`, a pending one past its endTime counts as
-    expired. Actors never asked are left out."""
+    expired. Actors never asked are left out; `actors` None: every school asked."""
     found: dict[str, tuple[int, int]] = {}
-    for start in range(0, len(actors), 500):
-        chunk = actors[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
+    if actors is None:
         rows = db.execute(
-            f"SELECT partner, state, end_time FROM partnerships "
-            f"WHERE role = 'outgoing' AND partner IN ({marks})",
-            chunk,
+            "SELECT partner, state, end_time FROM partnerships WHERE role = 'outgoing'"
         ).fetchall()
-        for partner, state, end_time in rows:
-            answered, expired = found.get(partner, (0, 0))
-            if state in ("accepted", "declined", "left"):
-                answered += 1
-            elif state == "expired" or (state == "pending" and now is not None and end_time <= now):
-                expired += 1
-            found[partner] = (answered, expired)
+    else:
+        rows = []
+        for start in range(0, len(actors), 500):
+            chunk = actors[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows += db.execute(
+                f"SELECT partner, state, end_time FROM partnerships "
+                f"WHERE role = 'outgoing' AND partner IN ({marks})",
+                chunk,
+            ).fetchall()
+    for partner, state, end_time in rows:
+        answered, expired = found.get(partner, (0, 0))
+        if state in ("accepted", "declined", "left"):
+            answered += 1
+        elif state == "expired" or (state == "pending" and now is not None and end_time <= now):
+            expired += 1
+        found[partner] = (answered, expired)
     return found
 
 

@@ -3,8 +3,13 @@ the authorities it trusts, handed to the matching engine (protocol/matching.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlite_utils import Database
@@ -12,13 +17,13 @@ from sqlite_utils import Database
 from ..federation import directory, endorsement_store, partnership_store
 from ..federation.blocklist import block_targets
 from ..protocol.live_window import coming_monday, monday_of
+from ..protocol.match_index import LayeredIndex, MatchIndex
 from ..protocol.matching import (
     Match,
     MatchContext,
     School,
     evaluate,
     exclusions,
-    rank,
     school_from_profile,
 )
 from .clock import format_time, parse_time
@@ -100,19 +105,160 @@ def context(node: Node, week: date, candidates: list[str]) -> MatchContext:
     )
 
 
-def suggestions(node: Node, week: date, limit: int) -> tuple[School, list[Match]]:
-    """This node's school and its best `limit` candidates for `week`, best first."""
+def suggestions(
+    node: Node, week: date, limit: int, *, once: bool = False
+) -> tuple[School, list[Match]]:
+    """This node's school and its best `limit` candidates for `week`, best first. `once`:
+    the process ranks only this once (`amity match`), so the directory's index is not
+    built; the listings SQLite's pre-filter lets through are ranked instead."""
     me = own_school(node)
-    rows = directory.match_rows(
-        node.store.db,
-        me.country,
-        me.ages,
-        list(me.instruction),
-        [*me.instruction, *me.learning],
+    return me, (ranked_once if once else ranked)(node, me, week, limit)
+
+
+def ranked(node: Node, me: School, week: date, limit: int) -> list[Match]:
+    """The best `limit` schools of this node's directory as partners for `me` in `week`,
+    best first: `matching.rank` over the directory, through its index (built once per
+    process, and again when a listing changes)."""
+    cached = _directory_index(node)
+    targets = frozenset(row[0] for row in node.store.db.execute("SELECT target FROM blocks"))
+    return _rank_in(node, cached.index, me, week, limit, cached.blocked(targets))
+
+
+def ranked_once(node: Node, me: School, week: date, limit: int) -> list[Match]:
+    """`ranked`'s result, for a process that ranks once: only the listings that pass
+    SQLite's pre-filter (directory.match_rows) are read and indexed, and not kept."""
+    with _no_collection():
+        rows = directory.match_rows(
+            node.store.db,
+            me.country,
+            me.ages,
+            list(me.instruction),
+            [*me.instruction, *me.learning],
+        )
+        index = MatchIndex([_school_of_row(row) for row in rows if row["actor"] != me.actor])
+    targets = frozenset(row[0] for row in node.store.db.execute("SELECT target FROM blocks"))
+    blocked = frozenset(
+        s.actor for s in index.schools if targets and targets & block_targets(s.actor)
     )
-    others = _schools(node, [row for row in rows if row["actor"] != me.actor])
-    ctx = context(node, week, [school.actor for school in others])
-    return me, rank(me, others, ctx, limit)
+    return _rank_in(node, index, me, week, limit, blocked)
+
+
+def _rank_in(
+    node: Node,
+    index: MatchIndex | LayeredIndex,
+    me: School,
+    week: date,
+    limit: int,
+    blocked: frozenset[str],
+) -> list[Match]:
+    """Rank `index` for `me`, with this node's trust, endorsements and answer history."""
+    db = node.store.db
+    ctx = MatchContext(
+        week=week,
+        now=node.clock(),
+        blocked=blocked,
+        trusted=frozenset(endorsement_store.trusted(db)),
+    )
+    now = format_time(node.clock())
+    endorsed = {
+        actor: frozenset(authorities)
+        for actor, authorities in endorsement_store.endorsed_schools(db, now).items()
+    }
+    history = partnership_store.proposal_history(db, now=node.clock().timestamp())
+    return index.rank(me, ctx, limit, endorsed, history)
+
+
+@dataclass
+class _CachedIndex:
+    """A directory's index as of `version` (directory.listings_version): the index built
+    from every listing, the listings changed since (None: dropped), which of its schools
+    each set of block targets covers, and what tells whether it can be brought up to date
+    from the rows stored since: the directory's actors and rows then, and its last row."""
+
+    version: tuple[Any, ...]
+    base: MatchIndex
+    actors: set[str]
+    changes: dict[str, School | None] = field(default_factory=dict)
+    _blocked: dict[frozenset[str], frozenset[str]] = field(default_factory=dict)
+
+    @cached_property
+    def index(self) -> MatchIndex | LayeredIndex:
+        return LayeredIndex(self.base, self.changes) if self.changes else self.base
+
+    def blocked(self, targets: frozenset[str]) -> frozenset[str]:
+        found = self._blocked.get(targets)
+        if found is None:
+            found = frozenset(
+                s.actor for s in self.index.schools if targets and targets & block_targets(s.actor)
+            )
+            self._blocked = {targets: found}  # the blocks rarely change: keep the last
+        return found
+
+
+# One index per database file in this process (a serving node, or a process asking many
+# times), brought up to date when a listing changes; a few data directories at most.
+_INDEXES: dict[str, _CachedIndex] = {}
+_INDEXES_KEPT = 4
+_INDEXES_LOCK = threading.Lock()
+# Changed listings kept beside the index before it is built again from every listing.
+_CHANGES_KEPT = 2000
+
+
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """No garbage collection inside: building an index makes many small objects, none of
+    them garbage, and collecting while it does only costs time."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _directory_index(node: Node) -> _CachedIndex:
+    """The index of this node's directory, built when first asked, brought up to date
+    from the rows stored since when it changed, or built again."""
+    db = node.store.db
+    key = str(node.config.data_dir.resolve())
+    version = directory.listings_version(db)
+    cached = _INDEXES.get(key)
+    if cached is not None and cached.version == version:
+        return cached
+    with _no_collection():
+        found = _brought_up_to_date(db, cached, version) if cached is not None else None
+        if found is None:
+            actors = directory.listing_actors(db)
+            schools = [_school_of_row(row) for row in directory.listing_rows(db)]
+            found = _CachedIndex(version, MatchIndex(schools), actors)
+    with _INDEXES_LOCK:
+        if key not in _INDEXES and len(_INDEXES) >= _INDEXES_KEPT:
+            _INDEXES.pop(next(iter(_INDEXES)))
+        _INDEXES[key] = found
+    return found
+
+
+def _brought_up_to_date(
+    db: Database, cached: _CachedIndex, version: tuple[Any, ...]
+) -> _CachedIndex | None:
+    """`cached` with the rows stored since it was made; None when that cannot tell the
+    whole change (a row dropped: the count is off; the last row seen is not there) or
+    when the changes are many."""
+    if len(cached.version) < 4 or len(version) < 4:
+        return None
+    count, seq, actor, received = cached.version
+    rows = directory.listing_changes(db, seq)
+    if not rows or rows[0][:3] != (seq, actor, received):
+        return None
+    newer = rows[1:]
+    new_actors = {row[1] for row in newer} - cached.actors
+    if version[0] != count + len(new_actors) or len(cached.changes) + len(newer) > _CHANGES_KEPT:
+        return None
+    changes = dict(cached.changes)
+    for _, listed, _, row in newer:
+        changes[listed] = _school_of_row(row) if row is not None else None
+    return _CachedIndex(version, cached.base, cached.actors | new_actors, changes)
 
 
 def explain(node: Node, target: str, week: date) -> tuple[School, Explanation]:
@@ -183,31 +329,35 @@ def _schools(node: Node, rows: list[dict[str, Any]]) -> list[School]:
     endorsed = endorsement_store.endorsed_by(
         db, [r["actor"] for r in rows], format_time(node.clock())
     )
-    history = partnership_store.proposal_history(
-        db, [r["actor"] for r in rows], node.clock().timestamp()
-    )
-    schools = []
-    for row in rows:
-        profile = {
-            field: row[field]
-            for field in (
-                "name", "country", "timezone", "ages", "subjects", "modes", "school_days",
-                "school_hours", "terms", "capacity",
-            )
-        }  # fmt: skip
-        profile["languages"] = {"instruction": row["instruction"], "learning": row["learning"]}
-        answered, expired = history.get(row["actor"], (0, 0))
-        schools.append(
-            school_from_profile(
-                row["actor"],
-                profile,
-                endorsed_by=frozenset(endorsed[row["actor"]]),
-                last_active=_when(row["updated"]),
-                proposals_answered=answered,
-                proposals_expired=expired,
-            )
+    history = partnership_store.proposal_history(db, now=node.clock().timestamp())
+    return [
+        _school_of_row(row, frozenset(endorsed[row["actor"]]), history.get(row["actor"], (0, 0)))
+        for row in rows
+    ]
+
+
+def _school_of_row(
+    row: dict[str, Any],
+    endorsed_by: frozenset[str] = frozenset(),
+    answers: tuple[int, int] = (0, 0),
+) -> School:
+    """The School a directory row describes; `answers`: (proposals answered, expired)."""
+    profile = {
+        name: row[name]
+        for name in (
+            "name", "country", "timezone", "ages", "subjects", "modes", "school_days",
+            "school_hours", "terms", "capacity",
         )
-    return schools
+    }  # fmt: skip
+    profile["languages"] = {"instruction": row["instruction"], "learning": row["learning"]}
+    return school_from_profile(
+        row["actor"],
+        profile,
+        endorsed_by=endorsed_by,
+        last_active=_when(row["updated"]),
+        proposals_answered=answers[0],
+        proposals_expired=answers[1],
+    )
 
 
 def _when(text: object) -> datetime | None:

@@ -358,7 +358,8 @@ def _live_reason(match: Match) -> str:
     )
 
 
-def _order(match: Match) -> tuple[float, int, str, str]:
+def rank_order(match: Match) -> tuple[float, int, str, str]:
+    """The key ranking sorts by: score (high first), live minutes (more first), name, actor."""
     return (-match.score, -match.live_minutes, match.other.name, match.other.actor)
 
 
@@ -372,4 +373,4 @@ def rank(me: School, others: Iterable[School], ctx: MatchContext, limit: int) ->
         for match in (evaluate(me, other, ctx),)
         if match is not None
     )
-    return heapq.nsmallest(limit, found, key=_order)
+    return heapq.nsmallest(limit, found, key=rank_order)
