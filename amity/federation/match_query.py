@@ -9,7 +9,9 @@ import json
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
+
+from yarl import URL
 
 from ..protocol.activities import host_of
 from ..protocol.errors import ProtocolError
@@ -39,8 +41,9 @@ AUTHOR_FETCHES = 4  # authors' actors fetched at once while an answer is checked
 def query_url(hub: str, actor: str, limit: int, week: date) -> str:
     """The match query URL of the node whose actor is `hub` (its base URL + MATCH_PATH)."""
     parts = urlsplit(hub)
-    query = urlencode({"actor": actor, "limit": str(limit), "week": week.isoformat()})
-    return f"{parts.scheme}://{parts.netloc}{MATCH_PATH}?{query}"
+    # In the form the HTTP client sends it, so that the signed target is the one sent.
+    url = URL(f"{parts.scheme}://{parts.netloc}{MATCH_PATH}")
+    return str(url.with_query({"actor": actor, "limit": str(limit), "week": week.isoformat()}))
 
 
 async def ask_hub(
