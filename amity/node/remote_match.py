@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from ..federation import directory, relations
 from ..federation.actors import RemoteActors
@@ -68,7 +69,7 @@ async def ask_hubs(
 
 async def _ask(
     node: Node, actors: RemoteActors, hub: str, week: date, limit: int, results: HubResults
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     try:
         actor = await actors.get(hub)
         if actor.get("nodeKind") not in ANSWERING_KINDS:
@@ -89,7 +90,7 @@ async def _ask(
         return []
     if checked.dropped:
         results.dropped += [f"from {hub}: {reason}" for reason in checked.dropped]
-    return checked.profiles  # type: ignore[return-value]
+    return checked.profiles
 
 
 def merge(
