@@ -7,13 +7,18 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 
 from amity.federation.client import FederationClient
 from amity.federation.errors import FetchFailed
@@ -86,6 +91,32 @@ def _get(data: Path, url: str, signed: bool = True) -> tuple[int | None, Any]:
         return exc.status, str(exc)
 
 
+@dataclass
+class _Message:
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _get_rfc9421(data: Path, url: str, sent_to: str | None = None) -> tuple[int, Any]:
+    """GET `url` signed by RFC 9421 with the Ed25519 key of the node in `data` (sent to
+    `sent_to` instead, if given)."""
+    with Node.open(data) as node:
+        key = ed25519.Ed25519PrivateKey.from_private_bytes(node.keys.ed25519_seed)
+        key_id = node.urls.ed25519_key_id
+    message = _Message("GET", url)
+    HTTPMessageSigner(
+        signature_algorithm=algorithms.ED25519,
+        key_resolver=MappingKeyResolver(public_keys={}, private_keys={key_id: key}),
+    ).sign(message, key_id=key_id, covered_component_ids=("@method", "@target-uri"))
+    request = urllib.request.Request(sent_to or url, headers=message.headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
 @pytest.fixture
 def region(tmp_path: Path, served: Any) -> dict[str, Any]:
     """A hub; Benito (MX) and Leeds (GB) follow it; Lumière (FR) only knows its address."""
@@ -122,6 +153,12 @@ def test_a_hub_answers_a_signed_match_query_and_refuses_the_rest(region: dict[st
     # Benito is listed: its listing is the input. Leeds (tandem) is its one candidate.
     status, answer = _get(data["benito"], query_url(hub, actor["benito"], 1, monday))
     assert [item["actor"] for item in answer["candidates"]] == [actor["leeds"]]
+    # The same query signed by RFC 9421 with Benito's Ed25519 key.
+    url = query_url(hub, actor["benito"], 1, monday)
+    status, signed = _get_rfc9421(data["benito"], url)
+    assert (status, signed) == (200, answer)
+    # Sent to another URL than the one signed: refused.
+    assert _get_rfc9421(data["benito"], url, url.replace("limit=1", "limit=2"))[0] == 401
 
     good = query_url(hub, actor["lumiere"], 10, monday)
     assert _get(data["lumiere"], good, signed=False) == (
