@@ -177,9 +177,16 @@ def test_a_hub_answers_a_signed_match_query_and_refuses_the_rest(region: dict[st
         (f"actor={actor['lumiere']}&week=soon", "week must be a Monday, as YYYY-MM-DD"),
         ("limit=5", "actor is required: the querying school's actor URL"),
         ("actor=ftp://example.org/a", "actor must be an http(s) actor URL"),
+        ("actor=http://[::1/a", "actor must be an http(s) actor URL"),
+        (f"actor=http://a.example/{'a' * 2100}", "actor must be an http(s) actor URL"),
+        (f"actor={actor['lumiere']}&limit=%D9%A3", "limit must be a whole number from 1 to 50"),
+        (f"actor={actor['lumiere']}&week=2026-W51-1", "week must be a Monday, as YYYY-MM-DD"),
     ]:
         status, reason = _get(data["lumiere"], f"{base}?{params}")
         assert status == 400 and words in reason, (params, reason)
+    # A querier without a school profile (the hub itself, here) gets a reason.
+    status, reason = _get(data["hub"], query_url(hub, hub, 10, monday))
+    assert status == 400 and reason.endswith(f"{hub} publishes no school profile"), reason
     # A school answers no match queries.
     school = f"http://127.0.0.1:{region['ports']['leeds']}/match?actor={actor['lumiere']}"
     assert _get(data["lumiere"], school)[0] == 404

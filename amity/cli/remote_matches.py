@@ -8,9 +8,10 @@ from datetime import date
 
 import click
 
+from ..federation.match_query import ANSWERING_KINDS
 from ..node.errors import NodeError
 from ..node.node import Node
-from ..node.remote_match import ANSWERING_KINDS, ask_hubs, followed_hubs, merge
+from ..node.remote_match import ask_hubs, followed_hubs, merge
 from ..protocol.matching import Match, School
 from .remote import fetch_remote_actor
 

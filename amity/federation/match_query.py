@@ -25,6 +25,7 @@ from .runner import DbRunner
 from .signer import Signer
 
 MATCH_PATH = "/match"
+ANSWERING_KINDS = ("hub", "authority")  # the node kinds that answer match queries
 DEFAULT_CANDIDATES = 10
 MAX_CANDIDATES = 50  # per answer: `limit` above it is refused (400)
 MAX_ANSWER_BYTES = 768 * 1024  # candidates past it are left out of an answer

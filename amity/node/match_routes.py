@@ -3,6 +3,7 @@ query (docs/protocol.md "The match query")."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -15,6 +16,7 @@ from ..federation.clock import Clock
 from ..federation.errors import FetchFailed
 from ..federation.inbox_types import InboxRequest, Rejected
 from ..federation.match_query import (
+    ANSWERING_KINDS,
     DEFAULT_CANDIDATES,
     MATCH_PATH,
     MAX_ACTOR_URL,
@@ -34,7 +36,7 @@ from .inbox_routes import FRONT_DOOR
 from .match_answer import answer, listed_querier, school_from_document
 
 routes = web.RouteTableDef()
-ANSWERING_KINDS = ("hub", "authority")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,10 @@ def parse_query(query: Any) -> MatchQuery:
         )
     week = None
     if "week" in query:
+        raw_week = query["week"]
         try:
-            week = date.fromisoformat(query["week"]) if len(query["week"]) == 10 else None
+            # fromisoformat also reads week dates (2026-W51-1): only YYYY-MM-DD is meant.
+            week = date.fromisoformat(raw_week) if _DAY.fullmatch(raw_week) else None
         except ValueError:
             week = None
         if week is None or week.weekday() != 0:

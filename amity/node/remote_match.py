@@ -13,15 +13,19 @@ from ..federation import directory, relations
 from ..federation.actors import RemoteActors
 from ..federation.client import FederationClient
 from ..federation.errors import AddressRefused, FetchFailed
-from ..federation.match_query import MAX_CANDIDATES, MAX_HUBS, ask_hub, check_answer
+from ..federation.match_query import (
+    ANSWERING_KINDS,
+    MAX_CANDIDATES,
+    MAX_HUBS,
+    ask_hub,
+    check_answer,
+)
 from ..federation.runner import DbRunner
 from ..protocol.errors import ProtocolError
 from ..protocol.matching import Match, School, rank
 from .match_answer import school_from_document
 from .matching import context
 from .node import Node
-
-ANSWERING_KINDS = ("hub", "authority")
 
 
 @dataclass
