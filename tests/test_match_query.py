@@ -49,14 +49,14 @@ LUMIERE = {
 }
 
 
-def _make_hub(tmp_path: Path, port: int) -> Path:
-    data = tmp_path / "hub"
+def _make_hub(tmp_path: Path, port: int, name: str = "hub", kind: str = "hub") -> Path:
+    data = tmp_path / name
     amity(
         "init",
         "--name",
-        "hub",
+        name,
         "--kind",
-        "hub",
+        kind,
         "--base-url",
         f"http://127.0.0.1:{port}",
         data=data,
@@ -307,14 +307,29 @@ def test_a_forged_profile_in_an_answer_is_dropped_and_the_genuine_one_kept(
     assert lines[2] == f"  from {fake_hub.actor}: a candidate: not a school profile with its author"
 
 
-def test_a_school_with_a_short_directory_asks_the_hubs_it_follows(region: dict[str, Any]) -> None:
+def test_a_school_with_a_short_directory_asks_the_hubs_it_follows(
+    region: dict[str, Any], tmp_path: Path, served: Any
+) -> None:
     data, actor, nodes = region["data"], region["actor"], region["nodes"]
     benito = data["benito"]
     wait_until(lambda: actor["leeds"] in _listed(benito), timeout=30)
-    # Benito stops serving; Lumière then joins the hub, so only the hub lists it.
+    # Benito stops serving; Lumière, endorsed by a ministry Benito trusts, then joins the
+    # hub, so only the hub lists it.
     nodes["benito"].stop()
+    port = free_port()
+    ministry = _make_hub(tmp_path, port, "ministry", "authority")
+    served(ministry, port, PRIVATE)
+    amity("endorse", f"lumiere@127.0.0.1:{region['ports']['lumiere']}", PRIVATE, data=ministry)
+    amity("trust", f"ministry@127.0.0.1:{port}", PRIVATE, data=benito)
     amity("follow", f"hub@127.0.0.1:{region['ports']['hub']}", PRIVATE, data=data["lumiere"])
-    wait_until(lambda: actor["lumiere"] in _listed(data["hub"]), timeout=30)
+
+    def endorsed_at_hub() -> bool:
+        rows = query(
+            data["hub"], "SELECT document FROM directory WHERE actor = ?", actor["lumiere"]
+        )
+        return bool(rows and rows[0][0] and json.loads(rows[0][0]).get("endorsements"))
+
+    wait_until(endorsed_at_hub, timeout=30)
     assert actor["lumiere"] not in _listed(benito)
 
     # One local candidate, fewer than --limit 10: the hub is asked too (its copy of Leeds
@@ -324,6 +339,8 @@ def test_a_school_with_a_short_directory_asks_the_hubs_it_follows(region: dict[s
     assert result.stderr == ""
     assert [item["actor"] for item in found] == [actor["leeds"], actor["lumiere"]]
     assert found[1]["live_minutes"] == 300  # 14:00-15:00 UTC, Monday to Friday
+    # The endorsement it carries is checked against the ministry's key and counts.
+    assert found[1]["score_parts"]["endorsed"] == 10.0
     # Enough local candidates for --limit 1: no hub is asked.
     alone = amity("match", "--json", "--limit", "1", "--week", WEEK, PRIVATE, data=benito)
     assert [item["actor"] for item in json.loads(alone.stdout)] == [actor["leeds"]]

@@ -7,19 +7,21 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from yarl import URL
 
 from ..protocol.activities import host_of
+from ..protocol.endorsement import carried_endorsements, read_endorsement
 from ..protocol.errors import ProtocolError
 from ..protocol.profile_document import PROFILE_TYPE, profile_from_document
-from . import directory, limits
+from . import directory, endorsement_store, limits
 from .actors import RemoteActors
 from .author_keys import verify_by_author
 from .client import FederationClient
+from .endorsement_verification import check_carried
 from .errors import FetchFailed
 from .runner import DbRunner
 from .signer import Signer
@@ -62,26 +64,41 @@ async def ask_hub(
 
 
 @dataclass(frozen=True)
+class Suggested:
+    """A profile that verified with its author's key, and the trusted authorities whose
+    endorsement it carries that counts now."""
+
+    document: dict[str, Any]
+    endorsed_by: frozenset[str]
+
+
+@dataclass(frozen=True)
 class CheckedAnswer:
     """The profiles of an answer that verified with their authors' keys, in the answer's
     order, and why each other candidate was dropped."""
 
-    profiles: list[dict[str, Any]]
+    profiles: list[Suggested]
     dropped: list[str]
 
 
 async def check_answer(
-    actors: RemoteActors, db: DbRunner, candidates: list[Any], me: str, now: float
+    actors: RemoteActors,
+    db: DbRunner,
+    candidates: list[Any],
+    me: str,
+    trusted: frozenset[str],
+    now: datetime,
 ) -> CheckedAnswer:
     """Keep each candidate's profile only if its proof verifies with a key of its author:
     the one this node's listing of the author confirmed, else the author's actor (cached,
-    or fetched now); the hub's word is never the key."""
+    or fetched now); the hub's word is never the key. Of the endorsements it carries, those
+    of `trusted` authorities are checked (endorsement_verification.py)."""
     fetches = asyncio.Semaphore(AUTHOR_FETCHES)
     candidates = candidates[:MAX_CANDIDATES]
     authors = [_author(item) for item in candidates]
     listed = await db(lambda d: directory.listing_keys(d, [a for a in authors if a]))
 
-    async def check(item: Any, author: str | None) -> str | None:
+    async def check(item: Any, author: str | None) -> Suggested | str:
         if author is None:
             return "not a school profile with its author"
         if author == me:
@@ -92,23 +109,57 @@ async def check_answer(
         try:
             profile_from_document(document)
             known = listed.get(author)
-            await verify_by_author(actors, document, author, known, now, fetches=fetches)
+            proof, _ = await verify_by_author(
+                actors, document, author, known, now.timestamp(), fetches=fetches
+            )
         except (ProtocolError, FetchFailed) as exc:
             return str(exc)
-        return None
+        endorsers = await _trusted_endorsers(actors, db, document, proof.public_key, trusted, now)
+        return Suggested(document, endorsers)
 
     pairs = zip(candidates, authors, strict=True)
-    problems = await asyncio.gather(*(check(item, author) for item, author in pairs))
-    kept: list[dict[str, Any]] = []
+    outcomes = await asyncio.gather(*(check(item, author) for item, author in pairs))
+    kept: list[Suggested] = []
     dropped: list[str] = []
     seen: set[str] = set()
-    for item, author, problem in zip(candidates, authors, problems, strict=True):
-        if problem is None and author is not None and author not in seen:
-            seen.add(author)
-            kept.append(item["profile"])
-        elif problem is not None:
-            dropped.append(f"{author or 'a candidate'}: {problem}")
+    for author, outcome in zip(authors, outcomes, strict=True):
+        if isinstance(outcome, str):
+            dropped.append(f"{author or 'a candidate'}: {outcome}")
+        elif outcome.document["attributedTo"] not in seen:
+            seen.add(outcome.document["attributedTo"])
+            kept.append(outcome)
     return CheckedAnswer(kept, dropped)
+
+
+async def _trusted_endorsers(
+    actors: RemoteActors,
+    db: DbRunner,
+    document: dict[str, Any],
+    school_key: bytes,
+    trusted: frozenset[str],
+    now: datetime,
+) -> frozenset[str]:
+    """The `trusted` authorities whose endorsement `document` carries, checked against
+    the authority's key, not expired at `now` and not revoked (as this node knows)."""
+    relevant = [doc for doc in carried_endorsements(document) if _authority(doc) in trusted]
+    if not relevant:
+        return frozenset()
+    held = await check_carried(actors, {**document, "endorsements": relevant}, school_key)
+    ids = [endorsement.id for endorsement in held]
+    revoked = await db(lambda d: endorsement_store.revoked_among(d, ids))
+    moment = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return frozenset(
+        e.authority
+        for e in held
+        if e.id not in revoked and (e.expires is None or e.expires > moment)
+    )
+
+
+def _authority(doc: Any) -> str | None:
+    try:
+        return read_endorsement(doc).authority
+    except ProtocolError:
+        return None
 
 
 def _author(item: Any) -> str | None:

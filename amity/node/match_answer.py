@@ -7,10 +7,11 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from ..federation import directory
+from ..federation import directory, endorsement_store
 from ..federation.match_query import MAX_ANSWER_BYTES
 from ..protocol.matching import School, rank, school_from_profile
 from ..protocol.profile_document import profile_from_document
+from .clock import format_time
 from .matching import context
 from .node import Node
 
@@ -29,20 +30,29 @@ def updated_time(text: object) -> datetime | None:
     return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def school_from_document(document: dict[str, Any]) -> School:
-    """The School a signed profile document describes (its proof checked by the caller)."""
+def school_from_document(
+    document: dict[str, Any], endorsed_by: frozenset[str] = frozenset()
+) -> School:
+    """The School a signed profile document describes (its proof checked by the caller);
+    `endorsed_by`: the authorities whose endorsement of it counts (checked too)."""
     return school_from_profile(
         document["attributedTo"],
         profile_from_document(document),
+        endorsed_by=endorsed_by,
         last_active=updated_time(document.get("updated")),
     )
 
 
-def school_from_row(row: dict[str, Any]) -> School:
+def school_from_row(row: dict[str, Any], endorsed_by: list[str]) -> School:
     """The School a directory row (directory.match_rows) describes."""
     profile = {field: row[field] for field in _ROW_FIELDS}
     profile["languages"] = {"instruction": row["instruction"], "learning": row["learning"]}
-    return school_from_profile(row["actor"], profile, last_active=updated_time(row["updated"]))
+    return school_from_profile(
+        row["actor"],
+        profile,
+        endorsed_by=frozenset(endorsed_by),
+        last_active=updated_time(row["updated"]),
+    )
 
 
 def listed_querier(node: Node, actor: str) -> dict[str, Any] | None:
@@ -61,7 +71,11 @@ def answer(node: Node, querier: School, week: date, limit: int) -> dict[str, Any
         list(querier.instruction),
         [*querier.instruction, *querier.learning],
     )
-    others = [school_from_row(row) for row in rows if row["actor"] != querier.actor]
+    rows = [row for row in rows if row["actor"] != querier.actor]
+    endorsed = endorsement_store.endorsed_by(
+        db, [row["actor"] for row in rows], format_time(node.clock())
+    )
+    others = [school_from_row(row, endorsed[row["actor"]]) for row in rows]
     ctx = context(node, week, [school.actor for school in others])
     matches = rank(querier, others, ctx, limit)
     documents = directory.confirmed_documents(db, [m.other.actor for m in matches])

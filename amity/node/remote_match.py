@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
-from ..federation import directory, relations
+from ..federation import directory, endorsement_store, relations
 from ..federation.actors import RemoteActors
 from ..federation.client import FederationClient
 from ..federation.errors import AddressRefused, FetchFailed
@@ -17,6 +16,7 @@ from ..federation.match_query import (
     ANSWERING_KINDS,
     MAX_CANDIDATES,
     MAX_HUBS,
+    Suggested,
     ask_hub,
     check_answer,
 )
@@ -61,19 +61,19 @@ async def ask_hubs(
     finally:
         runner.close()
     seen = {node.urls.id}
-    for documents in answers:
-        for document in documents:
-            author = document["attributedTo"]
-            if author in seen or document.get("paused") is True:
+    for suggested in answers:
+        for item in suggested:
+            author = item.document["attributedTo"]
+            if author in seen or item.document.get("paused") is True:
                 continue
             seen.add(author)
-            results.schools.append(school_from_document(document))
+            results.schools.append(school_from_document(item.document, item.endorsed_by))
     return results
 
 
 async def _ask(
     node: Node, actors: RemoteActors, hub: str, week: date, limit: int, results: HubResults
-) -> list[dict[str, Any]]:
+) -> list[Suggested]:
     try:
         actor = await actors.get(hub)
         if actor.get("nodeKind") not in ANSWERING_KINDS:
@@ -81,8 +81,9 @@ async def _ask(
         candidates = await ask_hub(
             actors.client, hub, node.signer(), node.urls.id, min(limit, MAX_CANDIDATES), week
         )
+        trusted = frozenset(endorsement_store.trusted(node.store.db))
         checked = await check_answer(
-            actors, actors.db, candidates, node.urls.id, node.clock().timestamp()
+            actors, actors.db, candidates, node.urls.id, trusted, node.clock()
         )
     except (FetchFailed, ProtocolError) as exc:
         hint = ""
