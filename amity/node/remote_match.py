@@ -81,7 +81,7 @@ async def _ask(
         candidates = await ask_hub(
             actors.client, hub, node.signer(), node.urls.id, min(limit, MAX_CANDIDATES), week
         )
-        trusted = frozenset(endorsement_store.trusted(node.store.db))
+        trusted = frozenset(await actors.db(endorsement_store.trusted))  # its thread
         checked = await check_answer(
             actors, actors.db, candidates, node.urls.id, trusted, node.clock()
         )
