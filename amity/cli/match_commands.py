@@ -8,11 +8,14 @@ from pathlib import Path
 
 import click
 
+from ..node.errors import NodeError
 from ..node.matching import Explanation, default_week, explain, parse_week, suggestions
 from ..node.node import Node
 from ..protocol.live_window import zone
 from ..protocol.matching import Match, School
 from .options import data_option, user_errors
+from .remote import private_network_option
+from .remote_matches import with_hub_suggestions
 
 WINDOWS_SHOWN = 5  # windows listed per school in the text output; --json has them all
 
@@ -32,16 +35,33 @@ WINDOWS_SHOWN = 5  # windows listed per school in the text output; --json has th
     metavar="ACTOR",
     help="Why this school (URL or NAME@HOST in the directory) is or is not suggested.",
 )
+@click.option(
+    "--via",
+    metavar="HUB",
+    help="Also ask this hub (NAME@HOST or URL) for suggestions from its directory.",
+)
+@private_network_option
 @user_errors
-def match(data_dir: Path, as_json: bool, limit: int, week: str | None, target: str | None) -> None:
-    """Rank the schools in this node's directory as partners for its school."""
+def match(
+    data_dir: Path,
+    as_json: bool,
+    limit: int,
+    week: str | None,
+    target: str | None,
+    via: str | None,
+    allow_private_network: bool,
+) -> None:
+    """Rank the schools in this node's directory (and its hubs') as partners for its school."""
     with Node.open(data_dir) as node:
         monday = parse_week(week) if week is not None else default_week(node)
         if target is not None:
+            if via is not None:
+                raise NodeError("--explain looks at this node's directory only; leave out --via")
             me, explanation = explain(node, target, monday)
             _show_explanation(me, explanation, monday, as_json)
             return
         me, matches = suggestions(node, monday, limit, once=True)
+        matches = with_hub_suggestions(node, me, matches, monday, limit, via, allow_private_network)
     if as_json:
         click.echo(json.dumps([m.to_json() for m in matches], indent=2, ensure_ascii=False))
         return

@@ -523,3 +523,18 @@ def actors_on_host(db: Database, host: str) -> list[str]:
         [host],
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def confirmed_documents(db: Database, actors: list[str]) -> dict[str, dict[str, Any]]:
+    """The signed profile documents of those of `actors` listed with a key their author's
+    actor was seen publishing (what `changes_since` hands on too)."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(actors), 500):
+        chunk = actors[start : start + 500]
+        rows = db.execute(
+            "SELECT actor, document FROM directory WHERE deleted_at IS NULL "
+            f"AND key_confirmed_at IS NOT NULL AND actor IN ({', '.join('?' for _ in chunk)})",
+            chunk,
+        ).fetchall()
+        found.update((actor, json.loads(document)) for actor, document in rows)
+    return found

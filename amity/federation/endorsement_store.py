@@ -173,3 +173,14 @@ def distrust(db: Database, authority: str) -> bool:
 def trusted_rows(db: Database) -> list[dict[str, Any]]:
     rows = db.execute("SELECT actor, since FROM trusted_authorities ORDER BY since, actor")
     return [{"actor": row[0], "since": row[1]} for row in rows]
+
+
+def revoked_among(db: Database, ids: list[str]) -> set[str]:
+    """Those of the endorsement `ids` whose revocation this node has seen."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows = db.execute(f"SELECT id FROM revocations WHERE id IN ({marks})", chunk)
+        found.update(row[0] for row in rows)
+    return found

@@ -464,6 +464,29 @@ class Inbox:
         if reason is not None:
             raise Rejected(429, reason, retry_after=limits.QUOTA_RETRY_AFTER)
 
+    async def authenticate_get(
+        self,
+        request: InboxRequest,
+        limiter: RateLimiter | None = None,
+        address_limiter: RateLimiter | None = None,
+    ) -> Sender:
+        """The verified signer of a signed GET (a match query), checked in the inbox's order:
+        rate limit per source address (429), signature present (401), key not blocked
+        (403), signature valid (401), rate limit per verified signing host (429). The
+        limiters default to the inbox's own; Rejected says why a request is refused."""
+        wait = (address_limiter or self.address_limiter).check(address_key(request.source))
+        if wait:
+            raise Rejected(429, "too many requests from this address", retry_after=wait)
+        key_id = signing_key_id(request.headers)
+        if await self.blocks.blocked(key_id, key_id.split("#", 1)[0]):
+            raise Rejected(403, "blocked")
+        sender = await self._authenticate(request, key_id)
+        # Counted only once the signature holds, so no one can spend another's allowance.
+        wait = (limiter or self.limiter).check(_safe_host(sender.key_id))
+        if wait:
+            raise Rejected(429, "too many requests from this host", retry_after=wait)
+        return sender
+
 
 def _safe_host(url: str) -> str:
     try:

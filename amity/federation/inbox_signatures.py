@@ -1,5 +1,6 @@
-"""Checking an inbox request's signature: the key it names, what can be refused before
-any key is fetched, and the verification itself (draft-cavage-12 or RFC 9421)."""
+"""Checking a signed request's signature (an inbox POST, a signed GET): the key it names,
+what can be refused before any key is fetched, and the verification itself (draft-cavage-12
+or RFC 9421)."""
 
 from __future__ import annotations
 
@@ -35,13 +36,21 @@ def signing_key_id(headers: Mapping[str, str]) -> str:
     return key_id
 
 
+def _covered(request: InboxRequest) -> tuple[str, ...]:
+    """What a draft-cavage signature must cover: a GET has no body, so no Digest."""
+    if request.method == "GET":
+        return ("(request-target)", "host", "date")
+    return ("(request-target)", "host", "date", "digest")
+
+
 def check_without_key(request: InboxRequest, now: datetime) -> None:
-    """draft-cavage checks that need no key: Digest, coverage and time."""
+    """draft-cavage checks that need no key: Digest (for a POST), coverage and time."""
     if "signature-input" in request.headers:
         return  # RFC 9421: the library checks digest and coverage with the signature
     params = parse_signature_header(request.headers["signature"])
-    check_digest(request.headers.get("digest"), request.body)
-    check_coverage(params, ("(request-target)", "host", "date", "digest"))
+    if request.method != "GET":
+        check_digest(request.headers.get("digest"), request.body)
+    check_coverage(params, _covered(request))
     check_freshness(request.headers.get("date"), params.created, now)
 
 
@@ -49,7 +58,7 @@ def verify_signature(request: InboxRequest, key_id: str, key: Any, now: datetime
     """The request's signature verifies with `key` (draft-cavage or RFC 9421)."""
     if "signature-input" in request.headers:
         verify_message(
-            method="POST",
+            method=request.method,
             url=request.url,
             headers=request.header_items,
             body=request.body,
@@ -60,10 +69,10 @@ def verify_signature(request: InboxRequest, key_id: str, key: Any, now: datetime
         return
     verify_request(
         parse_signature_header(request.headers["signature"]),
-        method="POST",
+        method=request.method,
         target=request.target,
         headers=request.headers,
         public_key=key,
         now=now,
-        require=("(request-target)", "host", "date", "digest"),
+        require=_covered(request),
     )

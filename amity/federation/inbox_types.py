@@ -14,7 +14,8 @@ from ..protocol.endorsement import Endorsement
 
 @dataclass(frozen=True)
 class InboxRequest:
-    """A POST to an inbox, as the sender addressed it."""
+    """A signed request as the sender addressed it: a POST to an inbox, or a signed GET
+    (a match query, with no body)."""
 
     url: str  # the node's base URL + path + query
     target: str  # path + query, as in (request-target)
@@ -22,6 +23,7 @@ class InboxRequest:
     header_items: list[tuple[str, str]]  # every field line, for RFC 9421
     body: bytes
     source: str = ""  # the client's address (behind a trusted proxy, the one it names)
+    method: str = "POST"  # a GET signs no Digest: it has no body
 
 
 @dataclass(frozen=True)

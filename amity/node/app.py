@@ -28,6 +28,7 @@ from .hooks import NodeHooks
 from .inbox_routes import FRONT_DOOR, FrontDoor
 from .inbox_routes import routes as inbox_routes
 from .liveness import CHECK_INTERVAL, keep_alive
+from .match_routes import add_match_query
 from .node import Node
 from .routes import routes
 from .security_headers import add_security_headers
@@ -90,6 +91,7 @@ def create_app(node: Node, settings: FederationSettings | None = None) -> web.Ap
     app.cleanup_ctx.append(_federation(settings))
     app.add_routes(routes)
     app.add_routes(inbox_routes)
+    add_match_query(app, node.clock)
     return app
 
 

@@ -1,0 +1,98 @@
+"""A hub's answer to a match query: its directory ranked for the querying school with the
+matching engine, each candidate with its signed profile as the hub holds it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+from ..federation import directory, endorsement_store
+from ..federation.match_query import MAX_ANSWER_BYTES
+from ..protocol.matching import School, rank, school_from_profile
+from ..protocol.profile_document import profile_from_document
+from .clock import format_time
+from .matching import context
+from .node import Node
+
+_ROW_FIELDS = (
+    "name", "country", "timezone", "ages", "subjects", "modes", "school_days", "school_hours",
+    "terms", "capacity",
+)  # fmt: skip
+
+
+def updated_time(text: object) -> datetime | None:
+    """A profile's `updated` time (xsd:dateTime, as checked when it was read)."""
+    try:
+        moment = datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def school_from_document(
+    document: dict[str, Any], endorsed_by: frozenset[str] = frozenset()
+) -> School:
+    """The School a signed profile document describes (its proof checked by the caller);
+    `endorsed_by`: the authorities whose endorsement of it counts (checked too)."""
+    return school_from_profile(
+        document["attributedTo"],
+        profile_from_document(document),
+        endorsed_by=endorsed_by,
+        last_active=updated_time(document.get("updated")),
+    )
+
+
+def school_from_row(row: dict[str, Any], endorsed_by: list[str]) -> School:
+    """The School a directory row (directory.match_rows) describes."""
+    profile = {field: row[field] for field in _ROW_FIELDS}
+    profile["languages"] = {"instruction": row["instruction"], "learning": row["learning"]}
+    return school_from_profile(
+        row["actor"],
+        profile,
+        endorsed_by=frozenset(endorsed_by),
+        last_active=updated_time(row["updated"]),
+    )
+
+
+def listed_querier(node: Node, actor: str) -> dict[str, Any] | None:
+    """The querying school's profile as this node's directory holds it, if it does."""
+    return directory.confirmed_documents(node.store.db, [actor]).get(actor)
+
+
+def answer(node: Node, querier: School, week: date, limit: int) -> dict[str, Any]:
+    """The match answer for `querier`: the best `limit` listings for `week`, as long as
+    the answer stays under MAX_ANSWER_BYTES."""
+    db = node.store.db
+    rows = directory.match_rows(
+        db,
+        querier.country,
+        querier.ages,
+        list(querier.instruction),
+        [*querier.instruction, *querier.learning],
+    )
+    rows = [row for row in rows if row["actor"] != querier.actor]
+    endorsed = endorsement_store.endorsed_by(
+        db, [row["actor"] for row in rows], format_time(node.clock())
+    )
+    others = [school_from_row(row, endorsed[row["actor"]]) for row in rows]
+    ctx = context(node, week, [school.actor for school in others])
+    matches = rank(querier, others, ctx, limit)
+    documents = directory.confirmed_documents(db, [m.other.actor for m in matches])
+    candidates: list[dict[str, Any]] = []
+    size = 0
+    for match in matches:
+        document = documents.get(match.other.actor)
+        if document is None:  # its key is only a hub's word so far: not handed on
+            continue
+        item = {
+            "actor": match.other.actor,
+            "score": match.score,
+            "reasons": list(match.reasons),
+            "profile": document,
+        }
+        size += len(json.dumps(item, ensure_ascii=False).encode())
+        if size > MAX_ANSWER_BYTES:
+            break
+        candidates.append(item)
+    return {"actor": querier.actor, "week": week.isoformat(), "candidates": candidates}
