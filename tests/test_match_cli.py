@@ -136,6 +136,17 @@ def test_match_on_real_served_nodes_ranks_the_tandem_and_explains_the_rest(
         "  - No working language: you teach in es and learn en; they teach in de and learn fr."
     )
 
+    # Once proposed to, Leeds is no longer suggested (a second proposal would be refused),
+    # and --explain says why.
+    amity("propose", leeds_actor, PRIVATE, data=benito)
+    assert json.loads(amity("match", "--json", "--week", "2026-12-14", data=benito).stdout) == []
+    explained = amity("match", "--explain", leeds_actor, data=benito).stdout
+    assert explained.splitlines()[1:] == [
+        "  - You already have a partnership or a pending proposal with this school "
+        "(see: amity proposals).",
+        f"  {leeds_actor}",
+    ]
+
 
 @pytest.fixture
 def listed(school: Node) -> Node:

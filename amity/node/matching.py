@@ -7,7 +7,7 @@ import gc
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Any
@@ -26,6 +26,7 @@ from ..protocol.matching import (
     exclusions,
     school_from_profile,
 )
+from ..protocol.partnership import OPEN_STATES
 from .clock import format_time, parse_time
 from .errors import NodeError
 from .node import Node
@@ -94,15 +95,29 @@ def own_school(node: Node) -> School:
 
 
 def context(node: Node, week: date, candidates: list[str]) -> MatchContext:
-    """The week, the node's time, which of `candidates` it blocks, whom it trusts."""
+    """The week, the node's time, which of `candidates` it blocks or already has a
+    partnership or proposal with (both are left out), whom it trusts."""
     db = node.store.db
     targets = {row[0] for row in db.execute("SELECT target FROM blocks")}
+    blocked = {a for a in candidates if targets and targets & block_targets(a)}
     return MatchContext(
         week=week,
         now=node.clock(),
-        blocked=frozenset(a for a in candidates if targets and targets & block_targets(a)),
+        blocked=frozenset(blocked | open_partners(node)),
         trusted=frozenset(endorsement_store.trusted(db)),
     )
+
+
+def open_partners(node: Node) -> frozenset[str]:
+    """The schools this node's school has a pending proposal or a partnership with:
+    suggesting them again could only lead to a duplicate proposal."""
+    me = node.urls.id
+    found: set[str] = set()
+    for proposal in partnership_store.proposals(node.store.db, node.config.handle, OPEN_STATES):
+        partners = set(proposal.document.get("partners", []))
+        if me in partners:
+            found |= partners - {me}
+    return frozenset(found)
 
 
 def suggestions(
@@ -156,7 +171,7 @@ def _rank_in(
     ctx = MatchContext(
         week=week,
         now=node.clock(),
-        blocked=blocked,
+        blocked=blocked | open_partners(node),
         trusted=frozenset(endorsement_store.trusted(db)),
     )
     now = format_time(node.clock())
@@ -278,7 +293,15 @@ def explain(node: Node, target: str, week: date) -> tuple[School, Explanation]:
         raise NodeError(f"{target} is no longer in this node's directory")
     other = _schools(node, [row])[0]
     ctx = context(node, week, [actor])
+    partnered = actor in ctx.blocked and actor in open_partners(node)
+    if partnered:  # not blocked: say what it is instead
+        ctx = replace(ctx, blocked=ctx.blocked - {actor})
     found = exclusions(me, other, ctx)
+    if partnered:
+        found.append(
+            "You already have a partnership or a pending proposal with this school "
+            "(see: amity proposals)."
+        )
     if row["paused"]:
         found.append(f"{other.name} has paused its listing (on holiday, or full).")
     match = None if found else evaluate(me, other, ctx)
