@@ -30,7 +30,9 @@ from amity.node.config import load_config
 from amity.node.errors import NodeError
 from amity.node.forwarded import SourceAddresses, parse_networks
 from amity.node.keys import ActorKeys, load_keys
+from amity.protocol.activities import MAX_ID_LENGTH, host_of
 from amity.protocol.actor import ActorUrls
+from amity.protocol.errors import MalformedDocument
 from amity.protocol.httpsig import sign_request
 from amity.protocol.jsontext import nesting_exceeds
 
@@ -243,6 +245,18 @@ def test_limiter_memory_is_bounded_and_ipv6_counts_by_network() -> None:
     assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
     assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
     assert address_key("192.0.2.7") == "192.0.2.7"
+
+
+def test_host_of_answers_alike_when_asked_again_and_for_long_or_odd_urls() -> None:
+    """host_of is cached for the URLs an inbox sees again and again: a repeat, a URL longer
+    than any id (not cached), and what is no URL at all get the answers they always had."""
+    long_url = "https://School.Example:8443/" + "a" * MAX_ID_LENGTH
+    for _ in range(2):
+        assert host_of("https://School.Example:8443/actors/x") == "school.example:8443"
+        assert host_of(long_url) == "school.example:8443"
+        for odd in ("ftp://school.example/", "https://school.example:99999/", "", ["x"], None):
+            with pytest.raises(MalformedDocument):
+                host_of(odd)  # type: ignore[arg-type]
 
 
 # -- 4. no 500 from any input ------------------------------------------------------------

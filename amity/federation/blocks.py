@@ -45,7 +45,8 @@ class BlockList:
     def holds(self, *urls: str) -> bool:
         """The same answer from memory, as of the last look (exact on the database thread
         inside a group, which looks first)."""
-        return not self._targets.isdisjoint(block_targets(*urls))
+        targets = self._targets
+        return bool(targets) and not targets.isdisjoint(block_targets(*urls))
 
     def refresh(self, db: Database) -> None:
         """On the database thread: read the table again if it may have changed."""

@@ -121,7 +121,8 @@ class Inbox:
             raise Rejected(403, "blocked")
         sender = await self._authenticate(request, key_id)
         # Counted only once the signature holds, so no one can spend another's allowance.
-        wait = self.limiter.check(_safe_host(sender.key_id))
+        sender_host = _safe_host(sender.key_id)
+        wait = self.limiter.check(sender_host)
         if wait:
             raise Rejected(429, "too many requests from this host", retry_after=wait)
         try:
@@ -149,7 +150,6 @@ class Inbox:
             except (ProtocolError, FetchFailed) as exc:
                 raise Rejected(400, f"{activity.type} refused: {exc}") from exc
         now = self.clock().timestamp()
-        sender_host = _safe_host(sender.key_id)
 
         def apply(db: Database) -> bool | None:
             if self.blocks.holds(key_id, activity.actor, activity.id):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .clock import Clock, system_clock
 
@@ -67,6 +68,7 @@ class RateLimiter:
             self._buckets.popitem(last=False)
 
 
+@lru_cache(maxsize=1024)  # a busy peer sends from the same few addresses; parsing is slow
 def address_key(address: str) -> str:
     """The bucket of a source address: IPv4 addresses alone, IPv6 by /64 (one customer's
     network, which its owner can fill with any number of addresses)."""

@@ -36,6 +36,12 @@ async def _read_body(request: web.Request, timeout: float) -> bytes:
     """The body, at most MAX_BODY bytes, all of it within `timeout` seconds."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
+    content = request.content
+    if content.is_eof() and content.exception() is None:
+        whole = content.read_nowait()  # it all came with the header: nothing to wait for
+        if len(whole) > MAX_BODY:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(whole))
+        return whole
     body = bytearray()
     try:
         async with asyncio.timeout(timeout):

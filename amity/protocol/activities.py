@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,6 +42,19 @@ class IncomingActivity:
 
 def host_of(url: str) -> str:
     """The lower-case authority (host[:port]) of an http(s) URL; MalformedDocument otherwise."""
+    if isinstance(url, str) and len(url) <= MAX_ID_LENGTH:
+        return _cached_host_of(url)
+    return _host_of(url)
+
+
+# One inbox request asks for the host of its key, actor and ids a dozen times, and the
+# same actors come back request after request. Bounded: at most 1024 URLs of 2 KiB.
+@lru_cache(maxsize=1024)
+def _cached_host_of(url: str) -> str:
+    return _host_of(url)
+
+
+def _host_of(url: str) -> str:
     plain = _PLAIN_URL.match(url) if isinstance(url, str) else None
     if plain is not None and (plain.group(2) is None or int(plain.group(2)) <= 65535):
         return url[plain.start(1) : plain.end()].lower()
