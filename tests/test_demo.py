@@ -43,6 +43,11 @@ def test_demo_starts_converges_and_stops_cleanly() -> None:
         assert len(verified) == 4
         assert all(len(item["endorsed_by"]) == 1 for item in verified)
         assert output.count("  ✓ ") == 4
+        # The suggested `amity match` ranks schools abroad, endorsed ones scoring for it.
+        assert f"amity match --data {school_data}" in output
+        suggested = json.loads(amity("match", "--json", data=school_data).stdout)
+        assert suggested and all(item["country"] != "MX" for item in suggested)
+        assert all(item["reasons"] for item in suggested)
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)
         assert process.returncode == 0

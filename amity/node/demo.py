@@ -170,6 +170,8 @@ def _explain(
     say(f"  amity directory --data {school_data} --language en --age 11")
     say(f"  amity directory --data {school_data} --query climate")
     say(f"  amity directory --data {school_data} --verified")
+    say(f"  amity match --data {school_data}        (partner suggestions, with the reasons)")
+    say(f"  amity propose ACTOR --allow-private-network --data {school_data}")
     say(f"  amity profile show --data {school_data}")
     say(f"  open {first.node.urls.id} in a browser to see the school's public page")
     say(f"The hub is {hub.node.urls.id}. Ctrl-C stops everything.")
