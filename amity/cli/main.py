@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -14,20 +13,20 @@ import click
 from babel import Locale
 
 from .. import __version__
-from ..federation import directory, endorsement_store
+from ..federation import endorsement_store
 from ..node import endorsement_actions
 from ..node.backup import backup_node
 from ..node.clock import format_time
 from ..node.errors import NodeError
-from ..node.listings import directory_listings
 from ..node.node import Node, init_node
 from ..node.pages import profile_facts
 from ..protocol.activities import host_of
 from ..protocol.errors import ValidationFailed
 from ..protocol.profile import display_name, parse_profile_json
-from ..protocol.suggest import Reading, read_country, read_language, read_mode, read_subject
-from ..protocol.vocabulary import MODES, NODE_KINDS, SUBJECTS
+from ..protocol.vocabulary import NODE_KINDS
+from .directory_commands import directory_command
 from .follow_commands import approve, follow, followers, following, reject
+from .match_commands import match
 from .options import OneLineErrorGroup, data_option, fail, user_errors
 from .queue_commands import queue
 from .remote import fetch_remote_actor, private_network_option, shown_name
@@ -217,92 +216,6 @@ def demo(data_dir: Path | None) -> None:
     click.echo("Demo stopped.")
 
 
-def read_filter(reader: Callable[[str], Reading]) -> Callable[..., str | None]:
-    """A click callback reading a filter as a profile field is read: the code, or an error
-    naming what was meant (`--country Kenya`: did you mean KE (Kenya)?)."""
-
-    def callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-        if value is None:
-            return None
-        reading = reader(value)
-        if reading.problem is not None:
-            raise click.BadParameter(reading.problem)
-        return reading.value
-
-    return callback
-
-
-@cli.command("directory")
-@data_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON document: a list of listings.")
-@click.option("--country", callback=read_filter(read_country), help="ISO country code, e.g. KE.")
-@click.option(
-    "--language", callback=read_filter(read_language), help="Taught in or being learned, e.g. fr."
-)
-@click.option("--age", type=click.IntRange(3, 19), help="Pupils of this age.")
-@click.option(
-    "--subject",
-    callback=read_filter(read_subject),
-    help=f"A subject code: {', '.join(sorted(SUBJECTS))}.",
-)
-@click.option("--mode", callback=read_filter(lambda m: read_mode(m, MODES)), help="async or live.")
-@click.option("--query", "text", help="Words in the name, place or description.")
-@click.option("--endorsed-by", metavar="AUTHORITY", help="Endorsed by this authority (actor URL).")
-@click.option("--verified", is_flag=True, help="Only schools endorsed by an authority you trust.")
-@click.option("--all", "show_all", is_flag=True, help="Also stale and paused listings.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
-@click.option("--page", type=click.IntRange(1), default=1, show_default=True)
-@user_errors
-def directory_command(
-    data_dir: Path,
-    as_json: bool,
-    country: str | None,
-    language: str | None,
-    age: int | None,
-    subject: str | None,
-    mode: str | None,
-    text: str | None,
-    endorsed_by: str | None,
-    verified: bool,
-    show_all: bool,
-    limit: int,
-    page: int,
-) -> None:
-    """The schools this node knows, from the hubs and nodes it follows."""
-    filters = directory.Filters(
-        country=country,
-        language=language,
-        age=age,
-        subject=subject,
-        mode=mode,
-        text=text,
-        endorsed_by=endorsed_by,
-        verified=verified,
-    )
-    with Node.open(data_dir) as node:
-        listings = directory_listings(node, filters, show_all, limit, (page - 1) * limit)
-    if as_json:
-        click.echo(json.dumps(listings, indent=2, ensure_ascii=False))
-        return
-    if not listings:
-        click.echo("No schools found. Follow a hub to see the network: amity follow NAME@HOST")
-    for item in listings:
-        languages = "/".join(item["languages"]["instruction"])
-        learning = "/".join(item["languages"]["learning"]) or "-"
-        stale = "  (stale)" if item["stale"] else ""
-        stale += "  (paused)" if item["paused"] else ""
-        mark = "  ✓ verified" if item["verified"] else ""
-        mark += "" if item["key_confirmed"] else "  (key not yet confirmed with the school)"
-        click.echo(f"{item['name']}  [{item['country']}]{mark}{stale}")
-        click.echo(
-            f"    teaches in {languages}, learning {learning}; ages {item['ages'][0]}-"
-            f"{item['ages'][1]}; {', '.join(item['modes'])}; {item['timezone']}"
-        )
-        for authority in item["endorsed_by"]:
-            click.echo(f"    endorsed by {authority}")
-        click.echo(f"    {item['actor']}")
-
-
 @cli.command()
 @data_option
 @click.argument("school")
@@ -483,7 +396,7 @@ def backup(data_dir: Path, destination: Path) -> None:
     )
 
 
-for command in (follow, followers, following, approve, reject, queue):
+for command in (follow, followers, following, approve, reject, queue, match, directory_command):
     cli.add_command(command)
 
 

@@ -279,6 +279,8 @@ class Filters:
 
     country: str | None = None
     language: str | None = None  # taught in, or being learned
+    teaches: str | None = None  # a language of instruction
+    learns: str | None = None  # a language being learned
     age: int | None = None
     subject: str | None = None
     mode: str | None = None
@@ -304,6 +306,12 @@ def search(db: Database, filters: Filters, limit: int, offset: int) -> list[dict
             " OR EXISTS (SELECT 1 FROM json_each(d.learning) WHERE lower(value) = lower(?)))"
         )
         args += [filters.language, filters.language]
+    for column, value in (("instruction", filters.teaches), ("learning", filters.learns)):
+        if value:
+            where.append(
+                f"EXISTS (SELECT 1 FROM json_each(d.{column}) WHERE lower(value) = lower(?))"
+            )
+            args.append(value)
     if filters.age is not None:
         where.append("d.age_min <= ? AND d.age_max >= ?")
         args += [filters.age, filters.age]
@@ -387,9 +395,80 @@ def summary(document: dict[str, Any], stale_before: str) -> dict[str, Any]:
         "ages": document["ages"],
         "subjects": document.get("subjects", []),
         "modes": document["modes"],
+        "school_days": document.get("schoolDays", []),
+        "school_hours": document.get("schoolHours"),
+        "terms": document.get("terms", []),
+        "capacity": document.get("capacity"),
         "description": clean_text(document.get("summary", ""), multiline=True),
         "updated": document["updated"],
         "last_active": document["updated"],
         "stale": document["updated"] < stale_before,
         "paused": document.get("paused") is True,
     }
+
+
+def match_rows(
+    db: Database,
+    exclude_country: str,
+    ages: tuple[int, int],
+    instruction: list[str],
+    languages: list[str],
+    actor: str | None = None,
+) -> list[dict[str, Any]]:
+    """The listings that may match a school of another country than `exclude_country`,
+    with pupils of `ages`, teaching in `instruction` and using `languages` (taught or
+    learned): a working language must be possible. Paused listings are left out. Each is
+    the listing's validated facts (as stored at entry) and its document. The matching
+    engine checks every constraint again; this only narrows.
+
+    With `actor`: that one listing, paused or not, whatever it fails (for explaining)."""
+    columns = (
+        "d.actor, d.name, d.country, d.timezone, d.instruction, d.learning, d.age_min, "
+        "d.age_max, d.subjects, d.modes, d.paused, d.document"
+    )
+    if actor is not None:
+        rows = db.execute(
+            f"SELECT {columns} FROM directory d WHERE d.actor = ? AND d.deleted_at IS NULL",
+            [actor],
+        ).fetchall()
+    else:
+        rows = db.execute(
+            f"SELECT {columns} FROM directory d WHERE d.deleted_at IS NULL AND d.paused = 0 "
+            "AND d.country != ? AND d.age_min <= ? AND d.age_max >= ? AND ("
+            "EXISTS (SELECT 1 FROM json_each(d.instruction) i "
+            "WHERE i.value IN (SELECT value FROM json_each(?)))"
+            " OR EXISTS (SELECT 1 FROM json_each(d.learning) l "
+            "WHERE l.value IN (SELECT value FROM json_each(?))))",
+            [
+                exclude_country,
+                ages[1],
+                ages[0],
+                json.dumps(sorted(set(languages))),
+                json.dumps(sorted(set(instruction))),
+            ],
+        ).fetchall()
+    return [
+        {
+            "actor": r[0],
+            "name": r[1],
+            "country": r[2],
+            "timezone": r[3],
+            "instruction": json.loads(r[4]),
+            "learning": json.loads(r[5]),
+            "ages": (int(r[6]), int(r[7])),
+            "subjects": json.loads(r[8]),
+            "modes": json.loads(r[9]),
+            "paused": bool(r[10]),
+            "document": json.loads(r[11]),
+        }
+        for r in rows
+    ]
+
+
+def actors_on_host(db: Database, host: str) -> list[str]:
+    """The listed schools whose actor lives on `host` (for NAME@HOST look-ups)."""
+    rows = db.execute(
+        "SELECT actor FROM directory WHERE host = ? AND deleted_at IS NULL ORDER BY actor",
+        [host],
+    ).fetchall()
+    return [r[0] for r in rows]
