@@ -157,10 +157,10 @@ def run(count: int, exact: bool) -> None:
         exact_s = time.perf_counter() - started
         cut = assign(capacity, graph.edges)
         e_total, c_total = sum(whole.chosen.values()), sum(cut.chosen.values())
+        ratio = covered(cut.chosen) / covered(whole.chosen)
         print(
             f"  exact core (no cut, {exact_s:.1f} s): paired {covered(whole.chosen):,}, total "
-            f"{e_total:,.0f}; round/exact: coverage {covered(cut.chosen) / covered(whole.chosen):.4f}"
-            f", score {c_total / e_total:.4f}"
+            f"{e_total:,.0f}; round/exact: coverage {ratio:.4f}, score {c_total / e_total:.4f}"
         )
 
 

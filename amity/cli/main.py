@@ -28,6 +28,7 @@ from .directory_commands import directory_command
 from .follow_commands import approve, follow, followers, following, reject
 from .match_commands import match
 from .options import OneLineErrorGroup, data_option, fail, user_errors
+from .pairing_commands import pairing_round
 from .queue_commands import queue
 from .remote import fetch_remote_actor, private_network_option, shown_name
 
@@ -396,7 +397,17 @@ def backup(data_dir: Path, destination: Path) -> None:
     )
 
 
-for command in (follow, followers, following, approve, reject, queue, match, directory_command):
+for command in (
+    follow,
+    followers,
+    following,
+    approve,
+    reject,
+    queue,
+    match,
+    directory_command,
+    pairing_round,
+):
     cli.add_command(command)
 
 
