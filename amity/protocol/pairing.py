@@ -117,6 +117,7 @@ def pairing_round(
             "core": assignment.core,
             "repaired": assignment.repaired,
             "reached": assignment.reached,
+            "rescued": assignment.rescued,
             "filled": assignment.filled,
             "pieces": assignment.pieces,
         },

@@ -25,6 +25,8 @@ from .pairing_candidates import Progress
 
 # The largest piece matched exactly at once (rustworkx's blossom is O(n^3)).
 CHUNK = 4000
+# Schools an alternating-path search looks at, at most, for one school left alone.
+RESCUE_VISITS = 2000
 # Scores become integer weights (rustworkx needs integers) with this many steps per point.
 SCALE = 1000
 
@@ -41,6 +43,7 @@ class Assignment:
     core: int = 0  # pairs from each phase
     repaired: int = 0
     reached: int = 0
+    rescued: int = 0
     filled: int = 0
 
 
@@ -136,6 +139,7 @@ def assign(
     if progress is not None:
         progress("matching", len(usable), len(usable))
     result.reached = _reach(capacity, degree, neighbours, edges, chosen, matcher)
+    result.rescued = _rescue(capacity, degree, neighbours, chosen, edges)
     result.filled = _fill(capacity, degree, edges, chosen)
     result.chosen = chosen
     return result
@@ -237,6 +241,110 @@ def _reach(
         attached += 1
     matcher.pieces += seat_matcher.pieces
     return attached
+
+
+def _rescue(
+    capacity: Sequence[int],
+    degree: list[int],
+    neighbours: list[list[int]],
+    chosen: dict[Edge, float],
+    edges: dict[Edge, float],
+) -> int:
+    """For each school still alone, look for an alternating path that gives it a partner
+    and leaves everyone covered still covered: it takes a seat of a full candidate v, which
+    drops a partner w; w keeps another partner, or (its only one lost) looks on the same way,
+    until a candidate with a seat left. Returns how many were given a partner."""
+    partners: list[set[int]] = [set() for _ in capacity]
+    for u, v in chosen:
+        partners[u].add(v)
+        partners[v].add(u)
+    rescued = 0
+    for start in range(len(capacity)):
+        if degree[start] or capacity[start] <= 0 or not neighbours[start]:
+            continue
+        path = _alternating_path(start, capacity, degree, neighbours, partners)
+        if path is None:
+            continue
+        for x, v, w in path:
+            chosen[_key(x, v)] = edges[_key(x, v)]
+            partners[x].add(v)
+            partners[v].add(x)
+            degree[x] += 1
+            degree[v] += 1
+            if w is not None:
+                del chosen[_key(v, w)]
+                partners[v].discard(w)
+                partners[w].discard(v)
+                degree[v] -= 1
+                degree[w] -= 1
+        rescued += 1
+    return rescued
+
+
+def _alternating_path(
+    start: int,
+    capacity: Sequence[int],
+    degree: list[int],
+    neighbours: list[list[int]],
+    partners: list[set[int]],
+) -> list[tuple[int, int, int | None]] | None:
+    """Steps (x takes v, v drops w or nobody) that cover `start`, breadth first. A school
+    is tried once as a taker (v) and once as a dropped partner (w); on one path it appears
+    once, but for the path's own start or dropped schools that take a further partner."""
+    came: dict[int, tuple[int, int]] = {}  # w -> (x, v): w was dropped by v for x
+    as_taker: set[int] = set()
+    as_dropped = {start}
+    frontier = [start]
+    while frontier and len(as_taker) + len(as_dropped) < RESCUE_VISITS:
+        following: list[int] = []
+        for x in frontier:
+            takers, dropped = _chain(came, x, start)
+            for v in neighbours[x]:
+                if capacity[v] <= 0 or v in partners[x] or v in takers:
+                    continue
+                if v in dropped:
+                    # On x's own path: after it v holds as many partners as now (the start:
+                    # one); it takes x too if a seat is left then.
+                    if v != x and degree[v] + (v == start) + 1 <= capacity[v]:
+                        return _steps(came, x, v, None)
+                    continue
+                if v in as_taker:
+                    continue
+                as_taker.add(v)
+                if degree[v] < capacity[v]:
+                    return _steps(came, x, v, None)
+                for w in sorted(partners[v]):
+                    if w in as_dropped or w in takers or w in dropped:
+                        continue
+                    if degree[w] >= 2:
+                        return _steps(came, x, v, w)
+                    as_dropped.add(w)
+                    came[w] = (x, v)
+                    following.append(w)
+        frontier = following
+    return None
+
+
+def _chain(came: dict[int, tuple[int, int]], x: int, start: int) -> tuple[set[int], set[int]]:
+    """The takers and the dropped schools (with the start and `x`) on `x`'s path."""
+    takers: set[int] = set()
+    dropped = {x, start}
+    while x in came:
+        x, v = came[x]
+        takers.add(v)
+        dropped.add(x)
+    return takers, dropped
+
+
+def _steps(
+    came: dict[int, tuple[int, int]], x: int, v: int, w: int | None
+) -> list[tuple[int, int, int | None]]:
+    steps: list[tuple[int, int, int | None]] = [(x, v, w)]
+    while x in came:
+        previous, dropper = came[x]
+        steps.append((previous, dropper, x))
+        x = previous
+    return steps
 
 
 def _fill(
