@@ -7,20 +7,23 @@ daylight-saving rules), languages of instruction weighted as in the world's scho
 (English, Spanish, French, Arabic, Portuguese, ... most often), learning one or two
 others, age ranges of primary and secondary schools, 1 to 3 free places, school days (some
 Sunday-to-Thursday) and hours. For each size it prints: seconds (pruning and matching),
-peak memory (tracemalloc), the share paired against the bound (schools with at least one
-candidate after pruning), the total score, and against a greedy baseline (best remaining
-pair first, same candidates). At --exact-at it also runs the core phase without cutting
-(rustworkx's exact maximum-cardinality maximum-weight matching on whole components) on the
-same candidate graph: the ratio of coverage and of total score of the round to it.
+peak memory (the peak RSS of a process that runs that size alone), the share paired
+against the bound (schools with at least one candidate after pruning), the total score,
+and a greedy baseline (best remaining pair first, same candidates). At --exact-at it also
+runs the core phase without cutting (rustworkx's exact maximum-cardinality maximum-weight
+matching on whole components) on the same candidate graph, and an integer program (HiGHS,
+scipy) for the most schools any assignment pairs: the round's coverage and total score
+against them.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import resource
+import subprocess
 import sys
 import time
-import tracemalloc
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -126,14 +129,12 @@ def run(count: int, exact: bool) -> None:
     schools = generated_schools(count)
     ctx = MatchContext(week=WEEK, now=NOW)
     score, explain = pair_scorer(ctx), pair_explainer(ctx)
-    tracemalloc.start()
     started = time.perf_counter()
     report = pairing_round(schools, score, explain, WEEK)
     seconds = time.perf_counter() - started
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     bound = report.with_candidates
-    print(f"\n{count:,} schools: {seconds:.1f} s, peak memory {peak / 2**20:.0f} MiB")
+    print(f"\n{count:,} schools: {seconds:.1f} s, peak memory (RSS) {peak / 1024:.0f} MiB")
     print(
         f"  candidate pairs scored {report.scored:,}, kept {report.edges:,}; "
         f"core exact: {report.exact}; phases {report.phases}"
@@ -168,9 +169,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--exact-at", type=int, default=10000)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    for size in (int(s) for s in args.sizes.split(",")):
-        run(size, exact=size == args.exact_at)
+    if args.one:
+        run(args.one, exact=args.one == args.exact_at)
+        return
+    # Each size in a process of its own, so its peak memory is its own.
+    for size in args.sizes.split(","):
+        command = [sys.executable, __file__, "--one", size, "--exact-at", str(args.exact_at)]
+        subprocess.run(command, check=True)
 
 
 if __name__ == "__main__":
