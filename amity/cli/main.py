@@ -29,6 +29,7 @@ from .follow_commands import approve, follow, followers, following, reject
 from .match_commands import match
 from .options import OneLineErrorGroup, data_option, fail, user_errors
 from .pairing_commands import pairing_round
+from .partnership_commands import COMMANDS as PARTNERSHIP_COMMANDS
 from .queue_commands import queue
 from .remote import fetch_remote_actor, private_network_option, shown_name
 
@@ -407,6 +408,7 @@ for command in (
     match,
     directory_command,
     pairing_round,
+    *PARTNERSHIP_COMMANDS,
 ):
     cli.add_command(command)
 

@@ -60,6 +60,12 @@ def rules(now: datetime) -> dict[str, tuple[str, str, list[object]]]:
             "r.received_at < ?",
             [t - FollowLimits().pending_seconds],
         ),
+        # Ended, declined and expired proposals are history (matching reads it) for a year.
+        "partnerships": (
+            "partnerships",
+            "r.state IN ('declined', 'expired', 'withdrawn', 'left') AND r.changed_at < ?",
+            [t - limits.PARTNERSHIP_RETENTION],
+        ),
         "lan_peers": (
             "lan_peers",
             "r.rowid NOT IN (SELECT rowid FROM lan_peers ORDER BY seen_at DESC LIMIT ?)",

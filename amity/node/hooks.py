@@ -78,6 +78,11 @@ class NodeHooks:
             self.wake_liveness()  # it re-publishes without it
         self._relay(db, delete, [via, delete.get("actor")])
 
+    def school_profile(self, db: Database, handle: str) -> dict[str, Any] | None:
+        """The local school's current profile (its import format)."""
+        stored = self.node.store.profile(handle)
+        return stored.data if stored is not None else None
+
     def _relay(self, db: Database, obj: dict[str, Any], skip: list[Any]) -> None:
         """On a hub: an Announce of `obj` to every follower but the node it came from and
         the actor it is about."""

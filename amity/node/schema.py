@@ -284,3 +284,43 @@ def m011_follow_requests(db: Database) -> None:
         else:
             db.execute("UPDATE followers SET host = ? WHERE actor = ?", [host, actor])
     db.table("followers").create_index(["handle", "host"])
+
+
+@migrations()
+def m012_partnerships(db: Database) -> None:
+    # Partnership proposals and partnerships, one row per local school (`handle`) and
+    # partnership id. `role`: outgoing (this school proposed), incoming (asked), arranged
+    # (this authority proposed the pair). `partner` is the other school as this school sees
+    # it (for an arranged row, the first school), `partner_name` its name from its signed
+    # profile when the row was made; `host` the proposer's host, for quotas on
+    # what strangers propose. `document` is the Partnership with the proofs held; `signed` 1
+    # once this actor's own proof is on it (it then holds a place of the school's capacity);
+    # `end_time` the Offer's endTime in epoch seconds; times are epoch seconds.
+    db.table("partnerships").create(
+        {
+            "handle": str,
+            "id": str,
+            "short": str,
+            "role": str,
+            "proposer": str,
+            "partner": str,
+            "partner_name": str,
+            "host": str,
+            "state": str,
+            "signed": int,
+            "document": str,
+            "offer_id": str,
+            "inboxes": str,
+            "end_time": float,
+            "created_at": float,
+            "changed_at": float,
+            "reason": str,
+        },
+        pk=("handle", "id"),
+    )
+    db.table("partnerships").create_index(["handle", "state"])
+    db.table("partnerships").create_index(["handle", "partner"])
+    db.table("partnerships").create_index(["proposer", "state"])
+    db.table("partnerships").create_index(["host", "state"])
+    db.table("partnerships").create_index(["state", "end_time"])
+    db.table("partnerships").create_index(["changed_at"])
