@@ -7,10 +7,11 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import networkx as nx
 import numpy as np
@@ -34,6 +35,7 @@ from amity.protocol.profile_document import profile_document, profile_from_docum
 from .helpers import EXAMPLE_PROFILE
 from .inprocess import LiveNode, start_node
 
+T = TypeVar("T")
 WEEK = date(2026, 12, 7)
 CTX = MatchContext(week=WEEK, now=datetime(2026, 12, 1, tzinfo=UTC))
 
@@ -287,8 +289,19 @@ async def _follow(follower: LiveNode, target: LiveNode) -> None:
     await follower.run(lambda: follower.node.follow(document))
 
 
+@dataclass
+class Network:
+    hub: Path
+    loop: asyncio.AbstractEventLoop
+    nodes: list[LiveNode]
+
+    def run(self, fn: Callable[[], T]) -> T:
+        """`fn` in a thread while the nodes serve (the CLI talks to them)."""
+        return self.loop.run_until_complete(asyncio.to_thread(fn))
+
+
 @pytest.fixture
-def hub_with_listings(tmp_path: Path) -> Iterator[Path]:
+def network(tmp_path: Path) -> Iterator[Network]:
     """A served hub whose directory holds the listings of served schools that follow it:
     three opted in (MX, KE, FR), one not (GB)."""
     loop = asyncio.new_event_loop()
@@ -333,7 +346,7 @@ def hub_with_listings(tmp_path: Path) -> Iterator[Path]:
 
     loop.run_until_complete(build())
     try:
-        yield tmp_path / "hub"
+        yield Network(tmp_path / "hub", loop, nodes)
     finally:
         loop.run_until_complete(close())
         loop.close()
@@ -341,6 +354,11 @@ def hub_with_listings(tmp_path: Path) -> Iterator[Path]:
 
 def _round(data: Path, *args: str) -> Any:
     return CliRunner().invoke(cli, ["pairing-round", "--data", str(data), *args], prog_name="amity")
+
+
+@pytest.fixture
+def hub_with_listings(network: Network) -> Path:
+    return network.hub
 
 
 def test_dry_run_json_on_a_hub_pairs_the_opted_in_listings(hub_with_listings: Path) -> None:
@@ -379,13 +397,49 @@ def test_pairing_round_errors_are_one_line(hub_with_listings: Path, school: Any)
     )
     monday = _round(hub_with_listings, "--dry-run", "--week", "2026-12-08")
     assert monday.stderr.strip().startswith("error: --week 2026-12-08: is a Tuesday")
-    sending = _round(hub_with_listings)
-    assert sending.exit_code == 1
-    assert sending.stderr.strip() == (
-        "error: sending proposals arrives with partnerships; run with --dry-run for now"
-    )
     at_school = _round(school.config.data_dir, "--dry-run")
     assert at_school.exit_code == 1
     assert at_school.stderr.strip().startswith(
         "error: this node is a school; only authority and hub nodes run pairing rounds"
     )
+
+
+def test_a_round_sends_each_pair_a_proposal_arranged_by_the_hub(network: Network) -> None:
+    result = network.run(
+        lambda: _round(network.hub, "--json", "--week", "2026-12-07", "--allow-private-network")
+    )
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    report = json.loads(result.stdout)
+    assert report["dry_run"] is False and report["proposals_sent"] == 2
+    assert all(item["proposal"] and item["error"] is None for item in report["proposals"])
+    hub = network.nodes[0]
+    rows = network.loop.run_until_complete(
+        hub.run(
+            lambda: hub.node.store.db.execute(
+                "SELECT role, state FROM partnerships WHERE handle = 'hub'"
+            ).fetchall()
+        )
+    )
+    assert sorted(rows) == [("arranged", "pending")] * 2
+    ke = next(n for n in network.nodes if n.node.config.handle == "ke")
+
+    async def offers_arrived() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            count = await ke.run(
+                lambda: ke.node.store.db.execute(
+                    "SELECT count(*) FROM partnerships WHERE role = 'incoming'"
+                ).fetchone()[0]
+            )
+            if count == 2:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("ke did not receive both arranged proposals")
+
+    network.loop.run_until_complete(offers_arrived())
+    # A second round finds both pairs already arranged: nothing new is sent, and it says why.
+    again = network.run(lambda: _round(network.hub, "--json", "--allow-private-network"))
+    assert again.exit_code == 0, again.stderr
+    repeat = json.loads(again.stdout)
+    assert repeat["proposals_sent"] == 0
+    assert all("already has a proposal" in item["error"] for item in repeat["proposals"])

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ..federation.errors import FederationError
+from ..node.errors import NodeError
 from ..node.matching import default_week, parse_week
 from ..node.node import Node
 from ..node.pairing import check_can_send, check_round_node, run_round, send_proposals
+from ..protocol.errors import ProtocolError
 from ..protocol.pairing import round_json
 from ..protocol.suggest import read_country
 from .options import data_option, user_errors
+from .remote import fetch_remote_actor, private_network_option
 
+FETCHES = 8  # actors fetched at once before sending
 UNPAIRED_SHOWN = 20  # unpaired schools listed in the text report; --json has them all
 
 
@@ -27,6 +33,26 @@ def _countries(_ctx: click.Context, _param: click.Parameter, values: tuple[str, 
             raise click.BadParameter(reading.problem or f"{value!r} is not a country code")
         if reading.value not in found:
             found.append(reading.value)
+    return found
+
+
+async def _fetch_actors(
+    node: Node, wanted: list[str], allow_private_network: bool
+) -> dict[str, dict[str, Any] | str]:
+    """Each school's actor document, or why it could not be fetched, FETCHES at a time."""
+    gate = asyncio.Semaphore(FETCHES)
+    found: dict[str, dict[str, Any] | str] = {}
+
+    async def one(actor: str) -> None:
+        async with gate:
+            try:
+                found[actor] = await fetch_remote_actor(node, actor, allow_private_network)
+            except (NodeError, FederationError, ProtocolError) as exc:
+                found[actor] = f"actor not fetched: {exc}"
+
+    await asyncio.gather(*(one(actor) for actor in wanted))
+    if wanted:
+        click.echo(f"actors: {len(wanted):,} fetched or tried", err=True)
     return found
 
 
@@ -50,9 +76,15 @@ def _progress(stage: str, done: int, total: int) -> None:
     metavar="YYYY-MM-DD",
     help="The Monday of the week whose live windows count (default: the coming week).",
 )
+@private_network_option
 @user_errors
 def pairing_round(
-    data_dir: Path, countries: list[str], dry_run: bool, as_json: bool, week: str | None
+    data_dir: Path,
+    countries: list[str],
+    dry_run: bool,
+    as_json: bool,
+    week: str | None,
+    allow_private_network: bool,
 ) -> None:
     """(Authorities and hubs) pair the opted-in schools of the directory with partners
     abroad: as many schools as possible get one, then the best total score."""
@@ -62,10 +94,15 @@ def pairing_round(
         if not dry_run:
             check_can_send(node)
         given, report = run_round(node, countries, monday, _progress)
-        sent = [] if dry_run else send_proposals(node, given, report.pairs)
+        sent: list[dict[str, Any]] = []
+        if not dry_run:
+            wanted = sorted({actor for pair in report.pairs for actor in (pair.a, pair.b)})
+            actors = asyncio.run(_fetch_actors(node, wanted, allow_private_network))
+            sent = send_proposals(node, given, report.pairs, actors)
     document = round_json(report, given.names, countries)
     document["dry_run"] = dry_run
-    document["proposals_sent"] = len(sent)
+    document["proposals"] = sent
+    document["proposals_sent"] = sum(1 for item in sent if item["proposal"])
     if as_json:
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
@@ -99,5 +136,11 @@ def _show(document: dict[str, Any]) -> None:
             click.echo(f"  ... and {len(unpaired) - UNPAIRED_SHOWN} more (--json lists all).")
     if document["dry_run"]:
         click.echo("Dry run: no proposals sent.")
-    else:
-        click.echo(f"Sent {document['proposals_sent']} proposals; each school accepts as usual.")
+        return
+    click.echo(
+        f"Sent {document['proposals_sent']} proposals, delivered while the node serves; "
+        "each school accepts as usual."
+    )
+    for item in document["proposals"]:
+        if item["error"]:
+            click.echo(f"  not sent: {' + '.join(item['schools'])}: {item['error']}")

@@ -12,10 +12,13 @@ from typing import Any
 from ..federation import endorsement_store
 from ..federation.blocklist import block_targets
 from ..protocol.actor import ActorUrls
+from ..protocol.errors import ProtocolError
 from ..protocol.matching import MatchContext, School, school_from_profile
 from ..protocol.pairing import Pair, RoundReport, pairing_round
 from ..protocol.pairing_candidates import Progress
 from ..protocol.pairing_score import pair_explainer, pair_scorer
+from ..protocol.profile_document import profile_from_document
+from . import partnerships
 from .clock import format_time, parse_time
 from .errors import NodeError
 from .liveness import STALE_AFTER
@@ -44,6 +47,7 @@ class RoundInput:
     schools: list[School]
     names: dict[str, str]
     hosted: frozenset[str]  # actors this node hosts
+    documents: dict[str, dict[str, Any]]  # each school's signed profile object
 
 
 def check_round_node(node: Node) -> None:
@@ -113,7 +117,7 @@ def round_input(node: Node, countries: Sequence[str]) -> RoundInput:
         school = _school(actor, document, extra)
         schools.append(school)
         names[actor] = school.name
-    return RoundInput(schools, names, frozenset(hosted))
+    return RoundInput(schools, names, frozenset(hosted), found)
 
 
 def _when(text: object) -> datetime | None:
@@ -141,18 +145,40 @@ def run_round(
     return given, report
 
 
-SENDING_UNAVAILABLE = "sending proposals arrives with partnerships; run with --dry-run for now"
-
-
 def check_can_send(node: Node) -> None:
-    """NodeError when this build cannot send a round's proposals (checked before a round)."""
+    """NodeError when this node cannot send a round's proposals (checked before a round)."""
     check_round_node(node)
-    raise NodeError(SENDING_UNAVAILABLE)
 
 
-def send_proposals(node: Node, given: RoundInput, pairs: list[Pair]) -> list[dict[str, Any]]:
-    """Send each pair a proposal made by this node, which both schools accept as usual.
+def send_proposals(
+    node: Node,
+    given: RoundInput,
+    pairs: list[Pair],
+    actors: dict[str, dict[str, Any] | str],
+) -> list[dict[str, Any]]:
+    """Send each pair a proposal made by this node (partnerships.arrange), which both
+    schools accept as usual; `actors` holds each school's fetched actor, or why it could
+    not be fetched. One result per pair: the proposal's short id, or why it was not sent.
 
     SENDING CALL SITE: the one place a round's pairs become proposals."""
     check_can_send(node)
-    return []
+    results: list[dict[str, Any]] = []
+    for pair in pairs:
+        result: dict[str, Any] = {"schools": [pair.a, pair.b], "proposal": None, "error": None}
+        results.append(result)
+        first, second = actors.get(pair.a), actors.get(pair.b)
+        if not isinstance(first, dict) or not isinstance(second, dict):
+            failed = pair.a if not isinstance(first, dict) else pair.b
+            result["error"] = f"{failed}: {actors.get(failed) or 'actor not fetched'}"
+            continue
+        try:
+            proposal = partnerships.arrange(
+                node,
+                (first, profile_from_document(given.documents[pair.a])),
+                (second, profile_from_document(given.documents[pair.b])),
+            )
+        except (NodeError, ProtocolError) as exc:
+            result["error"] = str(exc)
+            continue
+        result["proposal"] = proposal.short
+    return results
