@@ -57,7 +57,8 @@ async def _fetch_actors(
 
 
 def _progress(stage: str, done: int, total: int) -> None:
-    click.echo(f"{stage}: {done:,} of {total:,} schools", err=True)
+    unit = "" if stage == "matching pieces" else " schools"
+    click.echo(f"{stage}: {done:,} of {total:,}{unit}", err=True)
 
 
 @click.command("pairing-round")

@@ -54,7 +54,10 @@ def _key(u: int, v: int) -> Edge:
 class _Matcher:
     """Exact matchings of pieces of at most `chunk` vertices, with integer weights."""
 
-    def __init__(self, edges: dict[Edge, float], chunk: int) -> None:
+    def __init__(
+        self, edges: dict[Edge, float], chunk: int, progress: Progress | None = None
+    ) -> None:
+        self.progress = progress
         low = min(edges.values(), default=0.0)
         # Shifting every weight by one constant leaves the best of the maximum-cardinality
         # matchings the same (they all have the same number of edges).
@@ -79,8 +82,11 @@ class _Matcher:
                 result += self._exact(graph, nodes)
                 continue
             self.cut = True
-            for piece in self._pieces(graph, nodes):
+            pieces = self._pieces(graph, nodes)
+            for number, piece in enumerate(pieces, 1):
                 result += self._exact(graph, piece)
+                if self.progress is not None:
+                    self.progress("matching pieces", number, len(pieces))
         return [_key(u, v) for u, v in result]
 
     def _exact(self, graph: rx.PyGraph, nodes: list[int]) -> list[Edge]:
@@ -117,7 +123,7 @@ def assign(
     for u, v in edges:
         neighbours[u].append(v)
         neighbours[v].append(u)
-    matcher = _Matcher(edges, chunk)
+    matcher = _Matcher(edges, chunk, progress)
     usable = [u for u in range(len(capacity)) if neighbours[u] and capacity[u] > 0]
     live = [edge for edge in edges if capacity[edge[0]] > 0 and capacity[edge[1]] > 0]
     if progress is not None:
