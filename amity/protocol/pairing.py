@@ -119,6 +119,7 @@ def pairing_round(
             "reached": assignment.reached,
             "rescued": assignment.rescued,
             "filled": assignment.filled,
+            "swapped": assignment.swapped,
             "pieces": assignment.pieces,
         },
     )

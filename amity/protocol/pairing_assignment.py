@@ -9,7 +9,10 @@ first, then total score (docs/protocol.md, "Pairing rounds", states what it guar
 2. Reach: schools still without a partner are attached to candidates with capacity left,
    as many as possible, then by score (a maximum-cardinality, maximum-weight matching of
    the bipartite graph of the alone and the copies of the seats left).
-3. Fill: the capacity left is filled with the best remaining edges first (greedy).
+3. Rescue: alternating paths give a partner to schools still alone.
+4. Fill: the capacity left is filled with the best remaining edges first (greedy).
+5. Swap: a better unused edge replaces the weakest partners of its full ends, when those
+   keep another partner; then fill again.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class Assignment:
     reached: int = 0
     rescued: int = 0
     filled: int = 0
+    swapped: int = 0
 
 
 def _key(u: int, v: int) -> Edge:
@@ -147,6 +151,9 @@ def assign(
     result.reached = _reach(capacity, degree, neighbours, edges, chosen, matcher)
     result.rescued = _rescue(capacity, degree, neighbours, chosen, edges)
     result.filled = _fill(capacity, degree, edges, chosen)
+    result.swapped = _swap(capacity, degree, edges, chosen)
+    if result.swapped:
+        result.filled += _fill(capacity, degree, edges, chosen)
     result.chosen = chosen
     return result
 
@@ -351,6 +358,46 @@ def _steps(
         steps.append((previous, dropper, x))
         x = previous
     return steps
+
+
+def _swap(
+    capacity: Sequence[int], degree: list[int], edges: dict[Edge, float], chosen: dict[Edge, float]
+) -> int:
+    """Take an unused pair, best first, in place of the weakest partner of each full end
+    when that raises the total and every school dropped keeps another partner (so no one
+    covered is left alone). Returns how many pairs came in."""
+    partners: list[dict[int, float]] = [{} for _ in capacity]
+    for (u, v), score in chosen.items():
+        partners[u][v] = score
+        partners[v][u] = score
+    swapped = 0
+    for (u, v), score in sorted(edges.items(), key=lambda item: (-item[1], item[0])):
+        if (u, v) in chosen or capacity[u] <= 0 or capacity[v] <= 0:
+            continue
+        dropped: list[tuple[int, int]] = []  # (end, partner it drops)
+        for end, other in ((u, v), (v, u)):
+            if degree[end] < capacity[end]:
+                continue
+            spare = [w for w in partners[end] if w != other and degree[w] >= 2]
+            if not spare:
+                break
+            dropped.append((end, min(spare, key=lambda w: (partners[end][w], w))))
+        else:
+            lost = sum(partners[end][w] for end, w in dropped)
+            same = len(dropped) == 2 and dropped[0][1] == dropped[1][1]
+            if score <= lost or (same and degree[dropped[0][1]] < 3):
+                continue
+            for end, w in dropped:
+                del chosen[_key(end, w)]
+                del partners[end][w], partners[w][end]
+                degree[end] -= 1
+                degree[w] -= 1
+            chosen[(u, v)] = score
+            partners[u][v] = partners[v][u] = score
+            degree[u] += 1
+            degree[v] += 1
+            swapped += 1
+    return swapped
 
 
 def _fill(
