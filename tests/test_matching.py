@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amity.protocol.live_window import coming_monday, monday_of
 from amity.protocol.matching import (
@@ -376,3 +378,51 @@ def test_the_protocol_example_has_the_fields_and_windows_the_code_gives() -> Non
     assert item["windows"][0] == example["windows"][0]
     for key in ("score", "working_languages", "tandem", "live_minutes", "reasons", "score_parts"):
         assert item[key] == example[key], key
+
+
+ZONES = ["Europe/London", "Asia/Kathmandu", "Pacific/Auckland", "America/New_York", "Asia/Riyadh"]
+LANGS = ["en", "es", "fr", "de"]
+
+
+@st.composite
+def schools(draw: st.DrawFn) -> School:
+    low = draw(st.integers(3, 19))
+    start = draw(st.sampled_from(["06:00", "08:00", "10:30", "13:15"]))
+    return school(
+        draw(st.sampled_from(["A", "B", "C"])),
+        draw(st.sampled_from(["GB", "DE", "MX"])),
+        draw(st.sampled_from(ZONES)),
+        languages={
+            "instruction": draw(
+                st.lists(st.sampled_from(LANGS), min_size=1, max_size=2, unique=True)
+            ),
+            "learning": draw(st.lists(st.sampled_from(LANGS), max_size=2, unique=True)),
+        },
+        ages=[low, draw(st.integers(low, 19))],
+        modes=draw(st.sampled_from([["async"], ["live"], ["async", "live"]])),
+        school_days=draw(
+            st.lists(st.sampled_from([*WEEKDAYS5, "sat", "sun"]), min_size=1, unique=True)
+        ),
+        school_hours=[start, draw(st.sampled_from(["14:00", "15:45", "18:00"]))],
+        capacity=draw(st.integers(0, 2)),
+    )
+
+
+@given(schools(), st.lists(schools(), max_size=6), st.sampled_from(["2026-10-26", "2027-03-29"]))
+@settings(max_examples=150, deadline=None)
+def test_exclusions_evaluate_and_rank_agree(me: School, others: list[School], week: str) -> None:
+    c = ctx(week)
+    for other in others:
+        match = evaluate(me, other, c)
+        assert (match is None) == bool(exclusions(me, other, c))
+        if match is not None:
+            assert match.live_minutes == sum(
+                int((end - start).total_seconds()) // 60 for start, end in match.windows
+            )
+            assert match.score == round(sum(match.parts.values()), 2)
+    ranked = rank(me, others, c, 3)
+    expected = sorted(
+        (m for o in others if o.actor != me.actor for m in [evaluate(me, o, c)] if m),
+        key=lambda m: (-m.score, -m.live_minutes, m.other.name, m.other.actor),
+    )[:3]
+    assert [m.to_json() for m in ranked] == [m.to_json() for m in expected]

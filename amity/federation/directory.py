@@ -407,62 +407,74 @@ def summary(document: dict[str, Any], stale_before: str) -> dict[str, Any]:
     }
 
 
+# What matching reads; the few fields of the signed document it needs are taken out by
+# SQLite (parsing whole documents in Python would cost more than the matching itself).
+_MATCH_COLUMNS = (
+    "d.actor, d.name, d.country, d.timezone, d.instruction, d.learning, d.age_min, "
+    "d.age_max, d.subjects, d.modes, d.paused, d.updated, "
+    "json_extract(d.document, '$.schoolDays'), json_extract(d.document, '$.schoolHours'), "
+    "coalesce(json_extract(d.document, '$.terms'), '[]'), "
+    "json_extract(d.document, '$.capacity')"
+)
+
+
 def match_rows(
     db: Database,
     exclude_country: str,
     ages: tuple[int, int],
     instruction: list[str],
     languages: list[str],
-    actor: str | None = None,
 ) -> list[dict[str, Any]]:
     """The listings that may match a school of another country than `exclude_country`,
     with pupils of `ages`, teaching in `instruction` and using `languages` (taught or
-    learned): a working language must be possible. Paused listings are left out. Each is
-    the listing's validated facts (as stored at entry) and its document. The matching
-    engine checks every constraint again; this only narrows.
+    learned): a working language must be possible. Paused listings are left out. The
+    matching engine checks every constraint again; this only narrows."""
+    rows = db.execute(
+        f"SELECT {_MATCH_COLUMNS} FROM directory d WHERE d.deleted_at IS NULL AND d.paused = 0 "
+        "AND d.country != ? AND d.age_min <= ? AND d.age_max >= ? AND ("
+        "EXISTS (SELECT 1 FROM json_each(d.instruction) i "
+        "WHERE i.value IN (SELECT value FROM json_each(?)))"
+        " OR EXISTS (SELECT 1 FROM json_each(d.learning) l "
+        "WHERE l.value IN (SELECT value FROM json_each(?))))",
+        [
+            exclude_country,
+            ages[1],
+            ages[0],
+            json.dumps(sorted(set(languages))),
+            json.dumps(sorted(set(instruction))),
+        ],
+    ).fetchall()
+    return [_match_row(r) for r in rows]
 
-    With `actor`: that one listing, paused or not, whatever it fails (for explaining)."""
-    columns = (
-        "d.actor, d.name, d.country, d.timezone, d.instruction, d.learning, d.age_min, "
-        "d.age_max, d.subjects, d.modes, d.paused, d.document"
-    )
-    if actor is not None:
-        rows = db.execute(
-            f"SELECT {columns} FROM directory d WHERE d.actor = ? AND d.deleted_at IS NULL",
-            [actor],
-        ).fetchall()
-    else:
-        rows = db.execute(
-            f"SELECT {columns} FROM directory d WHERE d.deleted_at IS NULL AND d.paused = 0 "
-            "AND d.country != ? AND d.age_min <= ? AND d.age_max >= ? AND ("
-            "EXISTS (SELECT 1 FROM json_each(d.instruction) i "
-            "WHERE i.value IN (SELECT value FROM json_each(?)))"
-            " OR EXISTS (SELECT 1 FROM json_each(d.learning) l "
-            "WHERE l.value IN (SELECT value FROM json_each(?))))",
-            [
-                exclude_country,
-                ages[1],
-                ages[0],
-                json.dumps(sorted(set(languages))),
-                json.dumps(sorted(set(instruction))),
-            ],
-        ).fetchall()
-    return [
-        {
-            "actor": r[0],
-            "name": r[1],
-            "country": r[2],
-            "timezone": r[3],
-            "instruction": json.loads(r[4]),
-            "learning": json.loads(r[5]),
-            "ages": (int(r[6]), int(r[7])),
-            "subjects": json.loads(r[8]),
-            "modes": json.loads(r[9]),
-            "paused": bool(r[10]),
-            "document": json.loads(r[11]),
-        }
-        for r in rows
-    ]
+
+def match_row(db: Database, actor: str) -> dict[str, Any] | None:
+    """`actor`'s listing as `match_rows` gives it, paused or not; None if none is held."""
+    row = db.execute(
+        f"SELECT {_MATCH_COLUMNS} FROM directory d WHERE d.actor = ? AND d.deleted_at IS NULL",
+        [actor],
+    ).fetchone()
+    return _match_row(row) if row else None
+
+
+def _match_row(r: Any) -> dict[str, Any]:
+    """A listing's facts as validated when it was stored."""
+    return {
+        "actor": r[0],
+        "name": r[1],
+        "country": r[2],
+        "timezone": r[3],
+        "instruction": json.loads(r[4]),
+        "learning": json.loads(r[5]),
+        "ages": (int(r[6]), int(r[7])),
+        "subjects": json.loads(r[8]),
+        "modes": json.loads(r[9]),
+        "paused": bool(r[10]),
+        "updated": r[11],
+        "school_days": json.loads(r[12]),
+        "school_hours": json.loads(r[13]),
+        "terms": json.loads(r[14]),
+        "capacity": int(r[15]),
+    }
 
 
 def actors_on_host(db: Database, host: str) -> list[str]:

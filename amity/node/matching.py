@@ -4,7 +4,7 @@ the authorities it trusts, handed to the matching engine (protocol/matching.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlite_utils import Database
@@ -94,11 +94,10 @@ def context(node: Node, week: date, candidates: list[str]) -> MatchContext:
     """The week, the node's time, which of `candidates` it blocks, whom it trusts."""
     db = node.store.db
     targets = {row[0] for row in db.execute("SELECT target FROM blocks")}
-    blocked = frozenset(a for a in candidates if targets & block_targets(a)) if targets else None
     return MatchContext(
         week=week,
         now=node.clock(),
-        blocked=blocked or frozenset(),
+        blocked=frozenset(a for a in candidates if targets and targets & block_targets(a)),
         trusted=frozenset(endorsement_store.trusted(db)),
     )
 
@@ -130,11 +129,13 @@ def explain(node: Node, target: str, week: date) -> tuple[School, Explanation]:
     actor = resolve_listed(node.store.db, target)
     if actor == me.actor:
         raise NodeError(f"{target} is this node's own school; name another school")
-    rows = directory.match_rows(node.store.db, "", (0, 0), [], [], actor=actor)
-    other = _schools(node, rows)[0]
+    row = directory.match_row(node.store.db, actor)
+    if row is None:  # withdrawn since it was found
+        raise NodeError(f"{target} is no longer in this node's directory")
+    other = _schools(node, [row])[0]
     ctx = context(node, week, [actor])
     found = exclusions(me, other, ctx)
-    if rows[0]["paused"]:
+    if row["paused"]:
         found.append(f"{other.name} has paused its listing (on holiday, or full).")
     match = None if found else evaluate(me, other, ctx)
     return me, Explanation(actor, other.name, found, match)
@@ -143,7 +144,7 @@ def explain(node: Node, target: str, week: date) -> tuple[School, Explanation]:
 def resolve_listed(db: Database, target: str) -> str:
     """The actor id of a school in the directory named by URL or NAME@HOST."""
     if target.startswith(("http://", "https://")):
-        if directory.match_rows(db, "", (0, 0), [], [], actor=target):
+        if directory.match_row(db, target) is not None:
             return target
     else:
         name, _, host = target.removeprefix("acct:").lstrip("@").partition("@")
@@ -187,27 +188,21 @@ def _schools(node: Node, rows: list[dict[str, Any]]) -> list[School]:
     history = _answer_history(db, node.config.handle)
     schools = []
     for row in rows:
-        document = row["document"]
         profile = {
-            "name": row["name"],
-            "country": row["country"],
-            "timezone": row["timezone"],
-            "languages": {"instruction": row["instruction"], "learning": row["learning"]},
-            "ages": row["ages"],
-            "subjects": row["subjects"],
-            "modes": row["modes"],
-            "school_days": document.get("schoolDays", []),
-            "school_hours": document.get("schoolHours", ["00:00", "00:00"]),
-            "terms": document.get("terms", []),
-            "capacity": document.get("capacity", 0),
-        }
+            field: row[field]
+            for field in (
+                "name", "country", "timezone", "ages", "subjects", "modes", "school_days",
+                "school_hours", "terms", "capacity",
+            )
+        }  # fmt: skip
+        profile["languages"] = {"instruction": row["instruction"], "learning": row["learning"]}
         answered, expired = history.get(row["actor"], (0, 0))
         schools.append(
             school_from_profile(
                 row["actor"],
                 profile,
                 endorsed_by=frozenset(endorsed[row["actor"]]),
-                last_active=_when(document.get("updated")),
+                last_active=_when(row["updated"]),
                 proposals_answered=answered,
                 proposals_expired=expired,
             )
@@ -216,10 +211,12 @@ def _schools(node: Node, rows: list[dict[str, Any]]) -> list[School]:
 
 
 def _when(text: object) -> datetime | None:
+    """A listing's `updated` time (xsd:dateTime, as checked when it was stored)."""
     try:
-        return parse_time(text) if isinstance(text, str) else None
+        moment = datetime.fromisoformat(text) if isinstance(text, str) else None
     except ValueError:
         return None
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _has_partnerships(db: Database) -> bool:

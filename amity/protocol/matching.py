@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any
 
-from .live_window import Interval, Timetable, live_windows, minutes, school_intervals, zone
+from .live_window import Interval, Timetable, live_windows, minutes, zone
 
 LIVE_MINIMUM = 30  # weekly minutes of overlap that make live calls possible
 
@@ -55,7 +56,7 @@ class School:
     proposals_answered: int = 0  # earlier proposals it accepted or declined
     proposals_expired: int = 0  # earlier proposals it let expire unanswered
 
-    @property
+    @cached_property
     def timetable(self) -> Timetable:
         return Timetable(self.timezone, self.school_days, self.school_hours, self.terms)
 
@@ -112,8 +113,14 @@ class Match:
     live_minutes: int
     live_possible: bool
     windows: tuple[Interval, ...]
-    reasons: tuple[str, ...]
-    parts: dict[str, float] = field(default_factory=dict)  # the score's parts, by name
+    parts: dict[str, float]  # the score's parts, by name
+    context: MatchContext
+
+    @cached_property
+    def reasons(self) -> tuple[str, ...]:
+        """Sentences a teacher can read (written when first asked for: ranking many pairs
+        needs only the numbers)."""
+        return tuple(_reasons(self))
 
     def to_json(self) -> dict[str, Any]:
         """The object `amity match --json` prints (docs/protocol.md "Matching")."""
@@ -242,38 +249,71 @@ def _answer_points(other: School) -> float:
     ) / total
 
 
+def _possible(me: School, other: School, ctx: MatchContext) -> bool:
+    """The constraints that do not depend on the week, checked without words (fast)."""
+    return (
+        me.country != other.country
+        and me.capacity > 0
+        and other.capacity > 0
+        and other.actor not in ctx.blocked
+        and max(me.ages[0], other.ages[0]) <= min(me.ages[1], other.ages[1])
+        and bool(
+            set(me.instruction) & (set(other.instruction) | set(other.learning))
+            or set(other.instruction) & set(me.learning)
+        )
+    )
+
+
 def evaluate(me: School, other: School, ctx: MatchContext) -> Match | None:
     """The match of `me` with `other` for the week `ctx.week`; None if a hard constraint
     fails (`exclusions` says which)."""
-    if _static_exclusions(me, other, ctx):
+    if not _possible(me, other, ctx):
         return None
     windows = live_windows(me.timetable, other.timetable, ctx.week)
     live = minutes(windows)
     both_live = "live" in me.modes and "live" in other.modes
     live_possible = both_live and live >= LIVE_MINIMUM
-    if _mode_exclusion(me, other, live_possible) is not None:
+    if not live_possible and not ("async" in me.modes and "async" in other.modes):
         return None
-    languages = working_languages(me, other)
     tandem = is_tandem(me, other)
-    shared_instruction = sorted(set(me.instruction) & set(other.instruction))
-    shared_subjects = sorted(me.subjects & other.subjects)
-    trusted = sorted(other.endorsed_by & ctx.trusted)
-    active, days = _activity_points(other.last_active, ctx.now)
     parts = {
         "tandem": TANDEM_POINTS if tandem else 0.0,
-        "shared_instruction": SHARED_INSTRUCTION_POINTS if shared_instruction else 0.0,
+        "shared_instruction": SHARED_INSTRUCTION_POINTS
+        if set(me.instruction) & set(other.instruction)
+        else 0.0,
         "live": LIVE_POINTS * min(live, LIVE_FULL_MINUTES) / LIVE_FULL_MINUTES
         if both_live
         else 0.0,
-        "subjects": SUBJECT_POINTS * min(len(shared_subjects), SUBJECT_MAX),
-        "endorsed": ENDORSED_POINTS if trusted else 0.0,
-        "active": active,
+        "subjects": SUBJECT_POINTS * min(len(me.subjects & other.subjects), SUBJECT_MAX),
+        "endorsed": ENDORSED_POINTS if other.endorsed_by & ctx.trusted else 0.0,
+        "active": _activity_points(other.last_active, ctx.now)[0],
         "answers": _answer_points(other),
         "capacity": CAPACITY_POINTS * min(other.capacity, CAPACITY_MAX),
     }
     parts = {name: round(value, 2) for name, value in parts.items()}
+    return Match(
+        me=me,
+        other=other,
+        score=round(sum(parts.values()), 2),
+        working_languages=working_languages(me, other),
+        tandem=tandem,
+        live_minutes=live,
+        live_possible=live_possible,
+        windows=tuple(windows),
+        parts=parts,
+        context=ctx,
+    )
+
+
+def _reasons(match: Match) -> list[str]:
+    me, other, ctx = match.me, match.other, match.context
+    languages = match.working_languages
+    shared_instruction = sorted(set(me.instruction) & set(other.instruction))
+    shared_subjects = sorted(me.subjects & other.subjects)
+    trusted = sorted(other.endorsed_by & ctx.trusted)
+    days = _activity_points(other.last_active, ctx.now)[1]
     reasons = [f"Working language{'s' if len(languages) > 1 else ''}: {', '.join(languages)}."]
-    if tandem:
+    if match.tandem:
         reasons.append(
             f"Language tandem: you learn {_tags(set(me.learning) & set(other.instruction))}, "
             f"which they teach in; they learn {_tags(set(other.learning) & set(me.instruction))},"
@@ -281,7 +321,7 @@ def evaluate(me: School, other: School, ctx: MatchContext) -> Match | None:
         )
     if shared_instruction:
         reasons.append(f"Both teach in {', '.join(shared_instruction)}.")
-    reasons.append(_live_reason(me, other, live, len(windows), both_live, live_possible))
+    reasons.append(_live_reason(match))
     if shared_subjects:
         reasons.append(f"Shared subjects ({len(shared_subjects)}): {', '.join(shared_subjects)}.")
     else:
@@ -297,29 +337,17 @@ def evaluate(me: School, other: School, ctx: MatchContext) -> Match | None:
             f"{'s' if total != 1 else ''}; let {other.proposals_expired} expire."
         )
     reasons.append(f"{other.capacity} free partnership place{'s' if other.capacity != 1 else ''}.")
-    return Match(
-        me=me,
-        other=other,
-        score=round(sum(parts.values()), 2),
-        working_languages=languages,
-        tandem=tandem,
-        live_minutes=live,
-        live_possible=live_possible,
-        windows=tuple(windows),
-        reasons=tuple(reasons),
-        parts=parts,
-    )
+    return reasons
 
 
-def _live_reason(
-    me: School, other: School, live: int, count: int, both_live: bool, possible: bool
-) -> str:
-    if not both_live:
+def _live_reason(match: Match) -> str:
+    me, other, live, count = match.me, match.other, match.live_minutes, len(match.windows)
+    if not ("live" in me.modes and "live" in other.modes):
         return (
             f"Asynchronous exchange only: you offer {_tags(me.modes)}, they offer "
             f"{_tags(other.modes)} ({live} minutes of school hours in common that week)."
         )
-    if possible:
+    if match.live_possible:
         return (
             f"Live calls possible: {live} minutes of school hours in common that week, "
             f"in {count} window{'s' if count != 1 else ''}."
@@ -336,8 +364,7 @@ def _order(match: Match) -> tuple[float, int, str, str]:
 
 def rank(me: School, others: Iterable[School], ctx: MatchContext, limit: int) -> list[Match]:
     """The best `limit` candidates among `others`, best first (score, then live minutes,
-    then name); `me` itself and excluded schools are left out."""
-    school_intervals(me.timetable, ctx.week)  # computed once, cached
+    then name, then actor); `me` itself and excluded schools are left out."""
     found = (
         match
         for other in others
