@@ -8,6 +8,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import re
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
@@ -19,21 +20,29 @@ import aiohttp
 import base58
 import pytest
 import rfc8785
-from nacl.signing import VerifyKey
+from aiohttp.test_utils import TestServer
+from nacl.signing import SigningKey, VerifyKey
 
-from amity.federation import partnership_store
+from amity.federation import delivery_queue, endorsement_store, limits, partnership_store
+from amity.federation.retention import prune
 from amity.node import partnerships
+from amity.node.app import create_app
+from amity.node.app_state import WORKER
 from amity.node.charter import CHARTER_LANGUAGES, CHARTER_VERSION, charter_text, current_charter
 from amity.node.errors import NodeError
 from amity.protocol import partnership_activities as acts
-from amity.protocol.errors import BadSignature
+from amity.protocol.errors import BadSignature, MalformedDocument, UnknownKey
+from amity.protocol.multikey import encode_ed25519_public
 from amity.protocol.partnership import (
     STARTER_PROJECTS,
     STATES,
     TRANSITIONS,
     add_proof,
+    complete,
     expiry_of,
+    merge_proofs,
     partnership_document,
+    read_partnership,
     verify_partnership,
 )
 
@@ -42,7 +51,9 @@ from .inprocess import LiveNode, post_signed, start_node
 from .test_bounds import UNLIMITED, SteppedClock
 
 PRIVATE = "--allow-private-network"
+KENYA_NAME = "Uhuru Primary School"
 KENYA = {
+    "name": KENYA_NAME,
     "country": "KE",
     "timezone": "Africa/Nairobi",
     "languages": {"instruction": ["en"], "learning": ["fr"]},
@@ -257,6 +268,38 @@ async def test_an_unanswered_proposal_expires_on_both_sides(nodes: dict[str, Liv
     assert (await propose(mx, ke)).state == "pending"
 
 
+async def test_a_late_accept_counts_but_never_overbooks(
+    tmp_path: Path, nodes: dict[str, LiveNode]
+) -> None:
+    ke, fr = nodes["ke"], nodes["fr"]
+    clock: SteppedClock = nodes["mx"].clock  # type: ignore[attr-defined]
+    mx1 = await start_node(tmp_path, "mx1", UNLIMITED, clock=clock, capacity=1)
+    try:
+        sent = await propose(mx1, ke)
+        incoming = await until(lambda: _row(ke, sent.id))
+        port = int(mx1.base.rsplit(":", 1)[1])
+        await mx1.server.close()  # the proposer is down when the answer comes
+        await ke.run(lambda: partnerships.accept(ke.node, incoming.short))
+        clock.now += timedelta(days=15)
+        [expired] = partnerships.list_proposals(mx1.node)
+        assert expired.state == "expired"
+        # Its place is free again, and taken by another proposal.
+        fr_actor, fr_profile = await actor_and_profile(fr)
+        partnerships.propose(mx1.node, fr_actor, fr_profile)
+        mx1.server = TestServer(create_app(mx1.node, UNLIMITED), host="127.0.0.1", port=port)
+        await mx1.server.start_server()
+        ke.server.app[WORKER].wake()
+        # The Accept was made in time, so it counts; with no place left it ends at once.
+        await until(lambda: _in_state(mx1, sent.id, "left"))
+        row = await _row(mx1, sent.id)
+        assert row is not None and "no free place" in (row.reason or "")
+        assert len(row.document["proof"]) == 2
+        await until(lambda: _in_state(ke, sent.id, "left"))
+    finally:
+        await mx1.server.close()
+        mx1.node.close()
+
+
 async def test_refusals_say_why_and_change_nothing(nodes: dict[str, LiveNode]) -> None:
     mx, ke, fr, mx2 = nodes["mx"], nodes["ke"], nodes["fr"], nodes["mx2"]
     ke_actor, ke_profile = await actor_and_profile(ke)
@@ -354,9 +397,99 @@ async def test_an_authority_arranges_a_pair_both_accept(
         ministry.node.close()
 
 
+async def test_proposals_from_one_stranger_are_capped_unless_it_is_trusted(
+    tmp_path: Path, nodes: dict[str, LiveNode]
+) -> None:
+    ke = nodes["ke"]
+    ministry = await start_node(tmp_path, "ministry", UNLIMITED, kind="authority")
+    br = await start_node(tmp_path, "br", UNLIMITED, country="BR", timezone="America/Sao_Paulo")
+    try:
+        target = await actor_and_profile(ke)
+        others = [nodes["mx"], nodes["fr"], nodes["mx2"], br]
+        arranged = []
+        for other in others:
+            pair = await actor_and_profile(other)
+            arranged.append(
+                await ministry.run(
+                    lambda pair=pair: partnerships.arrange(ministry.node, pair, target)
+                )
+            )
+
+        async def settled_at_ministry() -> bool:
+            rows = await ministry.run(
+                lambda: ministry.node.store.db.execute(
+                    "SELECT count(*) FROM deliveries WHERE attempts = 0"
+                ).fetchone()
+            )
+            return rows[0] == 0
+
+        await until(settled_at_ministry)
+        held = {p.id for p in await rows(ke) if p.proposer == ministry.actor}
+        assert len(held) == limits.PENDING_PROPOSALS_PER_ACTOR
+        [waiting] = [p for p in arranged if p.id not in held]
+        error = await ministry.run(
+            lambda: ministry.node.store.db.execute(
+                "SELECT last_error FROM deliveries WHERE activity_id = ? AND inbox = ?",
+                [waiting.offer_id, ke.node.urls.inbox],
+            ).fetchone()[0]
+        )
+        assert "HTTP 429" in error and "already has 3 proposals waiting" in error
+        # Once this node trusts the authority, its pairing round is not capped per actor.
+        await ke.run(lambda: endorsement_store.trust(ke.node.store.db, ministry.actor, "now"))
+        await ministry.run(
+            lambda: delivery_queue.retry_deliveries(
+                ministry.node.store.db, None, ministry.node.clock().timestamp()
+            )
+        )
+        ministry.server.app[WORKER].wake()
+        await until(lambda: _row(ke, waiting.id))
+    finally:
+        for node in (ministry, br):
+            await node.server.close()
+            node.node.close()
+
+
 async def _proofs(node: LiveNode, partnership_id: str, count: int) -> bool:
     row = await _row(node, partnership_id)
     return row is not None and len(row.document["proof"]) == count
+
+
+async def test_a_school_whose_node_is_down_gets_the_proposal_later(tmp_path: Path) -> None:
+    hub = await start_node(tmp_path, "hub", UNLIMITED, kind="hub")
+    mx = await start_node(tmp_path, "mx", UNLIMITED)
+    ke = await start_node(tmp_path, "ke", UNLIMITED, **KENYA)
+    try:
+        hub_actor = await hub.run(hub.node.actor_document)
+        for school in (mx, ke):
+            await school.run(lambda school=school: school.node.follow(hub_actor))
+        ke_actor = await ke.run(ke.node.actor_document)
+        await mx.run(lambda: mx.node.follow(ke_actor))  # caches ke's actor document
+
+        async def listed() -> bool:
+            held = await mx.run(lambda: partnerships.known_partner(mx.node, ke.actor))
+            return held is not None
+
+        await until(listed)
+        await ke.server.close()  # ke's node goes down
+        result = await asyncio.to_thread(
+            amity, "propose", ke.actor, PRIVATE, data=mx.node.config.data_dir, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert "does not answer" in result.stderr and "Proposed a partnership" in result.stdout
+        [sent] = await rows(mx)
+        assert sent.state == "pending" and sent.partner_name == KENYA_NAME
+
+        # ke's node comes back on its address: the queued Offer reaches it.
+        port = int(ke.base.rsplit(":", 1)[1])
+        ke.server = TestServer(create_app(ke.node, UNLIMITED), host="127.0.0.1", port=port)
+        await ke.server.start_server()
+        mx.server.app[WORKER].wake()
+        incoming = await until(lambda: _row(ke, sent.id), timeout=60)
+        assert incoming.state == "pending" and incoming.document == sent.document
+    finally:
+        for node in (hub, mx, ke):
+            await node.server.close()
+            node.node.close()
 
 
 # -- the inbox refuses what is forged or malformed ---------------------------------------
@@ -432,6 +565,13 @@ async def test_forged_or_missing_proofs_are_refused(nodes: dict[str, LiveNode]) 
         again = _signed_offer(mx, ke, n=1)
         status, body = await post_signed(session, inbox, again, mx.node)
         assert status == 409 and "already exists" in body["error"], body
+        # The same proposal in another Offer once it was declined: refused, not stored twice.
+        await ke.run(
+            lambda: partnerships.decline(ke.node, partnership_store.short_id(good["object"]["id"]))
+        )
+        resent = {**good, "id": f"{mx.actor}/activities/{uuid.uuid4()}"}
+        status, body = await post_signed(session, inbox, resent, mx.node)
+        assert status == 409 and "received before" in body["error"], body
 
 
 async def test_an_accept_must_come_from_a_partner_and_keep_the_object(
@@ -609,3 +749,94 @@ def test_the_life_cycle_is_declared_once() -> None:
 def test_starter_projects_are_a_small_fixed_set() -> None:
     assert set(STARTER_PROJECTS) >= {"postcards", "our-water", "festivals"}
     assert all(0 < len(line) <= 100 for line in STARTER_PROJECTS.values())
+
+
+def test_ended_proposals_are_pruned_after_a_year(school: Any) -> None:
+    db = school.store.db
+    now = school.clock().timestamp()
+
+    def row(n: int, state: str, age_days: float) -> partnership_store.Proposal:
+        changed = now - age_days * 86400
+        return partnership_store.Proposal(
+            handle="benito",
+            id=f"https://ke.example/actors/k/partnerships/{n}",
+            short=partnership_store.short_id(str(n)),
+            role="incoming",
+            proposer="https://ke.example/actors/k",
+            partner="https://ke.example/actors/k",
+            partner_name="K",
+            state=state,
+            signed=False,
+            document={},
+            offer_id=f"https://ke.example/actors/k/activities/{n}",
+            inboxes={},
+            end_time=changed,
+            created_at=changed,
+            changed_at=changed,
+            reason=None,
+        )
+
+    with db.atomic():
+        for n, (state, age) in enumerate(
+            [("declined", 400), ("expired", 400), ("left", 10), ("accepted", 400)]
+        ):
+            partnership_store.insert(db, row(n, state, age), "ke.example")
+    prune(db, school.clock())
+    kept = [r[0] for r in db.execute("SELECT state FROM partnerships ORDER BY id")]
+    assert kept == ["left", "accepted"]
+
+
+def test_the_proof_set_is_checked_proof_by_proof() -> None:
+    def actor(name: str, seed: bytes) -> dict[str, Any]:
+        actor_id = f"https://{name}.example/actors/{name}"
+        key = bytes(SigningKey(seed).verify_key)
+        return {
+            "id": actor_id,
+            "assertionMethod": [
+                {
+                    "id": f"{actor_id}#ed25519-key",
+                    "type": "Multikey",
+                    "controller": actor_id,
+                    "publicKeyMultibase": encode_ed25519_public(key),
+                }
+            ],
+        }
+
+    a_seed, b_seed, c_seed = b"a" * 32, b"b" * 32, b"c" * 32
+    a, b, c = actor("a", a_seed), actor("b", b_seed), actor("c", c_seed)
+    document = partnership_document(
+        f"{a['id']}/partnerships/1",
+        proposer=a["id"],
+        partners=(a["id"], b["id"]),
+        languages=["en"],
+        charter=current_charter(),
+        published="2026-12-01T09:00:00Z",
+    )
+    first = add_proof(document, a_seed, f"{a['id']}#ed25519-key", "2026-12-01T09:00:00Z")
+    assert not complete(first)
+    both = add_proof(first, b_seed, f"{b['id']}#ed25519-key", "2026-12-02T09:00:00Z")
+    assert complete(both) and len(both["proof"]) == 2
+    actors = {a["id"]: a, b["id"]: b}
+    assert verify_partnership(both, actors).proposer == a["id"]
+    assert independent_verify(both, actors) == set(actors)
+    # The order of the set does not matter; the same proof twice is refused.
+    assert verify_partnership({**both, "proof": both["proof"][::-1]}, actors)
+    with pytest.raises(MalformedDocument, match="two proofs by one actor"):
+        read_partnership({**both, "proof": [both["proof"][0]] * 2})
+    # Only the proposer's proof is missing: refused with that reason.
+    with pytest.raises(BadSignature, match=r"proposer .* has not signed"):
+        verify_partnership({**both, "proof": both["proof"][1:]}, actors)
+    with pytest.raises(UnknownKey, match="no actor document"):
+        verify_partnership(both, {a["id"]: a})
+    # A proof made with another key under b's name does not verify.
+    forged = add_proof(first, c_seed, f"{b['id']}#ed25519-key", "2026-12-02T09:00:00Z")
+    with pytest.raises(BadSignature, match=re.escape(f"the proof of {b['id']}")):
+        verify_partnership(forged, actors)
+    # An outsider's proof is refused as malformed.
+    outsider = add_proof(first, c_seed, f"{c['id']}#ed25519-key", "2026-12-02T09:00:00Z")
+    with pytest.raises(MalformedDocument, match="not part of"):
+        read_partnership(outsider)
+    # Proofs merge only onto the same object.
+    with pytest.raises(MalformedDocument, match="differs"):
+        merge_proofs(first, {**both, "workingLanguages": ["fr"]})
+    assert merge_proofs(first, both) == both

@@ -18,15 +18,30 @@ from .remote import fetch_remote_actor, private_network_option, shown_name
 
 
 async def _partner(node: Node, target: str, allow_private_network: bool) -> tuple[Any, Any]:
-    """The partner's actor and its profile, the profile's proof checked with its key."""
+    """The partner's actor and its profile, the profile's proof checked with its key: as
+    its node serves them now, or (when it does not answer) as this node holds them."""
     from ..federation.client import FederationClient
+    from ..federation.errors import AddressRefused, FetchFailed
     from ..federation.school_profiles import fetch_school_profile
 
-    actor = await fetch_remote_actor(node, target, allow_private_network)
-    async with FederationClient(
-        allow_private_network=allow_private_network, clock=node.clock
-    ) as client:
-        profile = await fetch_school_profile(lambda url: client.get_json(url, node.signer()), actor)
+    try:
+        actor = await fetch_remote_actor(node, target, allow_private_network)
+        async with FederationClient(
+            allow_private_network=allow_private_network, clock=node.clock
+        ) as client:
+            profile = await fetch_school_profile(
+                lambda url: client.get_json(url, node.signer()), actor
+            )
+    except FetchFailed as exc:
+        held = None if isinstance(exc, AddressRefused) else partnerships.known_partner(node, target)
+        if held is None:
+            raise
+        click.echo(
+            f"note: {target} does not answer ({exc}); proposing from its profile in this "
+            "node's directory. The Offer waits in the queue until its node is back.",
+            err=True,
+        )
+        return held
     return actor, profile
 
 

@@ -71,3 +71,8 @@ class InboxHooks(Protocol):
         """The local school's import-format profile (partnerships read its country and
         capacity), or None when it has none."""
         ...
+
+    def partnership_overbooked(self, db: Database, handle: str, partnership_id: str) -> None:
+        """A late Accept completed a proposal that had expired here while the school's
+        places were taken since: the node ends it at once (a Leave to the others)."""
+        ...

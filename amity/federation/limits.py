@@ -48,13 +48,16 @@ DELIVERY_RETENTION = 30 * DAY
 # Nodes seen on the local network: the most recently seen ones are kept.
 LAN_PEERS = 1_000
 
-# Partnership proposals another node makes to this node's schools: pending ones per
-# proposing actor and per host (the Offer's own size limit is
-# protocol.partnership_activities.MAX_OFFER_BYTES); rows per host in any state; ended,
-# declined and expired ones are kept for PARTNERSHIP_RETENTION (proposal history).
+# Partnership proposals another node makes to this node's schools: pending ones per local
+# school, per proposing actor and per host (an authority this node trusts is exempt from
+# the last two: its pairing round may pair many of the node's schools); rows per proposing
+# host in any state (the Offer's own size limit is
+# protocol.partnership_activities.MAX_OFFER_BYTES); ended, declined and expired ones are
+# kept for PARTNERSHIP_RETENTION (proposal history).
+PENDING_PROPOSALS_PER_SCHOOL = 100
 PENDING_PROPOSALS_PER_ACTOR = 3
 PENDING_PROPOSALS_PER_HOST = 50
-PARTNERSHIPS_PER_HOST = 2_000
+PARTNERSHIPS_PER_HOST = 20_000
 PARTNERSHIP_RETENTION = 365 * DAY
 
 # Retry-After given with a full quota (it frees up as rows age out).

@@ -112,7 +112,9 @@ class PartnershipInbox:
         now = self.clock()
         end = offer_end_time(activity.document, partnership.published, now)
         host = host_of(activity.actor)
-        refusal = await self.db(partial(store.quota_refusal, proposer=activity.actor, host=host))
+        refusal = await self.db(
+            partial(store.quota_refusal, proposer=activity.actor, host=host, handles=handles)
+        )
         if refusal is not None:
             raise Rejected(429, refusal, retry_after=3600.0)
         await self._verify_own_proof(partnership.document, sender, activity.actor)
@@ -140,7 +142,7 @@ class PartnershipInbox:
 
         def effect(db: Database) -> None:
             store.expire_due(db, stamp)
-            reason = store.quota_refusal(db, activity.actor, host)
+            reason = store.quota_refusal(db, activity.actor, host, handles)
             if reason is not None:
                 raise Rejected(429, reason, retry_after=3600.0)
             for handle in handles:
@@ -159,6 +161,8 @@ class PartnershipInbox:
                     raise Rejected(403, f"both schools are in {country}: partners are abroad")
                 if free_places(db, self.hooks, handle) <= 0:
                     raise Rejected(403, "this school has no free capacity for a partnership")
+                if store.get(db, handle, partnership.id) is not None:
+                    raise Rejected(409, "this proposal was received before")
                 if store.open_between(db, handle, *partnership.partners) is not None:
                     raise Rejected(409, "a proposal or partnership between them already exists")
                 store.insert(
@@ -234,7 +238,15 @@ class PartnershipInbox:
                     current.document, {**unsecured(accepted.document), "proof": own}
                 )
                 state = "accepted" if complete(merged) else current.state
+                # Its place was given up when it expired; it may have been taken since.
+                overbooked = (
+                    current.state == "expired"
+                    and state == "accepted"
+                    and free_places(db, self.hooks, row.handle) <= 0
+                )
                 store.set_state(db, current, state, stamp, document=merged)
+                if overbooked:
+                    self.hooks.partnership_overbooked(db, row.handle, row.id)
 
         return effect
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..protocol.partnership import OPEN_STATES, check_transition
-from . import limits
+from . import endorsement_store, limits
 
 SHORT_LENGTH = 8  # hex digits of the id a person types; any unique prefix of 4+ works
 MIN_PREFIX = 4
@@ -235,8 +235,26 @@ def proposal_history(
     return found
 
 
-def quota_refusal(db: Database, proposer: str, host: str) -> str | None:
-    """Why a stranger's new proposal finds no room here, or None."""
+def quota_refusal(db: Database, proposer: str, host: str, handles: list[str]) -> str | None:
+    """Why a stranger's new proposal to the schools `handles` finds no room here, or None."""
+    for handle in handles:
+        waiting = db.execute(
+            "SELECT count(*) FROM partnerships WHERE handle = ? AND state = 'pending' "
+            "AND role = 'incoming'",
+            [handle],
+        ).fetchone()[0]
+        if waiting >= limits.PENDING_PROPOSALS_PER_SCHOOL:
+            return (
+                f"this school has {waiting} proposals waiting for an answer "
+                f"(at most {limits.PENDING_PROPOSALS_PER_SCHOOL})"
+            )
+    total = db.execute(
+        "SELECT count(*) FROM partnerships WHERE host = ? AND role = 'incoming'", [host]
+    ).fetchone()[0]
+    if total >= limits.PARTNERSHIPS_PER_HOST:
+        return f"this node keeps at most {limits.PARTNERSHIPS_PER_HOST} proposals from {host}"
+    if proposer in endorsement_store.trusted(db):
+        return None
     pending_actor = db.execute(
         "SELECT count(*) FROM partnerships WHERE proposer = ? AND state = 'pending' "
         "AND role = 'incoming'",
@@ -247,16 +265,14 @@ def quota_refusal(db: Database, proposer: str, host: str) -> str | None:
             f"{proposer} already has {pending_actor} proposals waiting here "
             f"(at most {limits.PENDING_PROPOSALS_PER_ACTOR})"
         )
-    counts = db.execute(
-        "SELECT count(*), coalesce(sum(state = 'pending'), 0) FROM partnerships "
-        "WHERE host = ? AND role = 'incoming'",
+    pending_host = db.execute(
+        "SELECT count(*) FROM partnerships WHERE host = ? AND role = 'incoming' "
+        "AND state = 'pending'",
         [host],
-    ).fetchone()
-    if counts[1] >= limits.PENDING_PROPOSALS_PER_HOST:
+    ).fetchone()[0]
+    if pending_host >= limits.PENDING_PROPOSALS_PER_HOST:
         return (
-            f"{host} already has {counts[1]} proposals waiting here "
+            f"{host} already has {pending_host} proposals waiting here "
             f"(at most {limits.PENDING_PROPOSALS_PER_HOST})"
         )
-    if counts[0] >= limits.PARTNERSHIPS_PER_HOST:
-        return f"this node keeps at most {limits.PARTNERSHIPS_PER_HOST} proposals from {host}"
     return None

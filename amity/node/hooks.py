@@ -10,7 +10,7 @@ from sqlite_utils import Database
 from ..federation import relations
 from ..protocol import activities
 from ..protocol.endorsement import Endorsement
-from . import endorsement_actions, outbox
+from . import endorsement_actions, outbox, partnerships
 from .node import Node
 
 
@@ -82,6 +82,9 @@ class NodeHooks:
         """The local school's current profile (its import format)."""
         stored = self.node.store.profile(handle)
         return stored.data if stored is not None else None
+
+    def partnership_overbooked(self, db: Database, handle: str, partnership_id: str) -> None:
+        partnerships.end_overbooked(self.node, handle, partnership_id)
 
     def _relay(self, db: Database, obj: dict[str, Any], skip: list[Any]) -> None:
         """On a hub: an Announce of `obj` to every follower but the node it came from and

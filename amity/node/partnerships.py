@@ -5,18 +5,20 @@ survives restarts and reaches a partner that is down for days (the delivery queu
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlite_utils import Database
 
-from ..federation import blocklist
+from ..federation import actor_cache, blocklist
 from ..federation import partnership_store as store
 from ..federation.partnership_store import Proposal
 from ..protocol import partnership_activities as acts
 from ..protocol.activities import host_of
-from ..protocol.errors import MalformedDocument
+from ..protocol.actor import ActorUrls
+from ..protocol.errors import MalformedDocument, ProtocolError
 from ..protocol.partnership import (
     STARTER_PROJECTS,
     add_proof,
@@ -26,6 +28,8 @@ from ..protocol.partnership import (
     working_languages,
 )
 from ..protocol.profile import display_name
+from ..protocol.profile_document import profile_from_document
+from ..protocol.proofs import verify_with_actor
 from ..protocol.suggest import close_field
 from . import outbox
 from .charter import current_charter
@@ -41,6 +45,7 @@ __all__ = [
     "check_project",
     "decline",
     "describe",
+    "known_partner",
     "leave",
     "list_partnerships",
     "list_proposals",
@@ -51,6 +56,37 @@ __all__ = [
 
 proposal_history = store.proposal_history
 active_partnerships = store.active_partnerships
+
+
+def known_partner(node: Node, target: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The actor and profile this node already holds for `target` (an actor URL or
+    NAME@HOST): its cached actor document and its directory listing, the listing's proof
+    checked against that actor's key. Lets a school propose to one whose node is down."""
+    db = node.store.db
+    if "://" in target:
+        cached = actor_cache.cached_actor(db, target)
+    else:
+        name, _, host = target.lstrip("@").rpartition("@")
+        row = db.execute(
+            "SELECT id FROM remote_actors WHERE host = ? "
+            "AND json_extract(document, '$.preferredUsername') = ?",
+            [host.lower(), name],
+        ).fetchone()
+        cached = actor_cache.cached_actor(db, row[0]) if row else None
+    if cached is None:
+        return None
+    actor = cached[0]
+    row = db.execute(
+        "SELECT document FROM directory WHERE actor = ? AND deleted_at IS NULL", [actor["id"]]
+    ).fetchone()
+    if row is None:
+        return None
+    document = json.loads(row[0])
+    try:
+        verify_with_actor(document, actor)
+        return actor, profile_from_document(document)
+    except ProtocolError:
+        return None
 
 
 def check_project(name: str | None) -> str | None:
@@ -400,6 +436,20 @@ def _change(
         outbox.send(
             db, proposal.handle, activity, list(proposal.inboxes.values()), node.now(), stamp
         )
+
+
+def end_overbooked(node: Node, handle: str, partnership_id: str) -> None:
+    """End at once a partnership a late Accept completed when the school had no free
+    place left (called inside the inbox's transaction): a Leave goes to the others."""
+    db = node.store.db
+    proposal = store.get(db, handle, partnership_id)
+    if proposal is None or proposal.state != "accepted":
+        return
+    urls = ActorUrls(node.config.base_url, handle)
+    activity = acts.leave(
+        outbox.new_activity_id(urls), urls.id, proposal.id, list(proposal.inboxes), node.now()
+    )
+    _change(node, proposal, "left", activity, reason="no free place when the late answer came")
 
 
 def list_proposals(node: Node) -> list[Proposal]:
