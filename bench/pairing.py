@@ -113,16 +113,18 @@ def generated_schools(count: int, seed: int = 7) -> list[School]:
     return schools
 
 
-def greedy(capacity: list[int], edges: dict[tuple[int, int], float]) -> tuple[int, float]:
-    """Best remaining pair first: schools paired and total score."""
+def greedy(capacity: list[int], edges: dict[tuple[int, int], float]) -> tuple[int, float, int]:
+    """Best remaining pair first: schools paired, total score, pairs."""
     degree = [0] * len(capacity)
     total = 0.0
+    pairs = 0
     for (u, v), score in sorted(edges.items(), key=lambda item: -item[1]):
         if degree[u] < capacity[u] and degree[v] < capacity[v]:
             degree[u] += 1
             degree[v] += 1
             total += score
-    return sum(1 for d in degree if d), total
+            pairs += 1
+    return sum(1 for d in degree if d), total, pairs
 
 
 def covered(chosen: dict[tuple[int, int], float]) -> int:
@@ -154,12 +156,22 @@ def run(count: int, exact: bool) -> None:
     schools = generated_schools(count)
     ctx = MatchContext(week=WEEK, now=NOW)
     score, explain = pair_scorer(ctx), pair_explainer(ctx)
+    marks: dict[str, float] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if done == total:
+            marks.setdefault(stage, time.perf_counter())
+
     started = time.perf_counter()
-    report = pairing_round(schools, score, explain, WEEK)
+    report = pairing_round(schools, score, explain, WEEK, progress=progress)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     bound = report.with_candidates
-    print(f"\n{count:,} schools: {seconds:.1f} s, peak memory (RSS) {peak / 1024:.0f} MiB")
+    pruned = marks.get("candidates", started) - started
+    print(
+        f"\n{count:,} schools: {seconds:.1f} s ({pruned:.1f} s pruning and scoring, "
+        f"{seconds - pruned:.1f} s assigning), peak memory (RSS) {peak / 1024:.0f} MiB"
+    )
     print(
         f"  candidate pairs scored {report.scored:,}, kept {report.edges:,}; "
         f"core exact: {report.exact}; phases {report.phases}"
@@ -172,10 +184,10 @@ def run(count: int, exact: bool) -> None:
     graph = candidate_graph(schools, score, WEEK)
     pruning = time.perf_counter() - started
     capacity = [s.capacity for s in schools]
-    g_paired, g_total = greedy(capacity, graph.edges)
+    g_paired, g_total, g_pairs = greedy(capacity, graph.edges)
     print(
         f"  greedy baseline: paired {g_paired:,} ({g_paired / max(bound, 1):.2%}), "
-        f"total score {g_total:,.0f}  (pruning alone took {pruning:.1f} s)"
+        f"total score {g_total:,.0f}, pairs {g_pairs:,}  (pruning again: {pruning:.1f} s)"
     )
     if exact:
         started = time.perf_counter()
