@@ -28,6 +28,7 @@ from .directory_commands import directory_command
 from .follow_commands import approve, follow, followers, following, reject
 from .match_commands import match
 from .options import OneLineErrorGroup, data_option, fail, user_errors
+from .pairing_commands import pairing_round
 from .partnership_commands import COMMANDS as PARTNERSHIP_COMMANDS
 from .queue_commands import queue
 from .remote import fetch_remote_actor, private_network_option, shown_name
@@ -406,6 +407,7 @@ for command in (
     queue,
     match,
     directory_command,
+    pairing_round,
     *PARTNERSHIP_COMMANDS,
 ):
     cli.add_command(command)

@@ -51,6 +51,7 @@ FIELDS = (
     "terms",
     "capacity",
     "description",
+    "pairing_rounds",
 )
 REQUIRED = (
     "country",
@@ -260,6 +261,13 @@ def _check_name_map(c: _Checker, value: Any) -> dict[str, str] | None:
     return result if good else None
 
 
+def _check_flag(c: _Checker, field: str, value: Any) -> bool | None:
+    if not isinstance(value, bool):
+        c.fail(field, f"must be true or false (got {json.dumps(value)})")
+        return None
+    return value
+
+
 def _any_zone(value: str) -> Reading:
     """A received profile's zone: any name the tz database knows."""
     return Reading(value) if value in _zones() else read_timezone(value)
@@ -304,6 +312,7 @@ def validate_profile(data: Any, *, received: bool = False) -> dict[str, Any]:
         "terms": lambda v: _check_terms(c, v),
         "capacity": lambda v: c.integer("capacity", v, 0, MAX_CAPACITY),
         "description": lambda v: c.text("description", v, MAX_DESCRIPTION, multiline=True),
+        "pairing_rounds": lambda v: _check_flag(c, "pairing_rounds", v),
     }
     for field in FIELDS:
         if field in data:

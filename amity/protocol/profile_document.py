@@ -20,6 +20,7 @@ _RENAMED = {
     "school_days": "schoolDays",
     "school_hours": "schoolHours",
     "description": "summary",
+    "pairing_rounds": "pairingRounds",
 }
 _FROM_DOCUMENT = {v: k for k, v in _RENAMED.items()}
 _ENVELOPE = (

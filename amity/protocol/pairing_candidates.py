@@ -1,0 +1,198 @@
+"""Candidates for a pairing round: an index on language, age and time zone, never all pairs.
+
+A school's pool is drawn from index buckets keyed by (working-language role, language, age
+year): the schools that instruct a language it instructs or learns, and those that learn a
+language it instructs, whose age range covers that year. Each bucket is sorted by UTC
+offset, and from each the `WINDOW` schools abroad nearest in offset are taken, up to `POOL`
+schools in all; the pool is scored, and the best `K_BEST` scored candidates of each school
+are kept as edges (an edge kept by either school counts for both).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+# Candidates kept per school, by score: the pruned graph has at most K_BEST * n edges.
+K_BEST = 10
+# Schools scored per school at most, and taken from one index bucket at most.
+POOL = 24
+WINDOW = 4
+# Index entries looked at per bucket while skipping schools of the school's own country.
+_WALK = 4 * WINDOW
+
+
+class Pairable(Protocol):
+    """What the candidate index reads of a school (matching.School has it)."""
+
+    @property
+    def actor(self) -> str: ...
+    @property
+    def country(self) -> str: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def instruction(self) -> Collection[str]: ...
+    @property
+    def learning(self) -> Collection[str]: ...
+    @property
+    def ages(self) -> Sequence[int]: ...
+    @property
+    def capacity(self) -> int: ...
+
+
+# The symmetric score of a pair, None when the pair is excluded either way.
+PairScore = Callable[[Pairable, Pairable], "float | None"]
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class CandidateGraph:
+    """Schools by index, the pruned edges (i < j) with their scores, and each school's
+    pool (the schools it was compared with, best first as the index offered them)."""
+
+    edges: dict[tuple[int, int], float]
+    pools: list[list[int]]
+    scored: int  # pairs scored
+
+
+def _offset_minutes(zone: str, week: date) -> float:
+    moment = datetime.combine(week, time(12), tzinfo=ZoneInfo(zone))
+    offset = moment.utcoffset()
+    return offset.total_seconds() / 60 if offset is not None else 0.0
+
+
+def _spread(actor: str) -> int:
+    return int.from_bytes(hashlib.blake2b(actor.encode(), digest_size=4).digest(), "big")
+
+
+class _Bucket:
+    """One index bucket: its schools grouped by UTC offset, each group in spread order."""
+
+    def __init__(self) -> None:
+        self.groups: dict[float, list[tuple[int, int]]] = {}
+        self.offsets: list[float] = []
+
+    def seal(self) -> None:
+        for group in self.groups.values():
+            group.sort()
+        self.offsets = sorted(self.groups)
+
+
+class _Index:
+    def __init__(self, schools: Sequence[Pairable], week: date) -> None:
+        self.schools = schools
+        zones = {school.timezone for school in schools}
+        by_zone = {zone: _offset_minutes(zone, week) for zone in zones}
+        self.offsets = [by_zone[school.timezone] for school in schools]
+        # Schools of one zone share an offset: a stable hash of each actor spreads the
+        # choices among them, so they do not all pick the same few nearest schools.
+        self.spread = [_spread(school.actor) for school in schools]
+        buckets: dict[tuple[str, str, int], _Bucket] = {}
+        for i, school in enumerate(schools):
+            if school.capacity <= 0:
+                continue  # never a candidate: it cannot take a partner
+            years = range(school.ages[0], school.ages[1] + 1)
+            for role, languages in (("i", school.instruction), ("l", school.learning)):
+                for language in languages:
+                    for year in years:
+                        bucket = buckets.setdefault((role, language, year), _Bucket())
+                        group = bucket.groups.setdefault(self.offsets[i], [])
+                        group.append((self.spread[i], i))
+        for bucket in buckets.values():
+            bucket.seal()
+        self.buckets = buckets
+
+    def pool(self, i: int) -> list[int]:
+        """Up to POOL schools abroad sharing a working language and an age year with school
+        `i`, possible tandems first, each bucket's nearest in UTC offset first."""
+        school = self.schools[i]
+        low, high = school.ages[0], school.ages[1]
+        middle = (low + high) // 2
+        years = sorted(range(low, high + 1), key=lambda y: (abs(y - middle), y))
+        wanted: list[tuple[str, str]] = [("i", lang) for lang in sorted(school.learning)]
+        wanted += [("l", lang) for lang in sorted(school.instruction)]
+        wanted += [("i", lang) for lang in sorted(school.instruction)]
+        found: dict[int, None] = {}
+        for role, language in wanted:
+            for year in years:
+                if len(found) >= POOL:
+                    return list(found)
+                bucket = self.buckets.get((role, language, year))
+                if bucket is not None:
+                    self._nearest(i, bucket, found)
+        return list(found)
+
+    def _nearest(self, i: int, bucket: _Bucket, found: dict[int, None]) -> None:
+        """Add up to WINDOW schools abroad from `bucket`: offset groups nearest first, at
+        most half of them from one group, each group read from school `i`'s spread on."""
+        country, mine, spread = self.schools[i].country, self.offsets[i], self.spread[i]
+        offsets = bucket.offsets
+        right = bisect.bisect_left(offsets, mine)
+        left = right - 1
+        taken = 0
+        per_group = max(1, WINDOW // 2)
+        while taken < WINDOW and (left >= 0 or right < len(offsets)):
+            if right >= len(offsets) or (
+                left >= 0 and mine - offsets[left] <= offsets[right] - mine
+            ):
+                group = bucket.groups[offsets[left]]
+                left -= 1
+            else:
+                group = bucket.groups[offsets[right]]
+                right += 1
+            start = bisect.bisect_left(group, (spread, -1))
+            here = 0
+            for step in range(min(len(group), _WALK)):
+                j = group[(start + step) % len(group)][1]
+                if j == i or j in found or self.schools[j].country == country:
+                    continue
+                found[j] = None
+                taken += 1
+                here += 1
+                if len(found) >= POOL or taken >= WINDOW or here >= per_group:
+                    break
+            if len(found) >= POOL:
+                return
+
+
+def candidate_graph(
+    schools: Sequence[Pairable],
+    score: PairScore,
+    week: date,
+    k: int = K_BEST,
+    progress: Progress | None = None,
+) -> CandidateGraph:
+    """The pruned graph of a round: each school's pool scored, its best `k` kept."""
+    index = _Index(schools, week)
+    scores: dict[tuple[int, int], float | None] = {}
+    pools: list[list[int]] = []
+    best: list[list[tuple[float, int]]] = []
+    total = len(schools)
+    for i in range(total):
+        pool = index.pool(i) if schools[i].capacity > 0 else []
+        pools.append(pool)
+        mine: list[tuple[float, int]] = []
+        for j in pool:
+            pair = (i, j) if i < j else (j, i)
+            if pair not in scores:
+                scores[pair] = score(schools[pair[0]], schools[pair[1]])
+            value = scores[pair]
+            if value is not None:
+                mine.append((value, j))
+        mine.sort(key=lambda item: (-item[0], item[1]))
+        best.append(mine[:k])
+        if progress is not None and (i + 1) % 1000 == 0:
+            progress("candidates", i + 1, total)
+    edges: dict[tuple[int, int], float] = {}
+    for i, kept in enumerate(best):
+        for value, j in kept:
+            edges[(i, j) if i < j else (j, i)] = value
+    if progress is not None:
+        progress("candidates", total, total)
+    return CandidateGraph(edges, pools, len(scores))
