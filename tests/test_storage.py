@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -47,3 +48,32 @@ def test_node_reopens_after_init_with_same_keys(school: Node) -> None:
         assert again.profile() == document
     finally:
         again.close()
+
+
+def test_a_transaction_that_reads_then_writes_waits_for_another_writer(tmp_path: Path) -> None:
+    """A command's transaction reads, `serve` writes meanwhile, then the command writes: it
+    must wait for the other writer, not fail with "database is locked"."""
+    path = tmp_path / "amity.db"
+    first, second = open_database(path), open_database(path)
+    first["t"].insert({"n": 0})
+    read, failures = threading.Event(), []
+
+    def other_writer() -> None:
+        read.wait(5)
+        try:
+            second["t"].insert({"n": 2})  # waits (busy_timeout) until `first` commits
+        except sqlite3.OperationalError as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    with first.atomic():
+        count = first.execute("SELECT count(*) FROM t").fetchone()[0]
+        read.set()
+        thread.join(0.5)  # the other writer runs now, if it can
+        first["t"].insert({"n": count})
+    thread.join(10)
+    assert failures == []
+    assert sorted(row["n"] for row in second["t"].rows) == [0, 1, 2]
+    first.close()
+    second.close()

@@ -4,8 +4,6 @@ it hosts) handed to protocol/pairing.py, and the round's pairs sent as proposals
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -13,7 +11,6 @@ from typing import Any
 
 from ..federation import endorsement_store
 from ..federation.blocklist import block_targets
-from ..federation.partnership_store import Proposal
 from ..protocol.actor import ActorUrls
 from ..protocol.errors import ProtocolError
 from ..protocol.matching import MatchContext, School, school_from_profile
@@ -28,7 +25,6 @@ from .liveness import STALE_AFTER
 from .node import Node
 
 ROUND_KINDS = ("authority", "hub")
-ARRANGE_TRIES = 5
 # Import-format fields as the published profile object names them (profile_document.py).
 _FIELDS = {
     "country": "country",
@@ -176,7 +172,7 @@ def send_proposals(
             result["error"] = f"{failed}: {actors.get(failed) or 'actor not fetched'}"
             continue
         try:
-            proposal = _arrange(
+            proposal = partnerships.arrange(
                 node,
                 (first, profile_from_document(given.documents[pair.a])),
                 (second, profile_from_document(given.documents[pair.b])),
@@ -186,21 +182,3 @@ def send_proposals(
             continue
         result["proposal"] = proposal.short
     return results
-
-
-def _arrange(
-    node: Node,
-    first: tuple[dict[str, Any], dict[str, Any]],
-    second: tuple[dict[str, Any], dict[str, Any]],
-) -> Proposal:
-    """partnerships.arrange, tried again when the serving node wrote in between: a
-    transaction that read before it writes gets "database is locked" at once in WAL mode
-    (no busy wait), and rolls back, so trying again is safe."""
-    for attempt in range(ARRANGE_TRIES):
-        try:
-            return partnerships.arrange(node, first, second)
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == ARRANGE_TRIES - 1:
-                raise NodeError(f"the database stayed busy; try again ({exc})") from exc
-            time.sleep(0.1 * (attempt + 1))
-    raise AssertionError("unreachable")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,13 +17,42 @@ from .errors import NodeError
 from .schema import migrations
 
 
+class _Database(Database):
+    """sqlite-utils' Database whose transactions take the write lock when they begin.
+
+    In WAL mode a transaction that reads first and writes later cannot write once another
+    connection (`serve`, or another command) has committed in between: SQLite answers
+    "database is locked" at once, without waiting. `BEGIN IMMEDIATE` waits for the other
+    writer (busy_timeout) instead, before anything is read."""
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[Database]:
+        if self.conn.in_transaction:  # nested: a savepoint, as sqlite-utils does
+            with super().atomic():
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+
 def open_database(path: Path) -> Database:
     """Open (or create) the database, switch to WAL and bring the schema up to date."""
     try:
         if not path.exists():  # owner only, like the keys and the config
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        db = Database(conn)
+        db = _Database(conn)
         conn.execute("PRAGMA busy_timeout = 10000")  # the CLI and `serve` share the file
         db.enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")
