@@ -7,12 +7,11 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from ..federation import directory, endorsement_store
+from ..federation import directory
 from ..federation.match_query import MAX_ANSWER_BYTES
-from ..protocol.matching import School, rank, school_from_profile
+from ..protocol.matching import School, school_from_profile
 from ..protocol.profile_document import profile_from_document
-from .clock import format_time
-from .matching import context
+from .matching import ranked
 from .node import Node
 
 _ROW_FIELDS = (
@@ -43,18 +42,6 @@ def school_from_document(
     )
 
 
-def school_from_row(row: dict[str, Any], endorsed_by: list[str]) -> School:
-    """The School a directory row (directory.match_rows) describes."""
-    profile = {field: row[field] for field in _ROW_FIELDS}
-    profile["languages"] = {"instruction": row["instruction"], "learning": row["learning"]}
-    return school_from_profile(
-        row["actor"],
-        profile,
-        endorsed_by=frozenset(endorsed_by),
-        last_active=updated_time(row["updated"]),
-    )
-
-
 def listed_querier(node: Node, actor: str) -> dict[str, Any] | None:
     """The querying school's profile as this node's directory holds it, if it does."""
     return directory.confirmed_documents(node.store.db, [actor]).get(actor)
@@ -64,20 +51,9 @@ def answer(node: Node, querier: School, week: date, limit: int) -> dict[str, Any
     """The match answer for `querier`: the best `limit` listings for `week`, as long as
     the answer stays under MAX_ANSWER_BYTES."""
     db = node.store.db
-    rows = directory.match_rows(
-        db,
-        querier.country,
-        querier.ages,
-        list(querier.instruction),
-        [*querier.instruction, *querier.learning],
-    )
-    rows = [row for row in rows if row["actor"] != querier.actor]
-    endorsed = endorsement_store.endorsed_by(
-        db, [row["actor"] for row in rows], format_time(node.clock())
-    )
-    others = [school_from_row(row, endorsed[row["actor"]]) for row in rows]
-    ctx = context(node, week, [school.actor for school in others])
-    matches = rank(querier, others, ctx, limit)
+    # Ranked like this node's own suggestions (its directory's index, its blocks and trust);
+    # a few more than asked, as listings whose key is only a hub's word are not handed on.
+    matches = ranked(node, querier, week, 2 * limit)
     documents = directory.confirmed_documents(db, [m.other.actor for m in matches])
     candidates: list[dict[str, Any]] = []
     size = 0
@@ -95,4 +71,6 @@ def answer(node: Node, querier: School, week: date, limit: int) -> dict[str, Any
         if size > MAX_ANSWER_BYTES:
             break
         candidates.append(item)
+        if len(candidates) == limit:
+            break
     return {"actor": querier.actor, "week": week.isoformat(), "candidates": candidates}
