@@ -443,3 +443,27 @@ def test_a_round_sends_each_pair_a_proposal_arranged_by_the_hub(network: Network
     repeat = json.loads(again.stdout)
     assert repeat["proposals_sent"] == 0
     assert all("already has a proposal" in item["error"] for item in repeat["proposals"])
+
+
+def test_a_round_with_no_opted_in_school_says_how_schools_take_part(tmp_path: Path) -> None:
+    data = str(tmp_path / "hub")
+    runner = CliRunner()
+    made = runner.invoke(
+        cli,
+        [
+            "init",
+            "--data",
+            data,
+            "--name",
+            "hub",
+            "--kind",
+            "hub",
+            "--base-url",
+            "http://h.example",
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(cli, ["pairing-round", "--dry-run", "--data", data])
+    assert result.exit_code == 0, result.output
+    assert ": 0 opted-in schools.\n" in result.output
+    assert 'setting "pairing_rounds": true in its profile' in result.output

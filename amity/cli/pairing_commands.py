@@ -118,6 +118,12 @@ def _show(document: dict[str, Any]) -> None:
         f"Pairing round for the week of {document['week']} ({where}): "
         f"{document['schools']} opted-in schools."
     )
+    if not document["schools"]:
+        click.echo(
+            'A school takes part by setting "pairing_rounds": true in its profile '
+            "(amity profile import); its listing reaches this node through the hubs and "
+            "nodes it follows."
+        )
     click.echo(
         f"Paired {document['paired']} of the {bound} schools that have at least one candidate"
         + (f" ({share:.1%})." if isinstance(share, float) else ".")
