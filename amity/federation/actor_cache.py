@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from ..protocol.actor import is_amity_actor
 from . import limits
 from .limits import row_host
 
@@ -45,6 +46,21 @@ def cache_actor(db: Database, document: dict[str, Any], fetched_at: float) -> bo
             pk="id",
         )
     return True
+
+
+def amity_inboxes(db: Database, inboxes: list[str]) -> set[str]:
+    """Those of `inboxes` that are the inbox or shared inbox of a cached Amity actor."""
+    wanted = set(inboxes)
+    found: set[str] = set()
+    rows = db.execute(
+        "SELECT inbox, shared_inbox, document FROM remote_actors "
+        "WHERE json_extract(document, '$.nodeKind') IS NOT NULL"
+    )
+    for inbox, shared_inbox, document in rows:
+        mine = {inbox, shared_inbox} & wanted
+        if mine - found and is_amity_actor(json.loads(document)):
+            found |= mine
+    return found
 
 
 # SQL condition on a `remote_actors r` row: nothing this node holds refers to the actor.
