@@ -128,7 +128,7 @@ def due_deliveries(
         chosen.append(delivery_id)
     # The rest only for the rows chosen: a fan-out's candidates are many, and alike.
     found = {
-        r[0]: Delivery(*r[:7], rfc9421=bool(r[7]))
+        r[0]: Delivery(r[0], r[1], r[2], r[3], r[4], r[5], r[6], rfc9421=bool(r[7]))
         for r in db.execute(
             "SELECT id, activity_id, handle, inbox, host, CAST(body AS BLOB), attempts, "
             f"coalesce(signature = '{RFC9421}', 0) "
