@@ -175,6 +175,13 @@ async def test_amity_inboxes_get_rfc9421_and_mastodon_rsa(
     for document in (amity_peer, mastodon.actor("ann")):
         assert actor_cache.cache_actor(node.store.db, document, now)
     unknown = f"{recorder.base}/unknown/inbox"
+    # An Amity-shaped actor elsewhere naming these inboxes does not make them Amity's.
+    stranger = _amity_actor("http://127.0.0.1:9999", "stranger")
+    stranger["inbox"], stranger["endpoints"]["sharedInbox"] = (
+        unknown,
+        mastodon.actor("ann")["inbox"],
+    )
+    assert actor_cache.cache_actor(node.store.db, stranger, now)
     _queue(node, [amity_peer["endpoints"]["sharedInbox"], mastodon.actor("ann")["inbox"], unknown])
     await _step(worker)
     assert sorted(recorder.kinds) == ["rfc9421", "rsa-sha256", "rsa-sha256"]
