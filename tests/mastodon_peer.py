@@ -37,6 +37,7 @@ class MastodonPeer:
         self.base = f"http://127.0.0.1:{self.port}"
         self.users = {name: MastodonUser(name) for name in names}
         self.received: list[tuple[str, dict[str, Any]]] = []
+        self.signatures: list[str] = []  # each POST's Signature header, as received
         app = web.Application()
         app.router.add_get("/users/{name}", self._actor)
         app.router.add_post("/inbox", self._inbox)
@@ -86,6 +87,9 @@ class MastodonPeer:
 
     async def _inbox(self, request: web.Request) -> web.Response:
         self.received.append((request.path, json.loads(await request.read())))
+        # Mastodon checks draft-cavage; an RFC 9421 Signature-Input is marked to be seen.
+        marker = "RFC 9421: " if "Signature-Input" in request.headers else ""
+        self.signatures.append(marker + request.headers.get("Signature", ""))
         return web.Response(status=202)
 
     def activity(self, name: str, kind: str, obj: Any) -> dict[str, Any]:

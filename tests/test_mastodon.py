@@ -59,6 +59,11 @@ async def test_mastodon_users_follow_get_updates_once_per_server_and_unfollow(
             assert path == "/inbox"  # the shared inbox, once for both followers
             assert update["type"] == "Update"
             assert update["object"]["capacity"] == 6
+            # Mastodon is sent draft-cavage rsa-sha256 with the RSA key, never RFC 9421.
+            assert len(peer.signatures) == 3
+            for signature in peer.signatures:
+                assert signature.startswith(f'keyId="{school.actor}#main-key"')
+                assert 'algorithm="rsa-sha256"' in signature
 
             undo = peer.activity("bob", "Undo", follows["bob"])
             assert await peer.post(session, "bob", inbox, undo) == 202

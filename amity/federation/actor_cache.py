@@ -10,8 +10,11 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from ..protocol.actor import is_amity_actor
 from . import limits
 from .limits import row_host
+
+AMITY_LOOKUP_CHUNK = 500  # inboxes in one query (SQLite's bound on parameters is higher)
 
 
 def cached_actor(db: Database, actor_id: str) -> tuple[dict[str, Any], float] | None:
@@ -45,6 +48,30 @@ def cache_actor(db: Database, document: dict[str, Any], fetched_at: float) -> bo
             pk="id",
         )
     return True
+
+
+def amity_inboxes(db: Database, inboxes: list[str]) -> set[str]:
+    """Those of `inboxes` that are the inbox or shared inbox, on its own host, of a cached
+    Amity actor (looked up through the indexes on both columns, AMITY_LOOKUP_CHUNK inboxes
+    a query). An actor naming another server's inbox does not make that server Amity."""
+    wanted = list(dict.fromkeys(inboxes))
+    found: set[str] = set()
+    for start in range(0, len(wanted), AMITY_LOOKUP_CHUNK):
+        chunk = wanted[start : start + AMITY_LOOKUP_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for column in ("inbox", "shared_inbox"):
+            rows = db.execute(
+                f"SELECT {column}, document FROM remote_actors WHERE {column} IN ({marks}) "
+                "AND json_extract(document, '$.nodeKind') IS NOT NULL",
+                chunk,
+            )
+            for inbox, text in rows:
+                if inbox in found:
+                    continue
+                document = json.loads(text)
+                if row_host(inbox) == row_host(document["id"]) and is_amity_actor(document):
+                    found.add(inbox)
+    return found
 
 
 # SQL condition on a `remote_actors r` row: nothing this node holds refers to the actor.

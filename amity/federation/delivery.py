@@ -143,7 +143,9 @@ class DeliveryWorker:
     async def _post(self, delivery: delivery_queue.Delivery, signer: Signer) -> None:
         retry_after: float | None = None
         try:
-            result = await self.client.post(delivery.inbox, delivery.body, signer)
+            result = await self.client.post(
+                delivery.inbox, delivery.body, signer, rfc9421=delivery.rfc9421
+            )
             status, retry_after = result.status, result.retry_after
             error = result.problem()
         except FetchFailed as exc:
@@ -153,6 +155,16 @@ class DeliveryWorker:
             self._delivered.append((delivery.id, delivery.host))
             return
         attempts = delivery.attempts + 1
+        if status == 401 and delivery.rfc9421 and attempts < MAX_ATTEMPTS:
+            # An older Amity, or a peer wrongly taken for one: RSA from now on, at once.
+            log.warning("%s refused an RFC 9421 signature; retrying with RSA", delivery.inbox)
+
+            def fall_back(db: Database) -> None:
+                delivery_queue.fall_back_to_rsa(db, delivery.id)
+                delivery_queue.failed(db, delivery, error, now, now, PROBE_INTERVAL)
+
+            await self.db(fall_back)
+            return
         if is_permanent_failure(status) or attempts >= MAX_ATTEMPTS:
             log.warning(
                 "delivery to %s is dead after %d attempts: %s", delivery.inbox, attempts, error

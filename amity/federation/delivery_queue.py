@@ -14,6 +14,10 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..protocol.activities import host_of
+from .actor_cache import amity_inboxes
+
+# deliveries.signature: RFC 9421 Ed25519 to an Amity node's inbox; NULL is draft-cavage.
+RFC9421 = "rfc9421"
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class Delivery:
     host: str
     body: bytes
     attempts: int
+    rfc9421: bool = False
 
 
 def enqueue(
@@ -37,7 +42,8 @@ def enqueue(
     now: float,
     published: str,
 ) -> None:
-    """Record `activity` in the outbox and queue one delivery per distinct inbox."""
+    """Record `activity` in the outbox and queue one delivery per distinct inbox, signed
+    with RFC 9421 where the inbox is a cached Amity actor's."""
     body = json.dumps(activity, ensure_ascii=False)
     db.table("outbox").insert(
         {
@@ -50,6 +56,7 @@ def enqueue(
         pk="id",
         ignore=True,
     )
+    amity = amity_inboxes(db, inboxes)
     for inbox in dict.fromkeys(inboxes):
         db.table("deliveries").insert(
             {
@@ -63,6 +70,7 @@ def enqueue(
                 "next_attempt_at": now,
                 "last_error": None,
                 "created_at": now,
+                "signature": RFC9421 if inbox in amity else None,
             }
         )
 
@@ -120,9 +128,10 @@ def due_deliveries(
         chosen.append(delivery_id)
     # The rest only for the rows chosen: a fan-out's candidates are many, and alike.
     found = {
-        r[0]: Delivery(*r)
+        r[0]: Delivery(r[0], r[1], r[2], r[3], r[4], r[5], r[6], rfc9421=bool(r[7]))
         for r in db.execute(
-            "SELECT id, activity_id, handle, inbox, host, CAST(body AS BLOB), attempts "
+            "SELECT id, activity_id, handle, inbox, host, CAST(body AS BLOB), attempts, "
+            f"coalesce(signature = '{RFC9421}', 0) "
             f"FROM deliveries WHERE id IN ({','.join('?' * len(chosen))})",
             chosen,
         )
@@ -205,6 +214,11 @@ def failed(
                 "UPDATE hosts SET next_probe_at = ? WHERE host = ?",
                 [now + probe_interval, delivery.host],
             )
+
+
+def fall_back_to_rsa(db: Database, delivery_id: int) -> None:
+    """Sign the delivery's next attempts with draft-cavage RSA (the peer refused RFC 9421)."""
+    db.execute("UPDATE deliveries SET signature = NULL WHERE id = ?", [delivery_id])
 
 
 def mark_unavailable(db: Database, host: str, now: float, probe_interval: float) -> None:

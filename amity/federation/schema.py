@@ -271,3 +271,12 @@ def m012_partnerships(db: Database) -> None:
     db.table("partnerships").create_index(["host", "state"])
     db.table("partnerships").create_index(["state", "end_time"])
     db.table("partnerships").create_index(["changed_at"])
+
+
+def m013_delivery_signature(db: Database) -> None:
+    # How a delivery is signed: 'rfc9421' (Ed25519, to an inbox of a known Amity node),
+    # NULL for draft-cavage rsa-sha256 (everyone else, and the fallback after a 401).
+    db.table("deliveries").add_column("signature", str)
+    # Which queued inboxes are Amity actors' is looked up by inbox at every enqueue.
+    db.table("remote_actors").create_index(["inbox"])
+    db.table("remote_actors").create_index(["shared_inbox"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from nacl.signing import SigningKey
 
 from ..protocol.errors import ProtocolError
@@ -30,6 +30,10 @@ class ActorKeys:
     @property
     def ed25519_public(self) -> bytes:
         return bytes(SigningKey(self.ed25519_seed).verify_key)
+
+    @property
+    def ed25519_private(self) -> ed25519.Ed25519PrivateKey:
+        return ed25519.Ed25519PrivateKey.from_private_bytes(self.ed25519_seed)
 
     @property
     def rsa_public_pem(self) -> str:

@@ -196,9 +196,14 @@ class Node:
         return when
 
     def signer(self) -> Signer:
-        """The key this account signs HTTP requests with."""
+        """The keys this account signs HTTP requests with."""
         self.reload_keys_if_rotated()
-        return Signer(self.urls.rsa_key_id, self.keys.rsa_private)
+        return Signer(
+            self.urls.rsa_key_id,
+            self.keys.rsa_private,
+            self.urls.ed25519_key_id,
+            self.keys.ed25519_private,
+        )
 
     def reload_keys_if_rotated(self) -> None:
         """Pick up keys that `amity keys rotate` replaced while this process runs."""

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .contexts import ACTOR_CONTEXT
-from .multikey import encode_ed25519_public
+from .errors import MalformedDocument
+from .multikey import decode_ed25519_public, encode_ed25519_public
 
 # A school is an Organization; a hub relays for others, so it is a Service; an authority
 # speaks for the group of schools it vouches for, so it is a Group.
@@ -117,3 +118,27 @@ def actor_document(
     if has_profile:
         doc["schoolProfile"] = urls.profile
     return doc
+
+
+MAX_ASSERTION_METHODS = 8  # entries of a remote actor's assertionMethod looked at
+
+
+def is_amity_actor(document: dict[str, Any]) -> bool:
+    """Whether `document` is an Amity node's actor: a `nodeKind` Amity knows and an Ed25519
+    Multikey in `assertionMethod`, the key its RFC 9421 signatures are checked with."""
+    if document.get("nodeKind") not in ACTOR_TYPES:
+        return False
+    methods = document.get("assertionMethod")
+    entries = methods if isinstance(methods, list) else [methods]
+    for entry in entries[:MAX_ASSERTION_METHODS]:
+        if not isinstance(entry, dict) or entry.get("type") != "Multikey":
+            continue
+        key = entry.get("publicKeyMultibase")
+        if not isinstance(key, str):
+            continue
+        try:
+            decode_ed25519_public(key)
+        except MalformedDocument:
+            continue
+        return True
+    return False

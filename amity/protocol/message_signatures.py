@@ -1,4 +1,5 @@
-"""RFC 9421 HTTP Message Signatures with Ed25519, for incoming requests.
+"""RFC 9421 HTTP Message Signatures with Ed25519: verifying incoming requests and signing
+the deliveries sent to other Amity nodes.
 
 The cryptography and signature base come from the `http-message-signatures` library; this
 module adds the fediverse's policy: which components must be covered, and freshness
@@ -7,6 +8,9 @@ measured against the caller's clock.
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +34,52 @@ class _Request:
     method: str
     url: str
     headers: dict[str, str] = field(default_factory=dict)
+
+
+# What a delivery's signature covers: what verify_message requires, and the content type.
+SIGNED_COMPONENTS = ("@method", "@target-uri", "content-digest", "content-type")
+LABEL = "sig"
+
+
+def sign_message(
+    *,
+    method: str,
+    url: str,
+    content_type: str,
+    body: bytes,
+    key_id: str,
+    private_key: ed25519.Ed25519PrivateKey,
+    now: datetime,
+) -> dict[str, str]:
+    """The Content-Digest (sha-256), Signature-Input and Signature headers of an Ed25519
+    RFC 9421 signature over SIGNED_COMPONENTS, created at `now`.
+
+    The signature base (RFC 9421 section 2.5) is written here rather than by the library's
+    signer, which spends about 0.7 ms a request on structured-field serialisation (more
+    than the RSA signature this replaces); the parameters line is still the library's, kept
+    for the second it was made in, and tests verify the result with the library."""
+    digest = "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode("ascii") + ":"
+    params = _signature_params(int(now.timestamp()), key_id)
+    values = (method.upper(), url, digest, content_type.strip())
+    base = "".join(
+        f'"{name}": {value}\n' for name, value in zip(SIGNED_COMPONENTS, values, strict=True)
+    )
+    base += f'"@signature-params": {params}'
+    signature = base64.b64encode(private_key.sign(base.encode("ascii"))).decode("ascii")
+    return {
+        "Content-Digest": digest,
+        "Signature-Input": f"{LABEL}={params}",
+        "Signature": f"{LABEL}=:{signature}:",
+    }
+
+
+@functools.lru_cache(maxsize=8)
+def _signature_params(created: int, key_id: str) -> str:
+    """The serialised inner list and parameters of `Signature-Input` (RFC 9421 2.3)."""
+    params: dict[str, Any] = {"created": created, "keyid": key_id, "alg": "ed25519"}
+    structure: Any = {LABEL: (list(SIGNED_COMPONENTS), params)}
+    line = str(http_sf.ser(structure))
+    return line.removeprefix(f"{LABEL}=")
 
 
 def message_key_id(headers: dict[str, str]) -> str:
