@@ -280,6 +280,16 @@ async def test_a_late_accept_counts_but_never_overbooks(
         port = int(mx1.base.rsplit(":", 1)[1])
         await mx1.server.close()  # the proposer is down when the answer comes
         await ke.run(lambda: partnerships.accept(ke.node, incoming.short))
+
+        async def tried() -> bool:  # the Accept met the closed port once, before the step
+            found = await ke.run(
+                lambda: ke.node.store.db.execute(
+                    "SELECT attempts FROM deliveries WHERE state = 'pending'"
+                ).fetchall()
+            )
+            return bool(found) and all(row[0] >= 1 for row in found)
+
+        await until(tried)
         clock.now += timedelta(days=15)
         [expired] = partnerships.list_proposals(mx1.node)
         assert expired.state == "expired"
@@ -288,6 +298,8 @@ async def test_a_late_accept_counts_but_never_overbooks(
         partnerships.propose(mx1.node, fr_actor, fr_profile)
         mx1.server = TestServer(create_app(mx1.node, UNLIMITED), host="127.0.0.1", port=port)
         await mx1.server.start_server()
+        # An hour later any retry ke made while mx1 was still down is due again.
+        clock.now += timedelta(hours=1)
         ke.server.app[WORKER].wake()
         # The Accept was made in time, so it counts; with no place left it ends at once.
         await until(lambda: _in_state(mx1, sent.id, "left"))

@@ -80,6 +80,41 @@ def test_sign_message_round_trips_through_verify_message() -> None:
         )
 
 
+def test_created_is_judged_by_the_node_clock_not_the_computers() -> None:
+    """A sender a few minutes ahead, or a node on a stepped clock (in 2030 here): what
+    counts is the receiving node's clock, within the hour draft-cavage allows too."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    url, body = "http://127.0.0.1:8000/actors/b/inbox", b'{"type":"Update"}'
+    later = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
+    headers = sign_message(
+        method="POST",
+        url=url,
+        content_type="application/activity+json",
+        body=body,
+        key_id="https://a.example/actors/a#ed25519-key",
+        private_key=key,
+        now=later + timedelta(minutes=10),  # the sender's clock runs ahead
+    )
+    headers = {
+        **{k.lower(): v for k, v in headers.items()},
+        "content-type": "application/activity+json",
+    }
+    check: dict[str, Any] = {
+        "key_id": "https://a.example/actors/a#ed25519-key",
+        "public_key": key.public_key(),
+    }
+    verify_message(method="POST", url=url, headers=headers.items(), body=body, now=later, **check)
+    with pytest.raises(BadSignature):
+        verify_message(
+            method="POST",
+            url=url,
+            headers=headers.items(),
+            body=body,
+            now=later - timedelta(hours=2),
+            **check,
+        )
+
+
 def _amity_actor(base_url: str, handle: str = "peer") -> dict[str, Any]:
     keys = generate_keys()
     return actor_document(

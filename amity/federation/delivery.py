@@ -157,7 +157,9 @@ class DeliveryWorker:
         attempts = delivery.attempts + 1
         if status == 401 and delivery.rfc9421 and attempts < MAX_ATTEMPTS:
             # An older Amity, or a peer wrongly taken for one: RSA from now on, at once.
-            log.warning("%s refused an RFC 9421 signature; retrying with RSA", delivery.inbox)
+            log.warning(
+                "%s refused an RFC 9421 signature (%s); retrying with RSA", delivery.inbox, error
+            )
 
             def fall_back(db: Database) -> None:
                 delivery_queue.fall_back_to_rsa(db, delivery.id)

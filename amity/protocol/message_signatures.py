@@ -97,6 +97,15 @@ def message_key_id(headers: dict[str, str]) -> str:
     return key_id
 
 
+class _NodeClockVerifier(HTTPMessageVerifier):
+    """The library's verifier, without its own check of `created` against the computer's
+    clock (a few seconds of skew): the caller checks `created` and `expires` against the
+    node's clock, with the same window as draft-cavage signatures (MAX_CLOCK_SKEW)."""
+
+    def validate_created_and_expires(self, sig_input: Any, max_age: Any = None) -> None:
+        return None
+
+
 def verify_message(
     *,
     method: str,
@@ -112,7 +121,7 @@ def verify_message(
     if not isinstance(public_key, ed25519.Ed25519PublicKey):
         raise KeyMismatch("RFC 9421 signatures are accepted with Ed25519 keys only")
     request = _Request(method=method.upper(), url=url, headers=dict(headers))
-    verifier = HTTPMessageVerifier(
+    verifier = _NodeClockVerifier(
         signature_algorithm=algorithms.ED25519,
         key_resolver=MappingKeyResolver(public_keys={key_id: public_key}, private_keys={}),
     )
@@ -128,3 +137,8 @@ def verify_message(
         raise BadSignature("HTTP message signature has no created time")
     if abs(now - datetime.fromtimestamp(created, UTC)) > MAX_CLOCK_SKEW:
         raise BadSignature("signature created more than one hour from this node's clock")
+    expires = result.parameters.get("expires")
+    if expires is not None and (
+        not isinstance(expires, int) or datetime.fromtimestamp(expires, UTC) < now
+    ):
+        raise BadSignature("HTTP message signature has expired")
