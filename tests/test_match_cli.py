@@ -271,7 +271,15 @@ def test_clear_errors(listed: Node, tmp_path: Path) -> None:
             ("--week", "2026-12-09"),
             "--week 2026-12-09: is a Wednesday, not a Monday; did you mean 2026-12-07?",
         ),
-        (("--week", "next"), "--week 'next': give a Monday as YYYY-MM-DD, e.g. 2026-12-07"),
+        (
+            ("--week", "next"),
+            f"--week 'next': give a Monday as YYYY-MM-DD, e.g. {coming_monday(datetime.now(UTC))}",
+        ),
+        (
+            ("--week", "2026-W51-1"),  # an ISO week date: Python reads it, a teacher would not
+            "--week '2026-W51-1': give a Monday as YYYY-MM-DD, e.g. "
+            f"{coming_monday(datetime.now(UTC))}",
+        ),
         (
             ("--explain", "nobody@nowhere.example"),
             "nobody@nowhere.example is not in this node's directory; `amity directory` lists "

@@ -53,7 +53,7 @@ def match(
 ) -> None:
     """Rank the schools in this node's directory (and its hubs') as partners for its school."""
     with Node.open(data_dir) as node:
-        monday = parse_week(week) if week is not None else default_week(node)
+        monday = default_week(node) if week is None else parse_week(week, default_week(node))
         if target is not None:
             if via is not None:
                 raise NodeError("--explain looks at this node's directory only; leave out --via")

@@ -91,7 +91,7 @@ def pairing_round(
     abroad: as many schools as possible get one, then the best total score."""
     with Node.open(data_dir) as node:
         check_round_node(node)
-        monday = parse_week(week) if week is not None else default_week(node)
+        monday = default_week(node) if week is None else parse_week(week, default_week(node))
         if not dry_run:
             check_can_send(node)
         given, report = run_round(node, countries, monday, _progress)

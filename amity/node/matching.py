@@ -4,6 +4,7 @@ the authorities it trusts, handed to the matching engine (protocol/matching.py).
 from __future__ import annotations
 
 import gc
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,12 +35,19 @@ from .node import Node
 # Partnership states that hold a place, and that answer a proposal (STYLE.md's life cycle).
 
 
-def parse_week(text: str) -> date:
-    """The Monday `text` (YYYY-MM-DD) names; NodeError naming the Monday meant otherwise."""
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_week(text: str, example: date) -> date:
+    """The Monday `text` (YYYY-MM-DD) names; NodeError naming the Monday meant otherwise
+    (`example`: a Monday to show, such as the coming one)."""
     try:
-        day = date.fromisoformat(text)
+        # fromisoformat also reads week dates (2026-W51-1): only YYYY-MM-DD is meant.
+        day = date.fromisoformat(text) if _DAY.fullmatch(text) else None
     except ValueError:
-        raise NodeError(f"--week {text!r}: give a Monday as YYYY-MM-DD, e.g. 2026-12-07") from None
+        day = None
+    if day is None:
+        raise NodeError(f"--week {text!r}: give a Monday as YYYY-MM-DD, e.g. {example}")
     if day.weekday() != 0:
         raise NodeError(
             f"--week {text}: is a {day.strftime('%A')}, not a Monday; "
