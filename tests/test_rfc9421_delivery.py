@@ -3,6 +3,8 @@ rsa-sha256; a 401 to RFC 9421 falls back to RSA."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import threading
 import urllib.error
@@ -113,6 +115,39 @@ def test_created_is_judged_by_the_node_clock_not_the_computers() -> None:
             now=later - timedelta(hours=2),
             **check,
         )
+
+
+def test_times_outside_the_calendar_are_refused_not_an_error() -> None:
+    """`created` and `expires` are the sender's numbers: years beyond datetime's range
+    are a refused signature (401), never an exception (500)."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    url, body = "http://127.0.0.1:8000/actors/b/inbox", b"{}"
+    key_id = "https://a.example/actors/a#ed25519-key"
+    digest = "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
+    for params, good in (
+        (f"created={int(NOW.timestamp())};expires=999999999999999", True),  # far, not past
+        ("created=999999999999999", False),
+        ("created=-999999999999999", False),
+        (f"created={int(NOW.timestamp())};expires=-999999999999999", False),
+    ):
+        components = '("@method" "@target-uri" "content-digest")'
+        signature_params = f'{components};{params};keyid="{key_id}";alg="ed25519"'
+        base = (
+            f'"@method": POST\n"@target-uri": {url}\n"content-digest": {digest}\n'
+            f'"@signature-params": {signature_params}'
+        )
+        signature = base64.b64encode(key.sign(base.encode())).decode()
+        headers = {
+            "content-digest": digest,
+            "signature-input": f"sig1={signature_params}",
+            "signature": f"sig1=:{signature}:",
+        }
+        check: dict[str, Any] = {"key_id": key_id, "public_key": key.public_key(), "now": NOW}
+        if good:
+            verify_message(method="POST", url=url, headers=headers.items(), body=body, **check)
+            continue
+        with pytest.raises(BadSignature, match=r"created more than one hour|has expired"):
+            verify_message(method="POST", url=url, headers=headers.items(), body=body, **check)
 
 
 def _amity_actor(base_url: str, handle: str = "peer") -> dict[str, Any]:
