@@ -276,6 +276,11 @@ def test_clear_errors(listed: Node, tmp_path: Path) -> None:
             f"--week 'next': give a Monday as YYYY-MM-DD, e.g. {coming_monday(datetime.now(UTC))}",
         ),
         (
+            ("--week", "9999-12-27"),  # a Monday, at the calendar's end
+            "--week 9999-12-27: give a week within ten years of "
+            f"{coming_monday(datetime.now(UTC))}",
+        ),
+        (
             ("--week", "2026-W51-1"),  # an ISO week date: Python reads it, a teacher would not
             "--week '2026-W51-1': give a Monday as YYYY-MM-DD, e.g. "
             f"{coming_monday(datetime.now(UTC))}",

@@ -181,6 +181,8 @@ def test_a_hub_answers_a_signed_match_query_and_refuses_the_rest(region: dict[st
         (f"actor=http://a.example/{'a' * 2100}", "actor must be an http(s) actor URL"),
         (f"actor={actor['lumiere']}&limit=%D9%A3", "limit must be a whole number from 1 to 50"),
         (f"actor={actor['lumiere']}&week=2026-W51-1", "week must be a Monday, as YYYY-MM-DD"),
+        (f"actor={actor['lumiere']}&week=9999-12-27", "week must be within ten years of "),
+        (f"actor={actor['lumiere']}&week=0001-01-01", "week must be within ten years of "),
     ]:
         status, reason = _get(data["lumiere"], f"{base}?{params}")
         assert status == 400 and words in reason, (params, reason)

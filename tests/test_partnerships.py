@@ -41,6 +41,8 @@ from amity.protocol.partnership import (
     complete,
     expiry_of,
     merge_proofs,
+    offer_end_time,
+    parse_time,
     partnership_document,
     read_partnership,
     verify_partnership,
@@ -852,3 +854,32 @@ def test_the_proof_set_is_checked_proof_by_proof() -> None:
     with pytest.raises(MalformedDocument, match="differs"):
         merge_proofs(first, {**both, "workingLanguages": ["fr"]})
     assert merge_proofs(first, both) == both
+
+
+def test_what_a_stranger_writes_in_an_offer_is_refused_not_an_error() -> None:
+    """Found in review: a starter project that is not a string, a proposal `published`
+    in the future (or at the calendar's end, which overflowed), and an Offer made to
+    expire at once (which would free its sender's quota of pending proposals at once)."""
+    now = "2026-12-02T03:00:00Z"
+    document = partnership_document(
+        "https://a.example/partnerships/1",
+        proposer="https://a.example/actors/a",
+        partners=("https://a.example/actors/a", "https://b.example/actors/b"),
+        languages=["en"],
+        charter=current_charter(),
+        published=now,
+    )
+    for project in (["postcards"], {"postcards": 1}, 7):
+        with pytest.raises(MalformedDocument, match="starterProject"):
+            read_partnership({**document, "starterProject": project}, require_proof=False)
+
+    moment = parse_time(now)
+    for published, end, reason in (
+        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z", "in the future"),
+        ("2026-12-09T03:00:00Z", "2026-12-20T03:00:00Z", "in the future"),
+        ("2026-11-18T03:00:01Z", "2026-12-02T03:00:01Z", "less than 10 days away"),
+    ):
+        with pytest.raises(MalformedDocument, match=reason):
+            offer_end_time({"endTime": end}, published, moment)
+    # An Offer queued for a few days while the partner was down is still taken.
+    assert offer_end_time({"endTime": "2026-12-13T03:00:00Z"}, "2026-11-29T03:00:00Z", moment)

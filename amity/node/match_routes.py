@@ -29,7 +29,7 @@ from ..federation.match_query import (
 from ..federation.ratelimit import RateLimiter
 from ..protocol.activities import host_of
 from ..protocol.errors import ProtocolError
-from ..protocol.live_window import coming_monday
+from ..protocol.live_window import coming_monday, in_reach
 from ..protocol.matching import School
 from .app_state import INBOX, NODE, error_response, json_response, run_db
 from .inbox_routes import FRONT_DOOR
@@ -146,6 +146,9 @@ async def match_query(request: web.Request) -> web.Response:
             text=f"this node is a {node.config.kind}; hubs and authorities answer match queries"
         )
     query = parse_query(request.query)
+    coming = coming_monday(node.clock())
+    if query.week is not None and not in_reach(query.week, coming):
+        raise web.HTTPBadRequest(text=f"week must be within ten years of {coming}")
     inbox, limits = request.app[INBOX], request.app[QUERY_LIMITS]
     try:
         signed = _signed_get(request)
@@ -160,6 +163,6 @@ async def match_query(request: web.Request) -> web.Response:
             text=f"the query is signed by {sender.owner}, not by the school it names"
         )
     querier = await _querier(request, query.actor, inbox.actors)
-    week = query.week or coming_monday(node.clock())
+    week = query.week or coming
     found = await run_db(request, lambda n: answer(n, querier, week, query.limit))
     return json_response(found, "application/json", compact=True)

@@ -17,7 +17,7 @@ from sqlite_utils import Database
 
 from ..federation import directory, endorsement_store, partnership_store
 from ..federation.blocklist import block_targets
-from ..protocol.live_window import coming_monday, monday_of
+from ..protocol.live_window import coming_monday, in_reach, monday_of
 from ..protocol.match_index import LayeredIndex, MatchIndex
 from ..protocol.matching import (
     Match,
@@ -53,6 +53,8 @@ def parse_week(text: str, example: date) -> date:
             f"--week {text}: is a {day.strftime('%A')}, not a Monday; "
             f"did you mean {monday_of(day).isoformat()}?"
         )
+    if not in_reach(day, example):
+        raise NodeError(f"--week {text}: give a week within ten years of {example}")
     return day
 
 

@@ -111,3 +111,13 @@ def coming_monday(now: datetime) -> date:
     when `now` is a Monday)."""
     today = now.astimezone(UTC).date()
     return monday_of(today) + timedelta(days=7)
+
+
+WEEKS_IN_REACH = 520  # how far from the coming week a computed week may be (ten years)
+
+
+def in_reach(week: date, coming: date) -> bool:
+    """True if `week` is within WEEKS_IN_REACH weeks of `coming` (the coming Monday): no
+    school plans further, and dates near the ends of the calendar (year 1, year 9999)
+    cannot be converted between zones."""
+    return abs((week - coming).days) <= 7 * WEEKS_IN_REACH

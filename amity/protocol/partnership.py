@@ -23,6 +23,7 @@ from typing import Any
 from .activities import host_of
 from .contexts import ACTIVITYSTREAMS, AMITY_NS, DATA_INTEGRITY_V2
 from .errors import BadSignature, MalformedDocument, UnknownKey
+from .httpsig import MAX_CLOCK_SKEW
 from .proofs import sign_document, verify_with_actor
 from .text import clean_text
 
@@ -47,6 +48,7 @@ MAX_PROOFS = 3  # both schools and, for an arranged pair, the authority
 MAX_MESSAGE = 1000  # characters of the proposer's message
 MAX_LANGUAGES = 8
 PROPOSAL_LIFETIME = timedelta(days=14)  # an Offer's endTime is its published + this
+OFFER_MIN_LEFT = timedelta(days=10)  # a received Offer has at least this long left
 
 # Starter projects: a small fixed set, named by code so both schools see them in their
 # own language; the descriptions are the English one-liners the CLI shows.
@@ -256,7 +258,7 @@ def read_partnership(doc: Any, *, require_proof: bool = True) -> Partnership:
         )
     charter = _read_charter(doc.get("charter"))
     project = doc.get("starterProject")
-    if project is not None and project not in STARTER_PROJECTS:
+    if project is not None and (not isinstance(project, str) or project not in STARTER_PROJECTS):
         raise MalformedDocument(f"starterProject {project!r} is not one of Amity's")
     message = doc.get("content")
     if message is not None and (
@@ -350,11 +352,20 @@ def offer_end_time(offer: Mapping[str, Any], published: str, now: datetime) -> s
     end = offer.get("endTime")
     if not isinstance(end, str):
         raise MalformedDocument("Offer has no endTime")
+    sent = _parse_time(published, "published")
+    if sent > now + MAX_CLOCK_SKEW:
+        raise MalformedDocument("the proposal's published time is in the future")
     moment = _parse_time(end, "endTime")
-    if moment > _parse_time(published, "published") + PROPOSAL_LIFETIME:
+    if moment > sent + PROPOSAL_LIFETIME:
         raise MalformedDocument("Offer endTime is more than 14 days after the proposal")
     if moment <= now:
         raise MalformedDocument("Offer endTime has passed: the proposal has expired")
+    if moment - now < OFFER_MIN_LEFT:
+        # A queued Offer arrives within about 3 days of being made; one made to expire at
+        # once would only free its sender's quota of pending proposals at once.
+        raise MalformedDocument(
+            f"Offer endTime is less than {OFFER_MIN_LEFT.days} days away: too late to answer"
+        )
     return end
 
 
