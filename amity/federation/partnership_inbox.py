@@ -17,6 +17,7 @@ from sqlite_utils import Database
 
 from ..protocol.activities import IncomingActivity, host_of
 from ..protocol.errors import BadSignature, MalformedDocument, UnknownKey
+from ..protocol.httpsig import MAX_CLOCK_SKEW
 from ..protocol.partnership import (
     Partnership,
     complete,
@@ -225,6 +226,9 @@ class PartnershipInbox:
         own = [p for p in proof_set(accepted.document) if signer_of(p) == activity.actor]
         created = proof_created(accepted.document, activity.actor) or ""
         stamp = self.clock().timestamp()
+        if created and _later(created, stamp + MAX_CLOCK_SKEW.total_seconds()):
+            # A proof dated ahead could claim an answer "made in time" for ever.
+            raise MalformedDocument("the Accept's proof is dated in the future")
 
         def effect(db: Database) -> None:
             store.expire_due(db, stamp)
@@ -232,15 +236,19 @@ class PartnershipInbox:
                 current = store.get(db, row.handle, row.id)
                 if current is None or current.state not in ("pending", "expired"):
                     continue  # already in force, or ended: a repeat changes nothing
-                if current.state == "expired" and _later(created, current.end_time):
-                    continue  # accepted too late
+                if current.state == "expired" and (
+                    _later(created, current.end_time)
+                    or stamp > current.end_time + LATE_ACCEPT_GRACE
+                ):
+                    continue  # accepted too late, or its Accept came too long after
                 merged = merge_proofs(
                     current.document, {**unsecured(accepted.document), "proof": own}
                 )
                 state = "accepted" if complete(merged) else current.state
                 # Its place was given up when it expired; it may have been taken since.
                 overbooked = (
-                    current.state == "expired"
+                    current.role != "arranged"  # an arranging authority holds no places
+                    and current.state == "expired"
                     and state == "accepted"
                     and free_places(db, self.hooks, row.handle) <= 0
                 )
@@ -290,6 +298,11 @@ class PartnershipInbox:
                     )
 
         return effect
+
+
+# An Accept made in time may arrive after the Offer's endTime while the proposer's node
+# is down: the sender retries for about 3 days (federation/backoff.py); later it is void.
+LATE_ACCEPT_GRACE = 4 * 86400.0
 
 
 def _later(created: str, end_time: float) -> bool:

@@ -184,6 +184,8 @@ def open_between(db: Database, handle: str, first: str, second: str) -> Proposal
     `second` (in either order), if there is one."""
     for proposal in proposals(db, handle, OPEN_STATES):
         partners = set(proposal.document.get("partners", []))
+        if proposal.proposer not in partners and not proposal.signed:
+            continue  # arranged by a third party and not taken up: it blocks nothing
         if partners == {first, second}:
             return proposal
     return None
