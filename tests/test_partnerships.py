@@ -883,3 +883,33 @@ def test_what_a_stranger_writes_in_an_offer_is_refused_not_an_error() -> None:
             offer_end_time({"endTime": end}, published, moment)
     # An Offer queued for a few days while the partner was down is still taken.
     assert offer_end_time({"endTime": "2026-12-13T03:00:00Z"}, "2026-11-29T03:00:00Z", moment)
+
+
+def test_an_arranged_proposal_not_taken_up_blocks_no_other(school: Any) -> None:
+    """Anyone may pose as an authority and 'arrange' this school with another: until the
+    school accepts, that row must not make the other school's own proposal a duplicate."""
+    db = school.store.db
+    me, other = school.urls.id, "https://b.example/actors/b"
+    row = partnership_store.Proposal(
+        handle=school.config.handle,
+        id="https://fake-authority.example/partnerships/1",
+        short=partnership_store.short_id("https://fake-authority.example/partnerships/1"),
+        role="incoming",
+        proposer="https://fake-authority.example/actors/x",
+        partner=other,
+        partner_name="B",
+        state="pending",
+        signed=False,
+        document={"partners": [me, other]},
+        offer_id="https://fake-authority.example/activities/1",
+        inboxes={},
+        end_time=2e9,
+        created_at=1.8e9,
+        changed_at=1.8e9,
+        reason=None,
+    )
+    partnership_store.insert(db, row, "fake-authority.example")
+    assert partnership_store.open_between(db, school.config.handle, me, other) is None
+    db.execute("UPDATE partnerships SET signed = 1")  # the school took it up
+    found = partnership_store.open_between(db, school.config.handle, me, other)
+    assert found is not None and found.id == row.id
