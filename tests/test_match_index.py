@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from amity.federation import directory
+from amity.federation import directory, listing_facts
 from amity.federation.blocklist import add_block
 from amity.node import matching as node_matching
 from amity.node.node import init_node
@@ -175,7 +175,7 @@ def test_a_node_ranks_its_directory_through_the_index_as_rank_would(tmp_path: Pa
 
     def plain() -> list[Match]:
         me = node_matching.own_school(node)
-        rows = [r for r in directory.listing_rows(node.store.db) if r["actor"] != me.actor]
+        rows = [r for r in listing_facts.listing_rows(node.store.db) if r["actor"] != me.actor]
         others = node_matching._schools(node, rows)
         return rank(
             me, others, node_matching.context(node, WEEKS[1], [o.actor for o in others]), 20

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from ..federation import directory
+from ..federation import listing_facts
 from ..federation.match_query import MAX_ANSWER_BYTES
 from ..protocol.matching import School, school_from_profile
 from ..protocol.profile_document import profile_from_document
@@ -44,7 +44,7 @@ def school_from_document(
 
 def listed_querier(node: Node, actor: str) -> dict[str, Any] | None:
     """The querying school's profile as this node's directory holds it, if it does."""
-    return directory.confirmed_documents(node.store.db, [actor]).get(actor)
+    return listing_facts.confirmed_documents(node.store.db, [actor]).get(actor)
 
 
 def answer(node: Node, querier: School, week: date, limit: int) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def answer(node: Node, querier: School, week: date, limit: int) -> dict[str, Any
     # Ranked like this node's own suggestions (its directory's index, its blocks and trust);
     # a few more than asked, as listings whose key is only a hub's word are not handed on.
     matches = ranked(node, querier, week, 2 * limit)
-    documents = directory.confirmed_documents(db, [m.other.actor for m in matches])
+    documents = listing_facts.confirmed_documents(db, [m.other.actor for m in matches])
     candidates: list[dict[str, Any]] = []
     size = 0
     for match in matches:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..federation import directory, endorsement_store, partnership_store
+from ..federation import endorsement_store, listing_facts, partnership_store
 from ..federation.blocklist import block_targets
 from ..protocol.live_window import coming_monday, in_reach, monday_of
 from ..protocol.match_index import LayeredIndex, MatchIndex
@@ -151,9 +151,9 @@ def ranked(node: Node, me: School, week: date, limit: int) -> list[Match]:
 
 def ranked_once(node: Node, me: School, week: date, limit: int) -> list[Match]:
     """`ranked`'s result, for a process that ranks once: only the listings that pass
-    SQLite's pre-filter (directory.match_rows) are read and indexed, and not kept."""
+    SQLite's pre-filter (listing_facts.match_rows) are read and indexed, and not kept."""
     with _no_collection():
-        rows = directory.match_rows(
+        rows = listing_facts.match_rows(
             node.store.db,
             me.country,
             me.ages,
@@ -195,7 +195,7 @@ def _rank_in(
 
 @dataclass
 class _CachedIndex:
-    """A directory's index as of `version` (directory.listings_version): the index built
+    """A directory's index as of `version` (listing_facts.listings_version): the index built
     from every listing, the listings changed since (None: dropped), which of its schools
     each set of block targets covers, and what tells whether it can be brought up to date
     from the rows stored since: the directory's actors and rows then, and its last row."""
@@ -247,15 +247,15 @@ def _directory_index(node: Node) -> _CachedIndex:
     from the rows stored since when it changed, or built again."""
     db = node.store.db
     key = str(node.config.data_dir.resolve())
-    version = directory.listings_version(db)
+    version = listing_facts.listings_version(db)
     cached = _INDEXES.get(key)
     if cached is not None and cached.version == version:
         return cached
     with _no_collection():
         found = _brought_up_to_date(db, cached, version) if cached is not None else None
         if found is None:
-            actors = directory.listing_actors(db)
-            schools = [_school_of_row(row) for row in directory.listing_rows(db)]
+            actors = listing_facts.listing_actors(db)
+            schools = [_school_of_row(row) for row in listing_facts.listing_rows(db)]
             found = _CachedIndex(version, MatchIndex(schools), actors)
     with _INDEXES_LOCK:
         if key not in _INDEXES and len(_INDEXES) >= _INDEXES_KEPT:
@@ -273,7 +273,7 @@ def _brought_up_to_date(
     if len(cached.version) < 4 or len(version) < 4:
         return None
     count, seq, actor, received = cached.version
-    rows = directory.listing_changes(db, seq)
+    rows = listing_facts.listing_changes(db, seq)
     if not rows or rows[0][:3] != (seq, actor, received):
         return None
     newer = rows[1:]
@@ -298,7 +298,7 @@ def explain(node: Node, target: str, week: date) -> tuple[School, Explanation]:
     actor = resolve_listed(node.store.db, target)
     if actor == me.actor:
         raise NodeError(f"{target} is this node's own school; name another school")
-    row = directory.match_row(node.store.db, actor)
+    row = listing_facts.match_row(node.store.db, actor)
     if row is None:  # withdrawn since it was found
         raise NodeError(f"{target} is no longer in this node's directory")
     other = _schools(node, [row])[0]
@@ -321,12 +321,12 @@ def explain(node: Node, target: str, week: date) -> tuple[School, Explanation]:
 def resolve_listed(db: Database, target: str) -> str:
     """The actor id of a school in the directory named by URL or NAME@HOST."""
     if target.startswith(("http://", "https://")):
-        if directory.match_row(db, target) is not None:
+        if listing_facts.match_row(db, target) is not None:
             return target
     else:
         name, _, host = target.removeprefix("acct:").lstrip("@").partition("@")
         if name and host:
-            for actor in directory.actors_on_host(db, host.lower()):
+            for actor in listing_facts.actors_on_host(db, host.lower()):
                 if actor.rstrip("/").rsplit("/", 1)[-1] == name:
                     return actor
         else:
