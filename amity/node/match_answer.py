@@ -4,13 +4,14 @@ matching engine, each candidate with its signed profile as the hub holds it."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from ..federation import listing_facts
 from ..federation.match_query import MAX_ANSWER_BYTES
 from ..protocol.matching import School, school_from_profile
 from ..protocol.profile_document import profile_from_document
+from .clock import read_time
 from .matching import ranked
 from .node import Node
 
@@ -18,15 +19,6 @@ _ROW_FIELDS = (
     "name", "country", "timezone", "ages", "subjects", "modes", "school_days", "school_hours",
     "terms", "capacity",
 )  # fmt: skip
-
-
-def updated_time(text: object) -> datetime | None:
-    """A profile's `updated` time (xsd:dateTime, as checked when it was read)."""
-    try:
-        moment = datetime.fromisoformat(text) if isinstance(text, str) else None
-    except ValueError:
-        return None
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def school_from_document(
@@ -38,7 +30,7 @@ def school_from_document(
         document["attributedTo"],
         profile_from_document(document),
         endorsed_by=endorsed_by,
-        last_active=updated_time(document.get("updated")),
+        last_active=read_time(document.get("updated")),
     )
 
 

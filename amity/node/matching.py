@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import date
 from functools import cached_property
 from typing import Any
 
@@ -28,7 +28,7 @@ from ..protocol.matching import (
     school_from_profile,
 )
 from ..protocol.partnership import OPEN_STATES
-from .clock import format_time, parse_time
+from .clock import format_time, parse_time, read_time
 from .errors import NodeError
 from .node import Node
 
@@ -387,16 +387,7 @@ def _school_of_row(
         row["actor"],
         profile,
         endorsed_by=endorsed_by,
-        last_active=_when(row["updated"]),
+        last_active=read_time(row["updated"]),
         proposals_answered=answers[0],
         proposals_expired=answers[1],
     )
-
-
-def _when(text: object) -> datetime | None:
-    """A listing's `updated` time (xsd:dateTime, as checked when it was stored)."""
-    try:
-        moment = datetime.fromisoformat(text) if isinstance(text, str) else None
-    except ValueError:
-        return None
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)

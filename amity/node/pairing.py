@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from ..federation import endorsement_store
@@ -19,7 +19,7 @@ from ..protocol.pairing_candidates import Progress
 from ..protocol.pairing_score import pair_explainer, pair_scorer
 from ..protocol.profile_document import profile_from_document
 from . import partnerships
-from .clock import format_time, parse_time
+from .clock import format_time, read_time
 from .errors import NodeError
 from .liveness import STALE_AFTER
 from .node import Node
@@ -112,19 +112,12 @@ def round_input(node: Node, countries: Sequence[str]) -> RoundInput:
     for actor, document in sorted(found.items()):
         extra = {
             "endorsed_by": frozenset(endorsed.get(actor, [])),
-            "last_active": _when(document.get("updated")),
+            "last_active": read_time(document.get("updated")),
         }
         school = _school(actor, document, extra)
         schools.append(school)
         names[actor] = school.name
     return RoundInput(schools, names, frozenset(hosted), found)
-
-
-def _when(text: object) -> datetime | None:
-    try:
-        return parse_time(text) if isinstance(text, str) else None
-    except ValueError:
-        return None
 
 
 def run_round(
