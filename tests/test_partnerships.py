@@ -314,6 +314,52 @@ async def test_a_late_accept_counts_but_never_overbooks(
         mx1.node.close()
 
 
+async def test_an_accept_arriving_long_after_expiry_counts_no_more(
+    tmp_path: Path, nodes: dict[str, LiveNode]
+) -> None:
+    """An Accept made in time but delivered more than 4 days after the Offer's endTime
+    (the sender's retries span about 3) no longer revives the proposal."""
+    ke = nodes["ke"]
+    clock: SteppedClock = nodes["mx"].clock  # type: ignore[attr-defined]
+    mx1 = await start_node(tmp_path, "mx1", UNLIMITED, clock=clock, capacity=1)
+    try:
+        sent = await propose(mx1, ke)
+        incoming = await until(lambda: _row(ke, sent.id))
+        port = int(mx1.base.rsplit(":", 1)[1])
+        await mx1.server.close()
+        await ke.run(lambda: partnerships.accept(ke.node, incoming.short))
+
+        async def tried() -> bool:
+            found = await ke.run(
+                lambda: ke.node.store.db.execute(
+                    "SELECT attempts FROM deliveries WHERE state = 'pending'"
+                ).fetchall()
+            )
+            return bool(found) and all(row[0] >= 1 for row in found)
+
+        await until(tried)
+        clock.now += timedelta(days=19)  # endTime (14 days) + 5 days
+        mx1.server = TestServer(create_app(mx1.node, UNLIMITED), host="127.0.0.1", port=port)
+        await mx1.server.start_server()
+        ke.server.app[WORKER].wake()
+
+        async def delivered() -> bool:
+            left = await ke.run(
+                lambda: ke.node.store.db.execute(
+                    "SELECT count(*) FROM deliveries WHERE state = 'pending'"
+                ).fetchone()[0]
+            )
+            return left == 0
+
+        await until(delivered)
+        row = await _row(mx1, sent.id)
+        assert row is not None and row.state == "expired"
+        assert len(row.document["proof"]) == 1  # the late proof was not added
+    finally:
+        await mx1.server.close()
+        mx1.node.close()
+
+
 async def test_refusals_say_why_and_change_nothing(nodes: dict[str, LiveNode]) -> None:
     mx, ke, fr, mx2 = nodes["mx"], nodes["ke"], nodes["fr"], nodes["mx2"]
     ke_actor, ke_profile = await actor_and_profile(ke)
