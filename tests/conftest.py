@@ -40,8 +40,8 @@ def served(tmp_path: Path) -> Iterator[Any]:
     """A factory of served nodes; every one is stopped at the end of the test."""
     started: list[ServedNode] = []
 
-    def serve(data: Path, port: int, *extra: str) -> ServedNode:
-        node = ServedNode(data, port, *extra).start()
+    def serve(data: Path, port: int, *extra: str, lan_discovery: bool = False) -> ServedNode:
+        node = ServedNode(data, port, *extra, lan_discovery=lan_discovery).start()
         started.append(node)
         return node
 

@@ -31,7 +31,7 @@ def test_a_second_serve_refuses_at_once_and_leaves_the_first_alone(
 ) -> None:
     port = free_port()
     data = make_school(tmp_path, "solo", port)
-    first = served(data, port)
+    first = served(data, port, lan_discovery=True)  # it keeps its LAN list up to date
     assert first.process is not None
     _plant_lan_peer(data)
     planted = [e for e in json.loads(amity("lan", "--json", data=data).stdout) if e["seen_at"] == 1]
