@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..federation import relations
-from ..node import follow_requests
+from ..node import follow_requests, wake
 from ..node.clock import format_time
 from ..node.node import Node
 from .options import data_option, fail, user_errors
@@ -45,6 +45,9 @@ def follow(data_dir: Path, target: str, allow_private_network: bool, wait: bool)
                 "It is delivered while the node serves; `amity queue` shows what is pending."
             )
             return
+        # The Follow is committed: the serving node sends it now, not at its next safety
+        # poll (closing the node would tell it too, but only after the wait).
+        wake.poke(data_dir)
         db, handle = node.store.db, node.config.handle
         outcome = wait_while_serving(
             data_dir,
