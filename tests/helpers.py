@@ -25,9 +25,17 @@ EXAMPLE_PROFILE: dict[str, Any] = json.loads((ROOT / "examples" / "profile.json"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now. Under pytest-xdist each worker takes only ports of its
+    own share, so two workers never pick the same one for their nodes (by port // 2: the
+    kernel hands out odd ports for bind, so parity alone would not split them)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port // 2 % workers == worker % workers:
+            return port
 
 
 class ForkedProcess:
