@@ -129,12 +129,12 @@ def serve(path: str) -> None:
                 break
             if pid == 0:
                 break
-            conn = running.pop(pid, None)
-            if conn is not None:
+            finished = running.pop(pid, None)
+            if finished is not None:
                 code = os.waitstatus_to_exitcode(status)
                 with contextlib.suppress(OSError):
-                    conn.send(json.dumps({"returncode": code}).encode())
-                conn.close()
+                    finished.send(json.dumps({"returncode": code}).encode())
+                finished.close()
 
 
 if __name__ == "__main__":
