@@ -7,6 +7,7 @@ import io
 import json
 import locale
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -117,7 +118,7 @@ class _ForkServer:
                         stdout=log,
                         stderr=log,
                     )
-                atexit.register(cls._stop, cls._process)
+                atexit.register(cls._stop, cls._process, directory)
                 deadline = time.monotonic() + 60
                 while not os.path.exists(cls._socket):
                     if cls._process.poll() is not None or time.monotonic() > deadline:
@@ -127,10 +128,11 @@ class _ForkServer:
             return cls._socket
 
     @staticmethod
-    def _stop(process: subprocess.Popen[bytes]) -> None:
+    def _stop(process: subprocess.Popen[bytes], directory: str) -> None:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=20)
+        shutil.rmtree(directory, ignore_errors=True)
 
     @classmethod
     def spawn(cls, args: list[str], stdin: int, stdout: int, stderr: int) -> socket.socket:
