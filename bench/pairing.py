@@ -37,7 +37,7 @@ from amity.protocol.matching import MatchContext, School
 from amity.protocol.pairing import pairing_round
 from amity.protocol.pairing_assignment import assign
 from amity.protocol.pairing_candidates import candidate_graph
-from amity.protocol.pairing_score import pair_explainer, pair_scorer
+from amity.protocol.pairing_score import PairScorer, pair_explainer
 
 WEEK = date(2026, 10, 26)  # Europe has left summer time, North America not yet
 NOW = datetime(2026, 10, 20, tzinfo=UTC)
@@ -155,7 +155,7 @@ def max_coverage(capacity: list[int], edges: list[tuple[int, int]]) -> int | Non
 def run(count: int, exact: bool) -> None:
     schools = generated_schools(count)
     ctx = MatchContext(week=WEEK, now=NOW)
-    score, explain = pair_scorer(ctx), pair_explainer(ctx)
+    score, explain = PairScorer(schools, ctx), pair_explainer(ctx)
     marks: dict[str, float] = {}
 
     def progress(stage: str, done: int, total: int) -> None:

@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 from .pairing_assignment import CHUNK, assign
-from .pairing_candidates import K_BEST, POOL, Pairable, PairScore, Progress, candidate_graph
+from .pairing_candidates import K_BEST, POOL, Pairable, PairScores, Progress, candidate_graph
 
 # Why a pair is excluded, one short sentence each (matching.exclusions, both ways).
 Explain = Callable[[Pairable, Pairable], list[str]]
@@ -60,7 +60,7 @@ class RoundReport:
 
 def pairing_round(
     schools: Sequence[Pairable],
-    score: PairScore,
+    scorer: PairScores,
     explain: Explain,
     week: date,
     *,
@@ -68,9 +68,9 @@ def pairing_round(
     chunk: int = CHUNK,
     progress: Progress | None = None,
 ) -> RoundReport:
-    """Pair `schools` (opted in, each once) for the round of `week`; `score` is symmetric
-    and None for an excluded pair; `explain` says why a pair is excluded."""
-    graph = candidate_graph(schools, score, week, k, progress)
+    """Pair `schools` (opted in, each once) for the round of `week`; `scorer` scores pairs
+    of them by index (pairing_score.PairScorer); `explain` says why a pair is excluded."""
+    graph = candidate_graph(schools, scorer, week, k, progress)
     capacity = [max(school.capacity, 0) for school in schools]
     assignment = assign(capacity, graph.edges, progress, chunk)
     partners: dict[int, list[tuple[float, int]]] = {}

@@ -18,6 +18,9 @@ from datetime import date, datetime, time
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
+
 # Candidates kept per school, by score: the pruned graph has at most K_BEST * n edges.
 K_BEST = 10
 # Schools scored per school at most, and taken from one index bucket at most.
@@ -46,8 +49,14 @@ class Pairable(Protocol):
     def capacity(self) -> int: ...
 
 
-# The symmetric score of a pair, None when the pair is excluded either way.
-PairScore = Callable[[Pairable, Pairable], "float | None"]
+class PairScores(Protocol):
+    """The symmetric scores of pairs of a round's schools, by index (NaN: excluded)."""
+
+    def scores(
+        self, first: npt.NDArray[np.int64], second: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float64]: ...
+
+
 Progress = Callable[[str, int, int], None]
 
 
@@ -163,36 +172,41 @@ class _Index:
 
 def candidate_graph(
     schools: Sequence[Pairable],
-    score: PairScore,
+    scorer: PairScores,
     week: date,
     k: int = K_BEST,
     progress: Progress | None = None,
 ) -> CandidateGraph:
-    """The pruned graph of a round: each school's pool scored, its best `k` kept."""
+    """The pruned graph of a round: each school's pool scored (each pair once, all at once),
+    its best `k` kept."""
     index = _Index(schools, week)
-    scores: dict[tuple[int, int], float | None] = {}
-    pools: list[list[int]] = []
-    best: list[list[tuple[float, int]]] = []
     total = len(schools)
+    pools: list[list[int]] = []
     for i in range(total):
-        pool = index.pool(i) if schools[i].capacity > 0 else []
-        pools.append(pool)
-        mine: list[tuple[float, int]] = []
-        for j in pool:
-            pair = (i, j) if i < j else (j, i)
-            if pair not in scores:
-                scores[pair] = score(schools[pair[0]], schools[pair[1]])
-            value = scores[pair]
-            if value is not None:
-                mine.append((value, j))
-        mine.sort(key=lambda item: (-item[0], item[1]))
-        best.append(mine[:k])
+        pools.append(index.pool(i) if schools[i].capacity > 0 else [])
         if progress is not None and (i + 1) % 1000 == 0:
             progress("candidates", i + 1, total)
-    edges: dict[tuple[int, int], float] = {}
-    for i, kept in enumerate(best):
-        for value, j in kept:
-            edges[(i, j) if i < j else (j, i)] = value
+    sizes = np.fromiter((len(pool) for pool in pools), np.int64, count=total)
+    mine = np.repeat(np.arange(total, dtype=np.int64), sizes)
+    theirs = np.fromiter((j for pool in pools for j in pool), np.int64, count=int(sizes.sum()))
+    low, high = np.minimum(mine, theirs), np.maximum(mine, theirs)
+    pairs, back = np.unique(low * max(total, 1) + high, return_inverse=True)
+    first, second = np.divmod(pairs, max(total, 1))
+    values = scorer.scores(first, second)[back.reshape(-1)]
+    # Each school's candidates, best first (ties: lower index first); the first k kept.
+    keep = ~np.isnan(values)
+    mine, theirs, values, low, high = (a[keep] for a in (mine, theirs, values, low, high))
+    order = np.lexsort((theirs, -values, mine))
+    mine, values, low, high = mine[order], values[order], low[order], high[order]
+    starts = np.searchsorted(mine, mine, side="left")
+    kept = np.arange(len(mine)) - starts < k
+    edges = dict(
+        zip(
+            zip(low[kept].tolist(), high[kept].tolist(), strict=True),
+            values[kept].tolist(),
+            strict=True,
+        )
+    )
     if progress is not None:
         progress("candidates", total, total)
-    return CandidateGraph(edges, pools, len(scores))
+    return CandidateGraph(edges, pools, len(pairs))
