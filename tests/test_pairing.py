@@ -28,6 +28,7 @@ from amity.protocol.matching import MatchContext, School, evaluate
 from amity.protocol.pairing import pairing_round
 from amity.protocol.pairing_assignment import assign
 from amity.protocol.pairing_candidates import candidate_graph
+from amity.protocol.pairing_lp import COVER_POINTS
 from amity.protocol.pairing_score import PairScorer, pair_explainer, pair_score
 from amity.protocol.profile import validate_profile
 from amity.protocol.profile_document import profile_document, profile_from_document
@@ -130,21 +131,49 @@ def test_coverage_equals_the_brute_force_optimum_within_capacity(
     assert _covered(result.chosen) == covered
 
 
-@settings(max_examples=100, deadline=None, derandomize=True)
-@given(graphs(max_nodes=30, max_edges=60, caps=(1, 1, 2)))
-def test_cut_into_pieces_keeps_capacity_and_two_thirds_of_the_maximum_matching(
+def _ilp_optimum(capacity: list[int], edges: dict[tuple[int, int], float]) -> tuple[int, float]:
+    """The most schools any assignment pairs, then its highest total score: an integer
+    program (HiGHS) maximising COVER_POINTS * paired + score, as the relaxation does."""
+    n, keys = len(capacity), list(edges)
+    m = len(keys)
+    rows = lil_matrix((2 * n, m + n))  # x_e, then y_v (paired)
+    for index, (u, v) in enumerate(keys):
+        for x in (u, v):
+            rows[x, index] = 1
+            rows[n + x, index] = -1
+    for x in range(n):
+        rows[n + x, m + x] = 1
+    result = milp(
+        c=-np.array([edges[e] for e in keys] + [COVER_POINTS] * n),
+        constraints=LinearConstraint(rows.tocsr(), -np.inf, np.array([*capacity, *[0] * n])),
+        integrality=np.ones(m + n),
+        bounds=Bounds(0, 1),
+    )
+    assert result.success
+    picked = {keys[at]: edges[keys[at]] for at in range(m) if result.x[at] > 0.5}
+    return _covered(picked), sum(picked.values())
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(graphs(max_nodes=30, max_edges=60, caps=(0, 1, 1, 2, 3)))
+def test_relaxation_path_equals_the_integer_optimum(
     case: tuple[list[int], dict[tuple[int, int], float]],
 ) -> None:
     capacity, edges = case
-    result = assign(capacity, edges, chunk=4)
+    result = assign(capacity, edges, chunk=4)  # a component of more than 4: the relaxation
     degree = _degrees(len(capacity), result.chosen)
     assert all(d <= c for d, c in zip(degree, capacity, strict=True))
-    graph = nx.Graph(list(edges))
-    maximum = len(nx.max_weight_matching(graph, maxcardinality=True))
-    # Proven for the core (no augmenting path of length 1 or 3 is left): at least 2/3 of
-    # a maximum matching, so at least 4/3 of it in schools covered.
-    assert 3 * (result.core + result.repaired) >= 2 * maximum
-    assert 3 * _covered(result.chosen) >= 4 * maximum
+    assert set(result.chosen) <= set(edges)
+    covered, total = _covered(result.chosen), sum(result.chosen.values())
+    best_covered, best_total = _ilp_optimum(capacity, edges)
+    if result.bound is None:  # every component small enough: the exact core ran
+        assert covered == best_covered
+        return
+    # The relaxation's optimum bounds every assignment, the integer optimum included.
+    assert COVER_POINTS * best_covered + best_total <= result.bound + 1e-6
+    assert covered == best_covered
+    if not result.fractional:  # an integral relaxation is the optimum itself
+        assert total == pytest.approx(best_total)
 
 
 # --- rounds over matching's schools -------------------------------------------------------

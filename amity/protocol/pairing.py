@@ -46,8 +46,9 @@ class RoundReport:
     with_candidates: int  # schools with at least one candidate: the most that could be paired
     scored: int  # pairs scored while pruning
     edges: int  # candidate pairs kept
-    exact: bool  # the core matching ran on whole components (no piece cut)
+    exact: bool  # see docs/protocol.md: the assignment is the best one (within the bound)
     phases: dict[str, int]
+    bound: float | None = None  # the relaxation's optimum (pairing_lp), when it ran
 
     @property
     def paired(self) -> int:
@@ -112,8 +113,11 @@ def pairing_round(
         with_candidates=sum(1 for i in range(len(schools)) if neighbours[i]),
         scored=graph.scored,
         edges=len(graph.edges),
-        exact=not assignment.cut,
+        exact=not assignment.cut and (assignment.bound is None or not assignment.fractional),
+        bound=assignment.bound,
         phases={
+            "relaxed": assignment.relaxed,
+            "fractional": assignment.fractional,
             "core": assignment.core,
             "repaired": assignment.repaired,
             "reached": assignment.reached,

@@ -20,11 +20,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import rustworkx as rx
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import reverse_cuthill_mckee
+from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
 
 from .pairing_candidates import Progress
+from .pairing_lp import relax
 
 # The largest piece matched exactly at once (rustworkx's blossom is O(n^3)).
 CHUNK = 4000
@@ -43,7 +45,10 @@ class Assignment:
     chosen: dict[Edge, float] = field(default_factory=dict)
     pieces: int = 0  # exact matchings run in the core phase
     cut: bool = False  # a component was cut into pieces: the core is then not exact
-    core: int = 0  # pairs from each phase
+    bound: float | None = None  # the relaxation's optimum, when it ran (pairing_lp)
+    fractional: int = 0  # pairs the relaxation left between 0 and 1
+    relaxed: int = 0  # pairs from each phase
+    core: int = 0
     repaired: int = 0
     reached: int = 0
     rescued: int = 0
@@ -133,29 +138,82 @@ def assign(
     if progress is not None:
         progress("matching", 0, len(usable))
     mate: dict[int, int] = {}
-    for u, v in matcher.match(usable, live):
-        mate[u], mate[v] = v, u
-    result.core = len(mate) // 2
-    result.cut = matcher.cut
-    if matcher.cut:
-        _repair(mate, usable, neighbours, edges, matcher)
-        result.repaired = len(mate) // 2 - result.core
+    chosen: dict[Edge, float] = {}
+    large = _largest_component(len(capacity), live) > chunk
+    relaxation = relax(capacity, edges) if large else None
+    # After the relaxation, the schools whose pairs can still change (None: all of them).
+    changing: set[int] | None = None
+    if relaxation is not None:
+        result.bound, result.fractional = relaxation.bound, relaxation.fractional
+        chosen = {edge: edges[edge] for edge in relaxation.chosen}
+        result.relaxed = len(chosen)
+        covered = {x for edge in chosen for x in edge}
+        alone = [u for u in usable if u not in covered]
+        changing = {x for edge in relaxation.partial for x in edge} | set(alone)
+        alone_set = set(alone)
+        between = [_key(u, v) for u in alone for v in neighbours[u] if v in alone_set and u < v]
+        for u, v in matcher.match(alone, between):
+            chosen[_key(u, v)] = edges[_key(u, v)]
+        result.core = len(chosen) - result.relaxed
+        result.cut = matcher.cut
+    else:
+        for u, v in matcher.match(usable, live):
+            mate[u], mate[v] = v, u
+        result.core = len(mate) // 2
+        result.cut = matcher.cut
+        if matcher.cut:
+            _repair(mate, usable, neighbours, edges, matcher)
+            result.repaired = len(mate) // 2 - result.core
+        chosen = {_key(u, v): edges[_key(u, v)] for u, v in mate.items() if u < v}
     result.pieces = matcher.pieces
-    chosen = {_key(u, v): edges[_key(u, v)] for u, v in mate.items() if u < v}
     degree = [0] * len(capacity)
     for u, v in chosen:
         degree[u] += 1
         degree[v] += 1
     if progress is not None:
         progress("matching", len(usable), len(usable))
+    before = set(chosen)
     result.reached = _reach(capacity, degree, neighbours, edges, chosen, matcher)
     result.rescued = _rescue(capacity, degree, neighbours, chosen, edges)
-    result.filled = _fill(capacity, degree, edges, chosen)
-    result.swapped = _swap(capacity, degree, edges, chosen)
+    if changing is not None:
+        # An integral relaxation is the optimum: nothing below can improve on it. Else only
+        # moves near what rounding and the phases above changed are looked for.
+        changing |= {x for edge in before ^ set(chosen) for x in edge}
+        if not changing:
+            result.chosen = chosen
+            return result
+        near = set(changing)
+        for u, v in chosen:
+            if u in changing or v in changing:
+                near.update((u, v))
+        order = _best_first({e: s for e, s in edges.items() if e[0] in near or e[1] in near})
+    else:
+        order = _best_first(edges)
+    result.filled = _fill(capacity, degree, order, chosen)
+    result.swapped = _swap(capacity, degree, order, chosen)
     if result.swapped:
-        result.filled += _fill(capacity, degree, edges, chosen)
+        result.filled += _fill(capacity, degree, order, chosen)
     result.chosen = chosen
     return result
+
+
+def _largest_component(n: int, edges: Sequence[Edge]) -> int:
+    """The number of schools in the largest connected component of the graph of `edges`."""
+    if not edges:
+        return 0
+    ends = np.array(edges, np.int64)
+    graph = coo_matrix((np.ones(len(ends)), (ends[:, 0], ends[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return int(np.bincount(labels).max())
+
+
+def _best_first(edges: dict[Edge, float]) -> list[tuple[Edge, float]]:
+    """The edges by score, highest first, then by (u, v)."""
+    keys = list(edges)
+    ends = np.array(keys, np.int64).reshape(-1, 2)
+    scores = np.fromiter(edges.values(), np.float64, count=len(keys))
+    order = np.lexsort((ends[:, 1], ends[:, 0], -scores)).tolist()
+    return [(keys[at], edges[keys[at]]) for at in order]
 
 
 def _repair(
@@ -361,7 +419,10 @@ def _steps(
 
 
 def _swap(
-    capacity: Sequence[int], degree: list[int], edges: dict[Edge, float], chosen: dict[Edge, float]
+    capacity: Sequence[int],
+    degree: list[int],
+    order: list[tuple[Edge, float]],
+    chosen: dict[Edge, float],
 ) -> int:
     """Take an unused pair, best first, in place of the weakest partner of each full end
     when that raises the total and every school dropped keeps another partner (so no one
@@ -371,7 +432,7 @@ def _swap(
         partners[u][v] = score
         partners[v][u] = score
     swapped = 0
-    for (u, v), score in sorted(edges.items(), key=lambda item: (-item[1], item[0])):
+    for (u, v), score in order:
         if (u, v) in chosen or capacity[u] <= 0 or capacity[v] <= 0:
             continue
         dropped: list[tuple[int, int]] = []  # (end, partner it drops)
@@ -401,11 +462,17 @@ def _swap(
 
 
 def _fill(
-    capacity: Sequence[int], degree: list[int], edges: dict[Edge, float], chosen: dict[Edge, float]
+    capacity: Sequence[int],
+    degree: list[int],
+    order: list[tuple[Edge, float]],
+    chosen: dict[Edge, float],
 ) -> int:
-    """Fill the capacity left with the unused edges, best first. Returns how many."""
+    """Fill the capacity left with the unused edges of `order` (best first) that score above
+    0 (one that scores less would lower the total). Returns how many."""
     added = 0
-    for (u, v), score in sorted(edges.items(), key=lambda item: (-item[1], item[0])):
+    for (u, v), score in order:
+        if score <= 0:
+            break
         if (u, v) in chosen or degree[u] >= capacity[u] or degree[v] >= capacity[v]:
             continue
         chosen[(u, v)] = score
