@@ -269,6 +269,17 @@ def test_round_over_generated_schools_covers_as_the_optimum_does() -> None:
     assert report.paired == optimum  # every school the optimum pairs gets a partner
     assert report.with_candidates >= optimum
     assert {u.actor for u in report.unpaired} == set(by_actor) - set(report.partners)
+    assert report.bound is None and report.score_bound is None  # small: the exact core
+    # The same schools as a large round (components above 500 schools): the relaxation.
+    large = pairing_round(schools, score, pair_explainer(CTX), WEEK, chunk=500)
+    assert large.paired == optimum and large.score_bound is not None
+    assert large.total_score <= large.score_bound + 1e-6
+    assert large.exact == (large.phases["fractional"] == 0)
+    if large.exact:  # the optimum: no assignment pairing as many scores more
+        assert large.total_score == pytest.approx(large.score_bound)
+        assert large.total_score >= report.total_score - 1e-6
+    for pair in large.pairs:
+        assert pair.score == pytest.approx(pair_score(by_actor[pair.a], by_actor[pair.b], CTX))
 
 
 def test_pair_score_is_the_mean_of_both_directions() -> None:

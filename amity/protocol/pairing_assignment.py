@@ -67,10 +67,10 @@ class _Matcher:
         self, edges: dict[Edge, float], chunk: int, progress: Progress | None = None
     ) -> None:
         self.progress = progress
-        low = min(edges.values(), default=0.0)
+        self.edges = edges
         # Shifting every weight by one constant leaves the best of the maximum-cardinality
         # matchings the same (they all have the same number of edges).
-        self.weight = {edge: round((score - low) * SCALE) + 1 for edge, score in edges.items()}
+        self.low = min(edges.values(), default=0.0)
         self.chunk = chunk
         self.pieces = 0
         self.cut = False
@@ -81,7 +81,10 @@ class _Matcher:
         graph = rx.PyGraph()
         graph.add_nodes_from(list(vertices))
         local = {vertex: index for index, vertex in enumerate(vertices)}
-        graph.add_edges_from([(local[u], local[v], self.weight[(u, v)]) for u, v in edges])
+        low, scores = self.low, self.edges
+        graph.add_edges_from(
+            [(local[u], local[v], round((scores[(u, v)] - low) * SCALE) + 1) for u, v in edges]
+        )
         result: list[Edge] = []
         for component in rx.connected_components(graph):
             nodes = sorted(component)

@@ -86,11 +86,17 @@ class _Bucket:
     def __init__(self) -> None:
         self.groups: dict[float, list[tuple[int, int]]] = {}
         self.offsets: list[float] = []
+        # Per offset, in spread order: the spreads, and the schools.
+        self.spreads: dict[float, list[int]] = {}
+        self.members: dict[float, list[int]] = {}
 
     def seal(self) -> None:
-        for group in self.groups.values():
+        for offset, group in self.groups.items():
             group.sort()
+            self.spreads[offset] = [spread for spread, _ in group]
+            self.members[offset] = [i for _, i in group]
         self.offsets = sorted(self.groups)
+        self.groups = {}
 
 
 class _Index:
@@ -102,6 +108,8 @@ class _Index:
         # Schools of one zone share an offset: a stable hash of each actor spreads the
         # choices among them, so they do not all pick the same few nearest schools.
         self.spread = [_spread(school.actor) for school in schools]
+        codes: dict[str, int] = {}
+        self.country = [codes.setdefault(school.country, len(codes)) for school in schools]
         buckets: dict[tuple[str, str, int], _Bucket] = {}
         for i, school in enumerate(schools):
             if school.capacity <= 0:
@@ -140,7 +148,8 @@ class _Index:
     def _nearest(self, i: int, bucket: _Bucket, found: dict[int, None]) -> None:
         """Add up to WINDOW schools abroad from `bucket`: offset groups nearest first, at
         most half of them from one group, each group read from school `i`'s spread on."""
-        country, mine, spread = self.schools[i].country, self.offsets[i], self.spread[i]
+        country, mine, spread = self.country[i], self.offsets[i], self.spread[i]
+        countries = self.country
         offsets = bucket.offsets
         right = bisect.bisect_left(offsets, mine)
         left = right - 1
@@ -150,16 +159,18 @@ class _Index:
             if right >= len(offsets) or (
                 left >= 0 and mine - offsets[left] <= offsets[right] - mine
             ):
-                group = bucket.groups[offsets[left]]
+                at = offsets[left]
                 left -= 1
             else:
-                group = bucket.groups[offsets[right]]
+                at = offsets[right]
                 right += 1
-            start = bisect.bisect_left(group, (spread, -1))
+            group = bucket.members[at]
+            start = bisect.bisect_left(bucket.spreads[at], spread)
+            size = len(group)
             here = 0
-            for step in range(min(len(group), _WALK)):
-                j = group[(start + step) % len(group)][1]
-                if j == i or j in found or self.schools[j].country == country:
+            for step in range(min(size, _WALK)):
+                j = group[(start + step) % size]
+                if j == i or j in found or countries[j] == country:
                     continue
                 found[j] = None
                 taken += 1
