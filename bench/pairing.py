@@ -7,8 +7,9 @@ daylight-saving rules), languages of instruction weighted as in the world's scho
 (English, Spanish, French, Arabic, Portuguese, ... most often), learning one or two
 others, age ranges of primary and secondary schools, 1 to 3 free places, school days (some
 Sunday-to-Thursday) and hours. For each size it prints: seconds (candidates and their
-scores, the assignment, the rest), peak memory (the peak RSS of a process that runs that
-size alone), the load average before and after (the machine is shared), the share paired
+scores, the assignment, the rest) and the CPU seconds of the process (all its threads: a
+measure the other work on a shared machine does not stretch), peak memory (the peak RSS of
+a process that runs that size alone), the load average before and after (the machine is shared), the share paired
 against the bound (schools with at least one candidate after pruning), the total score,
 the relaxation's bound (docs/protocol.md, "Pairing rounds") and a greedy baseline (best
 remaining pair first, same candidates) in the same run. At --exact-at it also runs an
@@ -160,10 +161,10 @@ def run(count: int, exact: bool) -> None:
         if done == total:
             marks.setdefault(stage, time.perf_counter())
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     scorer = PairScorer(schools, ctx)
     report = pairing_round(schools, scorer, pair_explainer(ctx), WEEK, progress=progress)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     bound = report.with_candidates
     pruned = marks.get("candidates", started) - started
@@ -171,9 +172,9 @@ def run(count: int, exact: bool) -> None:
     after = os.getloadavg()
     print(
         f"\n{count:,} schools: {seconds:.1f} s ({pruned:.1f} s candidates and scores, "
-        f"{assigning:.1f} s assignment, {seconds - pruned - assigning:.1f} s the rest), "
-        f"peak memory (RSS) {peak / 1024:.0f} MiB; load average {load[0]:.1f} before, "
-        f"{after[0]:.1f} after (2 cores)"
+        f"{assigning:.1f} s assignment, {seconds - pruned - assigning:.1f} s the rest); "
+        f"{cpu:.1f} s of CPU; peak memory (RSS) {peak / 1024:.0f} MiB; load average "
+        f"{load[0]:.1f} before, {after[0]:.1f} after (2 cores)"
     )
     print(
         f"  candidate pairs scored {report.scored:,}, kept {report.edges:,}; live minutes "

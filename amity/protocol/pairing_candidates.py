@@ -80,11 +80,14 @@ def _spread(actor: str) -> int:
     return int.from_bytes(hashlib.blake2b(actor.encode(), digest_size=4).digest(), "big")
 
 
+Entry = tuple[int, int]  # (spread, school)
+
+
 class _Bucket:
     """One index bucket: its schools grouped by UTC offset, each group in spread order."""
 
     def __init__(self) -> None:
-        self.groups: dict[float, list[tuple[int, int]]] = {}
+        self.groups: dict[float, list[Entry]] = {}
         self.offsets: list[float] = []
         # Per offset, in spread order: the spreads, and the schools.
         self.spreads: dict[float, list[int]] = {}
@@ -110,17 +113,26 @@ class _Index:
         self.spread = [_spread(school.actor) for school in schools]
         codes: dict[str, int] = {}
         self.country = [codes.setdefault(school.country, len(codes)) for school in schools]
-        buckets: dict[tuple[str, str, int], _Bucket] = {}
+        # Schools with the same languages, ages and offset go to the same buckets.
+        alike: dict[tuple[tuple[str, ...], tuple[str, ...], int, int, float], list[Entry]] = {}
         for i, school in enumerate(schools):
             if school.capacity <= 0:
                 continue  # never a candidate: it cannot take a partner
-            years = range(school.ages[0], school.ages[1] + 1)
-            for role, languages in (("i", school.instruction), ("l", school.learning)):
+            key = (
+                tuple(school.instruction),
+                tuple(school.learning),
+                school.ages[0],
+                school.ages[1],
+                self.offsets[i],
+            )
+            alike.setdefault(key, []).append((self.spread[i], i))
+        buckets: dict[tuple[str, str, int], _Bucket] = {}
+        for (instruction, learning, low, high, offset), members in alike.items():
+            for role, languages in (("i", instruction), ("l", learning)):
                 for language in languages:
-                    for year in years:
+                    for year in range(low, high + 1):
                         bucket = buckets.setdefault((role, language, year), _Bucket())
-                        group = bucket.groups.setdefault(self.offsets[i], [])
-                        group.append((self.spread[i], i))
+                        bucket.groups.setdefault(offset, []).extend(members)
         for bucket in buckets.values():
             bucket.seal()
         self.buckets = buckets
