@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 
-from amity.protocol.match_index import round_cents
 from amity.protocol.matching import MatchContext, School, evaluate
+from amity.protocol.pair_index import round_cents
 from amity.protocol.pairing_score import PairScorer, pair_score
 
 # Zones with quarter- and half-hour offsets, both hemispheres, none and other DST rules,

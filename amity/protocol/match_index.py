@@ -45,8 +45,6 @@ from .matching import (
     Match,
     MatchContext,
     School,
-    activity_points,
-    answer_points,
     evaluate,
     rank_order,
 )
@@ -111,7 +109,7 @@ class _Vocabulary:
         return np.stack(columns, axis=1)
 
 
-def _meets(bits: Bits, mask: Bits) -> npt.NDArray[np.bool_]:
+def meets(bits: Bits, mask: Bits) -> npt.NDArray[np.bool_]:
     """For each school: does its tag set share a tag with `mask`?"""
     return np.asarray((bits & mask).any(axis=1))
 
@@ -152,36 +150,19 @@ def _overlap_of_days(start: int, end: int, starts: Ints, ends: Ints) -> Ints:
     return total
 
 
-def _language_parts(
+def language_parts(
     me: tuple[Bits, Bits, Bits], other: tuple[Bits, Bits, Bits]
 ) -> tuple[Floats, Floats, Floats]:
     """The tandem, shared-instruction and shared-subject points of `me` with `other`, each
     a side's (instruction, learning, subjects) bits, one row or one row per pair."""
     (my_instruction, my_learning, my_subjects), (instruction, learning, subjects) = me, other
-    tandem = _meets(learning, my_instruction) & _meets(instruction, my_learning)
+    tandem = meets(learning, my_instruction) & meets(instruction, my_learning)
     shared = np.bitwise_count(subjects & my_subjects).sum(axis=1)
     return (
         np.where(tandem, TANDEM_POINTS, 0.0),
-        np.where(_meets(instruction, my_instruction), SHARED_INSTRUCTION_POINTS, 0.0),
+        np.where(meets(instruction, my_instruction), SHARED_INSTRUCTION_POINTS, 0.0),
         SUBJECT_POINTS * np.minimum(shared, SUBJECT_MAX),
     )
-
-
-# evaluate's live part for each whole number of minutes, rounded as evaluate rounds it.
-_LIVE_PARTS = np.array(
-    [round(LIVE_POINTS * m / LIVE_FULL_MINUTES, 2) for m in range(LIVE_FULL_MINUTES + 1)]
-)
-
-
-def round_cents(values: Floats) -> Floats:
-    """Python's `round(value, 2)` of each value: numpy's rounding (times 100, to the nearest
-    integer, divided by 100) gives the same double except near a half cent, where the
-    value is rounded as Python rounds it."""
-    rounded = np.round(values, 2)
-    scaled = values * 100
-    for at in np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6).tolist():
-        rounded[at] = round(float(values[at]), 2)
-    return rounded
 
 
 def _answer_points(answered: int, expired: int) -> float:
@@ -261,7 +242,6 @@ class MatchIndex:
             for k, (first, last) in enumerate(terms[s.terms]):
                 self.term_start[n, k], self.term_end[n, k] = first, last
         self._weeks: dict[date, tuple[Ints, Ints, Ints, Ints]] = {}
-        self._side_cache: dict[tuple[datetime, frozenset[str]], tuple[Floats, Floats, Floats]] = {}
 
     def __len__(self) -> int:
         return len(self.schools)
@@ -368,7 +348,7 @@ class MatchIndex:
         possible = (
             (self.capacity > 0)
             & (np.maximum(self.age_min, me.ages[0]) <= np.minimum(self.age_max, me.ages[1]))
-            & (_meets(self.uses, my_instruction) | _meets(self.instruction, my_learning))
+            & (meets(self.uses, my_instruction) | meets(self.instruction, my_learning))
             & (both_async | (both_live & (live_cap >= LIVE_MINIMUM)))
         )
         code = self._country_code.get(me.country)
@@ -382,7 +362,7 @@ class MatchIndex:
                 possible[n] = False
         chosen = np.flatnonzero(possible)
         my_subjects = self.subject_words.words_of(self.subject_words.mask(me.subjects))
-        tandem, shared, subjects = _language_parts(
+        tandem, shared, subjects = language_parts(
             (my_instruction, my_learning, my_subjects),
             (self.instruction[chosen], self.learning[chosen], self.subjects[chosen]),
         )
@@ -402,60 +382,6 @@ class MatchIndex:
             + _ROUNDING
         )
         return chosen, bound
-
-    def _sides(self, ctx: MatchContext) -> tuple[Floats, Floats, Floats]:
-        """The parts of a match's score that are the other school's alone, as evaluate
-        rounds them: endorsed, active, answers (capacity is `capacity_points`)."""
-        key = (ctx.now, ctx.trusted)
-        found = self._side_cache.get(key)
-        if found is None:
-            endorsed = self._endorsed_points(ctx.trusted, {})
-            active = np.array(
-                [round(activity_points(s.last_active, ctx.now)[0], 2) for s in self.schools]
-            )
-            answers = np.array([round(answer_points(s), 2) for s in self.schools])
-            found = self._side_cache[key] = (endorsed, active.reshape(-1), answers.reshape(-1))
-        return found
-
-    def pair_scores(
-        self, me: npt.NDArray[np.intp], other: npt.NDArray[np.intp], ctx: MatchContext, live: Ints
-    ) -> Floats:
-        """For each k, `evaluate(schools[me[k]], schools[other[k]], ctx).score`, NaN where
-        evaluate gives None; `live[k]` is the pair's minutes of live window in `ctx.week`.
-        The same doubles: the same parts, rounded as Python rounds, added in the same order."""
-        both_live = self.live[me] & self.live[other]
-        possible = (
-            (self.country[me] != self.country[other])
-            & (self.capacity[me] > 0)
-            & (self.capacity[other] > 0)
-            & (
-                np.maximum(self.age_min[me], self.age_min[other])
-                <= np.minimum(self.age_max[me], self.age_max[other])
-            )
-            & (
-                _meets(self.uses[other], self.instruction[me])
-                | _meets(self.instruction[other], self.learning[me])
-            )
-            & (
-                (self.asynchronous[me] & self.asynchronous[other])
-                | (both_live & (live >= LIVE_MINIMUM))
-            )
-        )
-        for actor in ctx.blocked:
-            n = self.position.get(actor)
-            if n is not None:
-                possible &= other != n
-        tandem, shared, subjects = _language_parts(
-            (self.instruction[me], self.learning[me], self.subjects[me]),
-            (self.instruction[other], self.learning[other], self.subjects[other]),
-        )
-        endorsed, active, answers = self._sides(ctx)
-        live_part = np.where(both_live, _LIVE_PARTS[np.minimum(live, LIVE_FULL_MINUTES)], 0.0)
-        total = tandem + shared
-        for part in (live_part, subjects, endorsed[other], active[other], answers[other]):
-            total = total + part
-        total = round_cents(total + self.capacity_points[other])
-        return np.where(possible, total, np.nan)
 
     def rank(
         self,

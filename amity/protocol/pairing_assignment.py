@@ -1,16 +1,21 @@
 """Who is paired with whom in a round: a b-matching of the pruned candidate graph, coverage
 first, then total score (docs/protocol.md, "Pairing rounds", states what it guarantees).
 
+0. Relaxation, when a connected component has more than `CHUNK` schools: the linear
+   program of pairing_lp (HiGHS); its pairs at 1 are kept, and phases 1-5 work on what it
+   left (phases 4-5 only near what changed after it; nothing when it was integral).
 1. Core: a maximum-cardinality matching of maximum weight among those (Edmonds' blossom
-   algorithm, rustworkx), one partner each, per connected component. A component larger
-   than `CHUNK` is cut into pieces along a reverse Cuthill-McKee order (scipy), which keeps
-   neighbours close, each piece matched exactly; then schools left alone that can still be
-   matched to each other are, and augmenting paths of length 3 are removed.
+   algorithm, rustworkx), one partner each, per connected component: of the whole graph,
+   or after the relaxation of the schools it left alone. A component larger than `CHUNK`
+   (with no relaxation: HiGHS found no optimum) is cut into pieces along a reverse
+   Cuthill-McKee order (scipy), which keeps neighbours close, each piece matched exactly;
+   then schools left alone that can still be matched to each other are, and augmenting
+   paths of length 3 are removed.
 2. Reach: schools still without a partner are attached to candidates with capacity left,
    as many as possible, then by score (a maximum-cardinality, maximum-weight matching of
    the bipartite graph of the alone and the copies of the seats left).
 3. Rescue: alternating paths give a partner to schools still alone.
-4. Fill: the capacity left is filled with the best remaining edges first (greedy).
+4. Fill: the capacity left is filled with the best remaining edges that score above 0.
 5. Swap: a better unused edge replaces the weakest partners of its full ends, when those
    keep another partner; then fill again.
 """

@@ -218,7 +218,8 @@ def candidate_graph(
     values = scorer.scores(first, second)[back.reshape(-1)]
     # Each school's candidates, best first (ties: lower index first); the first k kept.
     keep = ~np.isnan(values)
-    mine, theirs, values, low, high = (a[keep] for a in (mine, theirs, values, low, high))
+    mine, theirs, values = mine[keep], theirs[keep], values[keep]
+    low, high = low[keep], high[keep]
     order = np.lexsort((theirs, -values, mine))
     mine, values, low, high = mine[order], values[order], low[order], high[order]
     starts = np.searchsorted(mine, mine, side="left")

@@ -2,7 +2,7 @@
 
 The score of a pair is the mean of both directions' match scores (matching.evaluate), None
 when the pair is excluded. `PairScorer` computes it for many pairs at once with numpy
-(MatchIndex.pair_scores), the same doubles as `pair_score`; the minutes of live window are
+(pair_index.PairIndex.pair_scores), the same doubles as `pair_score`; the minutes of live window are
 computed once per pair of timetables (zone, school days, hours, terms), which many schools
 share, and kept.
 """
@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .live_window import Timetable, live_windows, minutes
-from .match_index import MatchIndex
 from .matching import MatchContext, School, evaluate, exclusions
+from .pair_index import PairIndex
 
 Indices = npt.NDArray[np.intp]
 Floats = npt.NDArray[np.float64]
@@ -40,7 +40,7 @@ class PairScorer:
             raise ValueError("a pairing round leaves blocked schools out before scoring")
         self.schools = schools
         self.ctx = ctx
-        self.index = MatchIndex(schools)
+        self.index = PairIndex(schools)
         tables: dict[Timetable, int] = {}
         self.table = np.array(
             [tables.setdefault(s.timetable, len(tables)) for s in schools], np.int64
