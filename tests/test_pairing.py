@@ -28,7 +28,8 @@ from amity.protocol.matching import MatchContext, School, evaluate
 from amity.protocol.pairing import pairing_round
 from amity.protocol.pairing_assignment import assign
 from amity.protocol.pairing_candidates import candidate_graph
-from amity.protocol.pairing_score import pair_explainer, pair_scorer
+from amity.protocol.pairing_lp import COVER_POINTS
+from amity.protocol.pairing_score import PairScorer, pair_explainer, pair_score
 from amity.protocol.profile import validate_profile
 from amity.protocol.profile_document import profile_document, profile_from_document
 
@@ -130,21 +131,49 @@ def test_coverage_equals_the_brute_force_optimum_within_capacity(
     assert _covered(result.chosen) == covered
 
 
-@settings(max_examples=100, deadline=None, derandomize=True)
-@given(graphs(max_nodes=30, max_edges=60, caps=(1, 1, 2)))
-def test_cut_into_pieces_keeps_capacity_and_two_thirds_of_the_maximum_matching(
+def _ilp_optimum(capacity: list[int], edges: dict[tuple[int, int], float]) -> tuple[int, float]:
+    """The most schools any assignment pairs, then its highest total score: an integer
+    program (HiGHS) maximising COVER_POINTS * paired + score, as the relaxation does."""
+    n, keys = len(capacity), list(edges)
+    m = len(keys)
+    rows = lil_matrix((2 * n, m + n))  # x_e, then y_v (paired)
+    for index, (u, v) in enumerate(keys):
+        for x in (u, v):
+            rows[x, index] = 1
+            rows[n + x, index] = -1
+    for x in range(n):
+        rows[n + x, m + x] = 1
+    result = milp(
+        c=-np.array([edges[e] for e in keys] + [COVER_POINTS] * n),
+        constraints=LinearConstraint(rows.tocsr(), -np.inf, np.array([*capacity, *[0] * n])),
+        integrality=np.ones(m + n),
+        bounds=Bounds(0, 1),
+    )
+    assert result.success
+    picked = {keys[at]: edges[keys[at]] for at in range(m) if result.x[at] > 0.5}
+    return _covered(picked), sum(picked.values())
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(graphs(max_nodes=30, max_edges=60, caps=(0, 1, 1, 2, 3)))
+def test_relaxation_path_equals_the_integer_optimum(
     case: tuple[list[int], dict[tuple[int, int], float]],
 ) -> None:
     capacity, edges = case
-    result = assign(capacity, edges, chunk=4)
+    result = assign(capacity, edges, chunk=4)  # a component of more than 4: the relaxation
     degree = _degrees(len(capacity), result.chosen)
     assert all(d <= c for d, c in zip(degree, capacity, strict=True))
-    graph = nx.Graph(list(edges))
-    maximum = len(nx.max_weight_matching(graph, maxcardinality=True))
-    # Proven for the core (no augmenting path of length 1 or 3 is left): at least 2/3 of
-    # a maximum matching, so at least 4/3 of it in schools covered.
-    assert 3 * (result.core + result.repaired) >= 2 * maximum
-    assert 3 * _covered(result.chosen) >= 4 * maximum
+    assert set(result.chosen) <= set(edges)
+    covered, total = _covered(result.chosen), sum(result.chosen.values())
+    best_covered, best_total = _ilp_optimum(capacity, edges)
+    if result.bound is None:  # every component small enough: the exact core ran
+        assert covered == best_covered
+        return
+    # The relaxation's optimum bounds every assignment, the integer optimum included.
+    assert COVER_POINTS * best_covered + best_total <= result.bound + 1e-6
+    assert covered == best_covered
+    if not result.fractional:  # an integral relaxation is the optimum itself
+        assert total == pytest.approx(best_total)
 
 
 # --- rounds over matching's schools -------------------------------------------------------
@@ -227,7 +256,7 @@ def _max_coverage(capacity: list[int], edges: list[tuple[int, int]]) -> int:
 
 def test_round_over_generated_schools_covers_as_the_optimum_does() -> None:
     schools = _generated(2000, seed=3)
-    score = pair_scorer(CTX)
+    score = PairScorer(schools, CTX)
     report = pairing_round(schools, score, pair_explainer(CTX), WEEK)
     by_actor = {s.actor: s for s in schools}
     for actor, partners in report.partners.items():
@@ -240,20 +269,30 @@ def test_round_over_generated_schools_covers_as_the_optimum_does() -> None:
     assert report.paired == optimum  # every school the optimum pairs gets a partner
     assert report.with_candidates >= optimum
     assert {u.actor for u in report.unpaired} == set(by_actor) - set(report.partners)
+    assert report.bound is None and report.score_bound is None  # small: the exact core
+    # The same schools as a large round (components above 500 schools): the relaxation.
+    large = pairing_round(schools, score, pair_explainer(CTX), WEEK, chunk=500)
+    assert large.paired == optimum and large.score_bound is not None
+    assert large.total_score <= large.score_bound + 1e-6
+    assert large.exact == (large.phases["fractional"] == 0)
+    if large.exact:  # the optimum: no assignment pairing as many scores more
+        assert large.total_score == pytest.approx(large.score_bound)
+        assert large.total_score >= report.total_score - 1e-6
+    for pair in large.pairs:
+        assert pair.score == pytest.approx(pair_score(by_actor[pair.a], by_actor[pair.b], CTX))
 
 
 def test_pair_score_is_the_mean_of_both_directions() -> None:
     schools = _generated(300, seed=5)
-    score = pair_scorer(CTX)
+    scorer = PairScorer(schools, CTX)
     rng = random.Random(1)
-    for _ in range(400):
-        a, b = rng.sample(schools, 2)
-        there, back = evaluate(a, b, CTX), evaluate(b, a, CTX)
+    picks = [rng.sample(range(len(schools)), 2) for _ in range(400)]
+    got = scorer.scores(np.array([a for a, _ in picks]), np.array([b for _, b in picks]))
+    for value, (a, b) in zip(got.tolist(), picks, strict=True):
+        there, back = evaluate(schools[a], schools[b], CTX), evaluate(schools[b], schools[a], CTX)
         expected = None if there is None or back is None else (there.score + back.score) / 2
-        got = score(a, b)
-        assert (got is None) == (expected is None)
-        if got is not None:
-            assert got == pytest.approx(expected, abs=0.011)
+        assert pair_score(schools[a], schools[b], CTX) == expected
+        assert (expected is None and np.isnan(value)) or value == expected
 
 
 def test_unpaired_schools_say_why() -> None:
@@ -270,7 +309,7 @@ def test_unpaired_schools_say_why() -> None:
         ),
         _school(6, "GB", learning=("ar",), modes=frozenset({"live"})),
     ]
-    report = pairing_round(schools, pair_scorer(CTX), pair_explainer(CTX), WEEK)
+    report = pairing_round(schools, PairScorer(schools, CTX), pair_explainer(CTX), WEEK)
     reasons = {u.actor.split("//s")[1].split(".")[0]: u.reason for u in report.unpaired}
     assert report.paired == 2 and report.with_candidates == 3
     (alone,) = {"1", "2"} & set(reasons)

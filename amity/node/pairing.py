@@ -16,7 +16,7 @@ from ..protocol.errors import ProtocolError
 from ..protocol.matching import MatchContext, School, school_from_profile
 from ..protocol.pairing import Pair, RoundReport, pairing_round
 from ..protocol.pairing_candidates import Progress
-from ..protocol.pairing_score import pair_explainer, pair_scorer
+from ..protocol.pairing_score import PairScorer, pair_explainer
 from ..protocol.profile_document import profile_from_document
 from . import partnerships
 from .clock import format_time, read_time
@@ -126,14 +126,14 @@ def run_round(
     """The round over the opted-in schools for `week` (nothing is sent)."""
     check_round_node(node)
     given = round_input(node, countries)
-    # Blocked schools are left out above, so the context blocks nobody (pair_scorer).
+    # Blocked schools are left out above, so the context blocks nobody (PairScorer).
     ctx = MatchContext(
         week=week,
         now=node.clock(),
         trusted=frozenset(endorsement_store.trusted(node.store.db)),
     )
     report = pairing_round(
-        given.schools, pair_scorer(ctx), pair_explainer(ctx), week, progress=progress
+        given.schools, PairScorer(given.schools, ctx), pair_explainer(ctx), week, progress=progress
     )
     return given, report
 

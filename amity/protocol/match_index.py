@@ -109,7 +109,7 @@ class _Vocabulary:
         return np.stack(columns, axis=1)
 
 
-def _meets(bits: Bits, mask: Bits) -> npt.NDArray[np.bool_]:
+def meets(bits: Bits, mask: Bits) -> npt.NDArray[np.bool_]:
     """For each school: does its tag set share a tag with `mask`?"""
     return np.asarray((bits & mask).any(axis=1))
 
@@ -148,6 +148,21 @@ def _overlap_of_days(start: int, end: int, starts: Ints, ends: Ints) -> Ints:
             np.minimum(end, ends + turn * day) - np.maximum(start, starts + turn * day), 0, None
         )
     return total
+
+
+def language_parts(
+    me: tuple[Bits, Bits, Bits], other: tuple[Bits, Bits, Bits]
+) -> tuple[Floats, Floats, Floats]:
+    """The tandem, shared-instruction and shared-subject points of `me` with `other`, each
+    a side's (instruction, learning, subjects) bits, one row or one row per pair."""
+    (my_instruction, my_learning, my_subjects), (instruction, learning, subjects) = me, other
+    tandem = meets(learning, my_instruction) & meets(instruction, my_learning)
+    shared = np.bitwise_count(subjects & my_subjects).sum(axis=1)
+    return (
+        np.where(tandem, TANDEM_POINTS, 0.0),
+        np.where(meets(instruction, my_instruction), SHARED_INSTRUCTION_POINTS, 0.0),
+        SUBJECT_POINTS * np.minimum(shared, SUBJECT_MAX),
+    )
 
 
 def _answer_points(answered: int, expired: int) -> float:
@@ -333,7 +348,7 @@ class MatchIndex:
         possible = (
             (self.capacity > 0)
             & (np.maximum(self.age_min, me.ages[0]) <= np.minimum(self.age_max, me.ages[1]))
-            & (_meets(self.uses, my_instruction) | _meets(self.instruction, my_learning))
+            & (meets(self.uses, my_instruction) | meets(self.instruction, my_learning))
             & (both_async | (both_live & (live_cap >= LIVE_MINIMUM)))
         )
         code = self._country_code.get(me.country)
@@ -347,21 +362,19 @@ class MatchIndex:
                 possible[n] = False
         chosen = np.flatnonzero(possible)
         my_subjects = self.subject_words.words_of(self.subject_words.mask(me.subjects))
-        shared_subjects = np.bitwise_count(self.subjects[chosen] & my_subjects).sum(axis=1)
-        tandem = _meets(self.learning[chosen], my_instruction) & _meets(
-            self.instruction[chosen], my_learning
+        tandem, shared, subjects = language_parts(
+            (my_instruction, my_learning, my_subjects),
+            (self.instruction[chosen], self.learning[chosen], self.subjects[chosen]),
         )
         bound = (
-            np.where(tandem, TANDEM_POINTS, 0.0)
-            + np.where(
-                _meets(self.instruction[chosen], my_instruction), SHARED_INSTRUCTION_POINTS, 0
-            )
+            tandem
+            + shared
             + np.where(
                 both_live[chosen],
                 LIVE_POINTS * np.minimum(live_cap[chosen], LIVE_FULL_MINUTES) / LIVE_FULL_MINUTES,
                 0.0,
             )
-            + SUBJECT_POINTS * np.minimum(shared_subjects, SUBJECT_MAX)
+            + subjects
             + self._endorsed_points(ctx.trusted, endorsed_by)[chosen]
             + self._activity_bound(ctx.now)[chosen]
             + self._answer_points(history)[chosen]

@@ -228,7 +228,7 @@ def exclusions(me: School, other: School, ctx: MatchContext) -> list[str]:
     return found
 
 
-def _activity_points(last_active: datetime | None, now: datetime) -> tuple[float, int | None]:
+def activity_points(last_active: datetime | None, now: datetime) -> tuple[float, int | None]:
     if last_active is None:
         return 0.0, None
     days = max(0, (now - last_active).days)
@@ -240,7 +240,7 @@ def _activity_points(last_active: datetime | None, now: datetime) -> tuple[float
     return ACTIVE_POINTS * share, days
 
 
-def _answer_points(other: School) -> float:
+def answer_points(other: School) -> float:
     total = other.proposals_answered + other.proposals_expired
     if total == 0:
         return 0.0
@@ -286,8 +286,8 @@ def evaluate(me: School, other: School, ctx: MatchContext) -> Match | None:
         else 0.0,
         "subjects": SUBJECT_POINTS * min(len(me.subjects & other.subjects), SUBJECT_MAX),
         "endorsed": ENDORSED_POINTS if other.endorsed_by & ctx.trusted else 0.0,
-        "active": _activity_points(other.last_active, ctx.now)[0],
-        "answers": _answer_points(other),
+        "active": activity_points(other.last_active, ctx.now)[0],
+        "answers": answer_points(other),
         "capacity": CAPACITY_POINTS * min(other.capacity, CAPACITY_MAX),
     }
     parts = {name: round(value, 2) for name, value in parts.items()}
@@ -311,7 +311,7 @@ def _reasons(match: Match) -> list[str]:
     shared_instruction = sorted(set(me.instruction) & set(other.instruction))
     shared_subjects = sorted(me.subjects & other.subjects)
     trusted = sorted(other.endorsed_by & ctx.trusted)
-    days = _activity_points(other.last_active, ctx.now)[1]
+    days = activity_points(other.last_active, ctx.now)[1]
     reasons = [f"Working language{'s' if len(languages) > 1 else ''}: {', '.join(languages)}."]
     if match.tandem:
         reasons.append(

@@ -10,7 +10,8 @@ from datetime import date
 from typing import Any
 
 from .pairing_assignment import CHUNK, assign
-from .pairing_candidates import K_BEST, POOL, Pairable, PairScore, Progress, candidate_graph
+from .pairing_candidates import K_BEST, POOL, Pairable, PairScores, Progress, candidate_graph
+from .pairing_lp import COVER_POINTS
 
 # Why a pair is excluded, one short sentence each (matching.exclusions, both ways).
 Explain = Callable[[Pairable, Pairable], list[str]]
@@ -46,8 +47,9 @@ class RoundReport:
     with_candidates: int  # schools with at least one candidate: the most that could be paired
     scored: int  # pairs scored while pruning
     edges: int  # candidate pairs kept
-    exact: bool  # the core matching ran on whole components (no piece cut)
+    exact: bool  # see docs/protocol.md: the assignment is the best one (within the bound)
     phases: dict[str, int]
+    bound: float | None = None  # the relaxation's optimum (pairing_lp), when it ran
 
     @property
     def paired(self) -> int:
@@ -57,10 +59,16 @@ class RoundReport:
     def total_score(self) -> float:
         return sum(pair.score for pair in self.pairs)
 
+    @property
+    def score_bound(self) -> float | None:
+        """The most total score an assignment pairing as many schools can have (large
+        rounds: the relaxation's bound less COVER_POINTS a school paired)."""
+        return None if self.bound is None else self.bound - COVER_POINTS * self.paired
+
 
 def pairing_round(
     schools: Sequence[Pairable],
-    score: PairScore,
+    scorer: PairScores,
     explain: Explain,
     week: date,
     *,
@@ -68,9 +76,9 @@ def pairing_round(
     chunk: int = CHUNK,
     progress: Progress | None = None,
 ) -> RoundReport:
-    """Pair `schools` (opted in, each once) for the round of `week`; `score` is symmetric
-    and None for an excluded pair; `explain` says why a pair is excluded."""
-    graph = candidate_graph(schools, score, week, k, progress)
+    """Pair `schools` (opted in, each once) for the round of `week`; `scorer` scores pairs
+    of them by index (pairing_score.PairScorer); `explain` says why a pair is excluded."""
+    graph = candidate_graph(schools, scorer, week, k, progress)
     capacity = [max(school.capacity, 0) for school in schools]
     assignment = assign(capacity, graph.edges, progress, chunk)
     partners: dict[int, list[tuple[float, int]]] = {}
@@ -82,12 +90,17 @@ def pairing_round(
         pairs.append(Pair(a, b, value))
     pairs.sort(key=lambda pair: (-pair.score, pair.a, pair.b))
     degree = [0] * len(schools)
-    neighbours: list[list[int]] = [[] for _ in schools]
-    for i, j in graph.edges:
-        neighbours[i].append(j)
-        neighbours[j].append(i)
     for i, chosen in partners.items():
         degree[i] = len(chosen)
+    # Candidates of the unpaired schools only (a large round pairs nearly all).
+    neighbours: dict[int, list[int]] = {i: [] for i in range(len(schools)) if i not in partners}
+    with_candidates = len(partners)
+    for i, j in graph.edges:
+        if i in neighbours:
+            neighbours[i].append(j)
+        if j in neighbours:
+            neighbours[j].append(i)
+    with_candidates += sum(1 for found in neighbours.values() if found)
     unpaired = [
         Unpaired(
             schools[i].actor,
@@ -109,11 +122,14 @@ def pairing_round(
             for i, chosen in partners.items()
         },
         unpaired=unpaired,
-        with_candidates=sum(1 for i in range(len(schools)) if neighbours[i]),
+        with_candidates=with_candidates,
         scored=graph.scored,
         edges=len(graph.edges),
-        exact=not assignment.cut,
+        exact=not assignment.cut and (assignment.bound is None or not assignment.fractional),
+        bound=assignment.bound,
         phases={
+            "relaxed": assignment.relaxed,
+            "fractional": assignment.fractional,
             "core": assignment.core,
             "repaired": assignment.repaired,
             "reached": assignment.reached,
@@ -181,6 +197,7 @@ def round_json(report: RoundReport, names: dict[str, str], countries: list[str])
         "share_paired": round(report.paired / bound, 4) if bound else None,
         "total_score": round(report.total_score, 3),
         "exact": report.exact,
+        "score_bound": None if report.score_bound is None else round(report.score_bound, 3),
         "pairs": [
             {"schools": [pair.a, pair.b], "score": round(pair.score, 3)} for pair in report.pairs
         ],

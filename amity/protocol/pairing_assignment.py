@@ -1,16 +1,21 @@
 """Who is paired with whom in a round: a b-matching of the pruned candidate graph, coverage
 first, then total score (docs/protocol.md, "Pairing rounds", states what it guarantees).
 
+0. Relaxation, when a connected component has more than `CHUNK` schools: the linear
+   program of pairing_lp (HiGHS); its pairs at 1 are kept, and phases 1-5 work on what it
+   left (phases 4-5 only near what changed after it; nothing when it was integral).
 1. Core: a maximum-cardinality matching of maximum weight among those (Edmonds' blossom
-   algorithm, rustworkx), one partner each, per connected component. A component larger
-   than `CHUNK` is cut into pieces along a reverse Cuthill-McKee order (scipy), which keeps
-   neighbours close, each piece matched exactly; then schools left alone that can still be
-   matched to each other are, and augmenting paths of length 3 are removed.
+   algorithm, rustworkx), one partner each, per connected component: of the whole graph,
+   or after the relaxation of the schools it left alone. A component larger than `CHUNK`
+   (with no relaxation: HiGHS found no optimum) is cut into pieces along a reverse
+   Cuthill-McKee order (scipy), which keeps neighbours close, each piece matched exactly;
+   then schools left alone that can still be matched to each other are, and augmenting
+   paths of length 3 are removed.
 2. Reach: schools still without a partner are attached to candidates with capacity left,
    as many as possible, then by score (a maximum-cardinality, maximum-weight matching of
    the bipartite graph of the alone and the copies of the seats left).
 3. Rescue: alternating paths give a partner to schools still alone.
-4. Fill: the capacity left is filled with the best remaining edges first (greedy).
+4. Fill: the capacity left is filled with the best remaining edges that score above 0.
 5. Swap: a better unused edge replaces the weakest partners of its full ends, when those
    keep another partner; then fill again.
 """
@@ -20,11 +25,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import rustworkx as rx
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import reverse_cuthill_mckee
+from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
 
 from .pairing_candidates import Progress
+from .pairing_lp import relax
 
 # The largest piece matched exactly at once (rustworkx's blossom is O(n^3)).
 CHUNK = 4000
@@ -43,7 +50,10 @@ class Assignment:
     chosen: dict[Edge, float] = field(default_factory=dict)
     pieces: int = 0  # exact matchings run in the core phase
     cut: bool = False  # a component was cut into pieces: the core is then not exact
-    core: int = 0  # pairs from each phase
+    bound: float | None = None  # the relaxation's optimum, when it ran (pairing_lp)
+    fractional: int = 0  # pairs the relaxation left between 0 and 1
+    relaxed: int = 0  # pairs from each phase
+    core: int = 0
     repaired: int = 0
     reached: int = 0
     rescued: int = 0
@@ -62,10 +72,10 @@ class _Matcher:
         self, edges: dict[Edge, float], chunk: int, progress: Progress | None = None
     ) -> None:
         self.progress = progress
-        low = min(edges.values(), default=0.0)
+        self.edges = edges
         # Shifting every weight by one constant leaves the best of the maximum-cardinality
         # matchings the same (they all have the same number of edges).
-        self.weight = {edge: round((score - low) * SCALE) + 1 for edge, score in edges.items()}
+        self.low = min(edges.values(), default=0.0)
         self.chunk = chunk
         self.pieces = 0
         self.cut = False
@@ -76,7 +86,10 @@ class _Matcher:
         graph = rx.PyGraph()
         graph.add_nodes_from(list(vertices))
         local = {vertex: index for index, vertex in enumerate(vertices)}
-        graph.add_edges_from([(local[u], local[v], self.weight[(u, v)]) for u, v in edges])
+        low, scores = self.low, self.edges
+        graph.add_edges_from(
+            [(local[u], local[v], round((scores[(u, v)] - low) * SCALE) + 1) for u, v in edges]
+        )
         result: list[Edge] = []
         for component in rx.connected_components(graph):
             nodes = sorted(component)
@@ -133,29 +146,82 @@ def assign(
     if progress is not None:
         progress("matching", 0, len(usable))
     mate: dict[int, int] = {}
-    for u, v in matcher.match(usable, live):
-        mate[u], mate[v] = v, u
-    result.core = len(mate) // 2
-    result.cut = matcher.cut
-    if matcher.cut:
-        _repair(mate, usable, neighbours, edges, matcher)
-        result.repaired = len(mate) // 2 - result.core
+    chosen: dict[Edge, float] = {}
+    large = _largest_component(len(capacity), live) > chunk
+    relaxation = relax(capacity, edges) if large else None
+    # After the relaxation, the schools whose pairs can still change (None: all of them).
+    changing: set[int] | None = None
+    if relaxation is not None:
+        result.bound, result.fractional = relaxation.bound, relaxation.fractional
+        chosen = {edge: edges[edge] for edge in relaxation.chosen}
+        result.relaxed = len(chosen)
+        covered = {x for edge in chosen for x in edge}
+        alone = [u for u in usable if u not in covered]
+        changing = {x for edge in relaxation.partial for x in edge} | set(alone)
+        alone_set = set(alone)
+        between = [_key(u, v) for u in alone for v in neighbours[u] if v in alone_set and u < v]
+        for u, v in matcher.match(alone, between):
+            chosen[_key(u, v)] = edges[_key(u, v)]
+        result.core = len(chosen) - result.relaxed
+        result.cut = matcher.cut
+    else:
+        for u, v in matcher.match(usable, live):
+            mate[u], mate[v] = v, u
+        result.core = len(mate) // 2
+        result.cut = matcher.cut
+        if matcher.cut:
+            _repair(mate, usable, neighbours, edges, matcher)
+            result.repaired = len(mate) // 2 - result.core
+        chosen = {_key(u, v): edges[_key(u, v)] for u, v in mate.items() if u < v}
     result.pieces = matcher.pieces
-    chosen = {_key(u, v): edges[_key(u, v)] for u, v in mate.items() if u < v}
     degree = [0] * len(capacity)
     for u, v in chosen:
         degree[u] += 1
         degree[v] += 1
     if progress is not None:
         progress("matching", len(usable), len(usable))
+    before = set(chosen)
     result.reached = _reach(capacity, degree, neighbours, edges, chosen, matcher)
     result.rescued = _rescue(capacity, degree, neighbours, chosen, edges)
-    result.filled = _fill(capacity, degree, edges, chosen)
-    result.swapped = _swap(capacity, degree, edges, chosen)
+    if changing is not None:
+        # An integral relaxation is the optimum: nothing below can improve on it. Else only
+        # moves near what rounding and the phases above changed are looked for.
+        changing |= {x for edge in before ^ set(chosen) for x in edge}
+        if not changing:
+            result.chosen = chosen
+            return result
+        near = set(changing)
+        for u, v in chosen:
+            if u in changing or v in changing:
+                near.update((u, v))
+        order = _best_first({e: s for e, s in edges.items() if e[0] in near or e[1] in near})
+    else:
+        order = _best_first(edges)
+    result.filled = _fill(capacity, degree, order, chosen)
+    result.swapped = _swap(capacity, degree, order, chosen)
     if result.swapped:
-        result.filled += _fill(capacity, degree, edges, chosen)
+        result.filled += _fill(capacity, degree, order, chosen)
     result.chosen = chosen
     return result
+
+
+def _largest_component(n: int, edges: Sequence[Edge]) -> int:
+    """The number of schools in the largest connected component of the graph of `edges`."""
+    if not edges:
+        return 0
+    ends = np.array(edges, np.int64)
+    graph = coo_matrix((np.ones(len(ends)), (ends[:, 0], ends[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return int(np.bincount(labels).max())
+
+
+def _best_first(edges: dict[Edge, float]) -> list[tuple[Edge, float]]:
+    """The edges by score, highest first, then by (u, v)."""
+    keys = list(edges)
+    ends = np.array(keys, np.int64).reshape(-1, 2)
+    scores = np.fromiter(edges.values(), np.float64, count=len(keys))
+    order = np.lexsort((ends[:, 1], ends[:, 0], -scores)).tolist()
+    return [(keys[at], edges[keys[at]]) for at in order]
 
 
 def _repair(
@@ -361,7 +427,10 @@ def _steps(
 
 
 def _swap(
-    capacity: Sequence[int], degree: list[int], edges: dict[Edge, float], chosen: dict[Edge, float]
+    capacity: Sequence[int],
+    degree: list[int],
+    order: list[tuple[Edge, float]],
+    chosen: dict[Edge, float],
 ) -> int:
     """Take an unused pair, best first, in place of the weakest partner of each full end
     when that raises the total and every school dropped keeps another partner (so no one
@@ -371,7 +440,7 @@ def _swap(
         partners[u][v] = score
         partners[v][u] = score
     swapped = 0
-    for (u, v), score in sorted(edges.items(), key=lambda item: (-item[1], item[0])):
+    for (u, v), score in order:
         if (u, v) in chosen or capacity[u] <= 0 or capacity[v] <= 0:
             continue
         dropped: list[tuple[int, int]] = []  # (end, partner it drops)
@@ -401,11 +470,17 @@ def _swap(
 
 
 def _fill(
-    capacity: Sequence[int], degree: list[int], edges: dict[Edge, float], chosen: dict[Edge, float]
+    capacity: Sequence[int],
+    degree: list[int],
+    order: list[tuple[Edge, float]],
+    chosen: dict[Edge, float],
 ) -> int:
-    """Fill the capacity left with the unused edges, best first. Returns how many."""
+    """Fill the capacity left with the unused edges of `order` (best first) that score above
+    0 (one that scores less would lower the total). Returns how many."""
     added = 0
-    for (u, v), score in sorted(edges.items(), key=lambda item: (-item[1], item[0])):
+    for (u, v), score in order:
+        if score <= 0:
+            break
         if (u, v) in chosen or degree[u] >= capacity[u] or degree[v] >= capacity[v]:
             continue
         chosen[(u, v)] = score

@@ -18,6 +18,9 @@ from datetime import date, datetime, time
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
+
 # Candidates kept per school, by score: the pruned graph has at most K_BEST * n edges.
 K_BEST = 10
 # Schools scored per school at most, and taken from one index bucket at most.
@@ -46,8 +49,14 @@ class Pairable(Protocol):
     def capacity(self) -> int: ...
 
 
-# The symmetric score of a pair, None when the pair is excluded either way.
-PairScore = Callable[[Pairable, Pairable], "float | None"]
+class PairScores(Protocol):
+    """The symmetric scores of pairs of a round's schools, by index (NaN: excluded)."""
+
+    def scores(
+        self, first: npt.NDArray[np.int64], second: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float64]: ...
+
+
 Progress = Callable[[str, int, int], None]
 
 
@@ -71,17 +80,26 @@ def _spread(actor: str) -> int:
     return int.from_bytes(hashlib.blake2b(actor.encode(), digest_size=4).digest(), "big")
 
 
+Entry = tuple[int, int]  # (spread, school)
+
+
 class _Bucket:
     """One index bucket: its schools grouped by UTC offset, each group in spread order."""
 
     def __init__(self) -> None:
-        self.groups: dict[float, list[tuple[int, int]]] = {}
+        self.groups: dict[float, list[Entry]] = {}
         self.offsets: list[float] = []
+        # Per offset, in spread order: the spreads, and the schools.
+        self.spreads: dict[float, list[int]] = {}
+        self.members: dict[float, list[int]] = {}
 
     def seal(self) -> None:
-        for group in self.groups.values():
+        for offset, group in self.groups.items():
             group.sort()
+            self.spreads[offset] = [spread for spread, _ in group]
+            self.members[offset] = [i for _, i in group]
         self.offsets = sorted(self.groups)
+        self.groups = {}
 
 
 class _Index:
@@ -93,17 +111,28 @@ class _Index:
         # Schools of one zone share an offset: a stable hash of each actor spreads the
         # choices among them, so they do not all pick the same few nearest schools.
         self.spread = [_spread(school.actor) for school in schools]
-        buckets: dict[tuple[str, str, int], _Bucket] = {}
+        codes: dict[str, int] = {}
+        self.country = [codes.setdefault(school.country, len(codes)) for school in schools]
+        # Schools with the same languages, ages and offset go to the same buckets.
+        alike: dict[tuple[tuple[str, ...], tuple[str, ...], int, int, float], list[Entry]] = {}
         for i, school in enumerate(schools):
             if school.capacity <= 0:
                 continue  # never a candidate: it cannot take a partner
-            years = range(school.ages[0], school.ages[1] + 1)
-            for role, languages in (("i", school.instruction), ("l", school.learning)):
+            key = (
+                tuple(school.instruction),
+                tuple(school.learning),
+                school.ages[0],
+                school.ages[1],
+                self.offsets[i],
+            )
+            alike.setdefault(key, []).append((self.spread[i], i))
+        buckets: dict[tuple[str, str, int], _Bucket] = {}
+        for (instruction, learning, low, high, offset), members in alike.items():
+            for role, languages in (("i", instruction), ("l", learning)):
                 for language in languages:
-                    for year in years:
+                    for year in range(low, high + 1):
                         bucket = buckets.setdefault((role, language, year), _Bucket())
-                        group = bucket.groups.setdefault(self.offsets[i], [])
-                        group.append((self.spread[i], i))
+                        bucket.groups.setdefault(offset, []).extend(members)
         for bucket in buckets.values():
             bucket.seal()
         self.buckets = buckets
@@ -131,7 +160,8 @@ class _Index:
     def _nearest(self, i: int, bucket: _Bucket, found: dict[int, None]) -> None:
         """Add up to WINDOW schools abroad from `bucket`: offset groups nearest first, at
         most half of them from one group, each group read from school `i`'s spread on."""
-        country, mine, spread = self.schools[i].country, self.offsets[i], self.spread[i]
+        country, mine, spread = self.country[i], self.offsets[i], self.spread[i]
+        countries = self.country
         offsets = bucket.offsets
         right = bisect.bisect_left(offsets, mine)
         left = right - 1
@@ -141,16 +171,18 @@ class _Index:
             if right >= len(offsets) or (
                 left >= 0 and mine - offsets[left] <= offsets[right] - mine
             ):
-                group = bucket.groups[offsets[left]]
+                at = offsets[left]
                 left -= 1
             else:
-                group = bucket.groups[offsets[right]]
+                at = offsets[right]
                 right += 1
-            start = bisect.bisect_left(group, (spread, -1))
+            group = bucket.members[at]
+            start = bisect.bisect_left(bucket.spreads[at], spread)
+            size = len(group)
             here = 0
-            for step in range(min(len(group), _WALK)):
-                j = group[(start + step) % len(group)][1]
-                if j == i or j in found or self.schools[j].country == country:
+            for step in range(min(size, _WALK)):
+                j = group[(start + step) % size]
+                if j == i or j in found or countries[j] == country:
                     continue
                 found[j] = None
                 taken += 1
@@ -163,36 +195,42 @@ class _Index:
 
 def candidate_graph(
     schools: Sequence[Pairable],
-    score: PairScore,
+    scorer: PairScores,
     week: date,
     k: int = K_BEST,
     progress: Progress | None = None,
 ) -> CandidateGraph:
-    """The pruned graph of a round: each school's pool scored, its best `k` kept."""
+    """The pruned graph of a round: each school's pool scored (each pair once, all at once),
+    its best `k` kept."""
     index = _Index(schools, week)
-    scores: dict[tuple[int, int], float | None] = {}
-    pools: list[list[int]] = []
-    best: list[list[tuple[float, int]]] = []
     total = len(schools)
+    pools: list[list[int]] = []
     for i in range(total):
-        pool = index.pool(i) if schools[i].capacity > 0 else []
-        pools.append(pool)
-        mine: list[tuple[float, int]] = []
-        for j in pool:
-            pair = (i, j) if i < j else (j, i)
-            if pair not in scores:
-                scores[pair] = score(schools[pair[0]], schools[pair[1]])
-            value = scores[pair]
-            if value is not None:
-                mine.append((value, j))
-        mine.sort(key=lambda item: (-item[0], item[1]))
-        best.append(mine[:k])
+        pools.append(index.pool(i) if schools[i].capacity > 0 else [])
         if progress is not None and (i + 1) % 1000 == 0:
             progress("candidates", i + 1, total)
-    edges: dict[tuple[int, int], float] = {}
-    for i, kept in enumerate(best):
-        for value, j in kept:
-            edges[(i, j) if i < j else (j, i)] = value
+    sizes = np.fromiter((len(pool) for pool in pools), np.int64, count=total)
+    mine = np.repeat(np.arange(total, dtype=np.int64), sizes)
+    theirs = np.fromiter((j for pool in pools for j in pool), np.int64, count=int(sizes.sum()))
+    low, high = np.minimum(mine, theirs), np.maximum(mine, theirs)
+    pairs, back = np.unique(low * max(total, 1) + high, return_inverse=True)
+    first, second = np.divmod(pairs, max(total, 1))
+    values = scorer.scores(first, second)[back.reshape(-1)]
+    # Each school's candidates, best first (ties: lower index first); the first k kept.
+    keep = ~np.isnan(values)
+    mine, theirs, values = mine[keep], theirs[keep], values[keep]
+    low, high = low[keep], high[keep]
+    order = np.lexsort((theirs, -values, mine))
+    mine, values, low, high = mine[order], values[order], low[order], high[order]
+    starts = np.searchsorted(mine, mine, side="left")
+    kept = np.arange(len(mine)) - starts < k
+    edges = dict(
+        zip(
+            zip(low[kept].tolist(), high[kept].tolist(), strict=True),
+            values[kept].tolist(),
+            strict=True,
+        )
+    )
     if progress is not None:
         progress("candidates", total, total)
-    return CandidateGraph(edges, pools, len(scores))
+    return CandidateGraph(edges, pools, len(pairs))
