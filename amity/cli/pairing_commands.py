@@ -13,9 +13,7 @@ from ..federation.errors import FederationError
 from ..node.errors import NodeError
 from ..node.matching import default_week, parse_week
 from ..node.node import Node
-from ..node.pairing import check_can_send, check_round_node, run_round, send_proposals
 from ..protocol.errors import ProtocolError
-from ..protocol.pairing import round_json
 from ..protocol.suggest import read_country
 from .options import data_option, user_errors
 from .remote import fetch_remote_actor, private_network_option
@@ -89,6 +87,11 @@ def pairing_round(
 ) -> None:
     """(Authorities and hubs) pair the opted-in schools of the directory with partners
     abroad: as many schools as possible get one, then the best total score."""
+    # Imported here: the round's solver (numpy, scipy) takes a second or more to import,
+    # which every other command (serve included) would otherwise pay at start-up.
+    from ..node.pairing import check_can_send, check_round_node, run_round, send_proposals
+    from ..protocol.pairing import round_json
+
     with Node.open(data_dir) as node:
         check_round_node(node)
         monday = default_week(node) if week is None else parse_week(week, default_week(node))
