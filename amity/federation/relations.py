@@ -120,13 +120,19 @@ def set_following(
     )
 
 
-def answer_follow(db: Database, follow_id: str, actor: str, state: str) -> bool:
-    """Mark our Follow `follow_id` to `actor` accepted or rejected; False if there is none."""
-    cursor = db.execute(
+def answer_follow(db: Database, follow_id: str, actor: str, state: str) -> str | None:
+    """Mark our Follow `follow_id` to `actor` accepted or rejected; returns the handle of
+    the account that followed, None if there is no such Follow."""
+    row = db.execute(
+        "SELECT handle FROM following WHERE follow_id = ? AND actor = ?", [follow_id, actor]
+    ).fetchone()
+    if row is None:
+        return None
+    db.execute(
         "UPDATE following SET state = ? WHERE follow_id = ? AND actor = ?",
         [state, follow_id, actor],
     )
-    return cursor.rowcount == 1
+    return str(row[0])
 
 
 def following_state(db: Database, handle: str, actor: str) -> str | None:
