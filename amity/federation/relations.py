@@ -73,16 +73,17 @@ def followed_hub_inboxes(db: Database, handle: str, also: str | None = None) -> 
     return [row[0] for row in rows if row[0]]
 
 
-def followed_hubs(db: Database, handle: str) -> list[dict[str, Any]]:
-    """Actor documents of the hubs this account follows (accepted)."""
+def followed_hubs(db: Database, handle: str, also: str | None = None) -> list[dict[str, Any]]:
+    """Actor documents of the hubs this account (or `also`, the node's first account)
+    follows (accepted), each once."""
     rows = db.execute(
         """
         SELECT r.document FROM following f JOIN remote_actors r ON r.id = f.actor
-        WHERE f.handle = ? AND f.state = 'accepted'
+        WHERE f.handle IN (?, ?) AND f.state = 'accepted'
           AND json_extract(r.document, '$.nodeKind') = 'hub'
-        ORDER BY f.created
+        GROUP BY r.id ORDER BY min(f.created)
         """,
-        [handle],
+        [handle, also or handle],
     ).fetchall()
     return [json.loads(row[0]) for row in rows]
 
