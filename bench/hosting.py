@@ -1,6 +1,6 @@
 """A node hosting many schools: start-up time, memory, serving hosted actors, inbox rate.
 
-Run: python bench/hosting.py [--schools N] [--requests R]
+Run: python bench/hosting.py [--schools N] [--requests R] [--followers F] [--hosts H]
 
 Makes an authority node hosting N schools (default 10,000; each with its own key files and
 signed profile, the keys generated once and written for every school so the run does not
@@ -10,6 +10,9 @@ peak memory (VmHWM), the time to answer GET of 200 random hosted actors (their k
 the cache) against 200 GETs of the single account's actor, and the signed Creates accepted
 per second (the better of two runs) by the inboxes of R random hosted schools against the
 same stream to the single account's inbox (bench/inbox.py's requests, from a third node).
+Then the fan-out of one profile update to F followers on H loopback hosts (bench/fanout.py's
+Amity case) by a school hosted with N others, against the same update by a single-account
+node, each with its plain unsigned loop, in the same run.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fanout import run_case
 from inbox import blast, signed_requests
 from nodes import free_port, init_school, stop
 from nodes import serve as serve_sender
@@ -132,6 +136,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--schools", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--followers", type=int, default=1000, help="fan-out followers")
+    parser.add_argument("--hosts", type=int, default=50, help="fan-out receiver hosts")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ports = {"ministry": free_port(), "single": free_port(), "sender": free_port()}
@@ -171,7 +177,7 @@ def main() -> None:
                 process, start_time = serve(Path(tmp) / name, ports[name])
                 try:
                     if name == "ministry":
-                        handles = random.sample(everyone, 200)
+                        handles = random.sample(everyone, min(200, len(everyone)))
                         stream = [random.choice(everyone) for _ in range(args.requests)]
                     else:
                         handles = ["single"] * 200
@@ -193,6 +199,18 @@ def main() -> None:
             )
         ratio = results["ministry"][3] / results["single"][3]
         print(f"inbox rate, hosted schools / single account: {ratio:.2f}")
+        fan = {
+            "single": run_case("amity", args, Path(tmp) / "fan-single"),
+            "hosted": run_case("amity", args, Path(tmp) / "fan-hosted", args.schools),
+        }
+        print(f"fan-out of one update to {args.followers} followers on {args.hosts} hosts:")
+        for name, (first, last, plain, _) in fan.items():
+            print(
+                f"  {name:<7} first to last arrival {last - first:5.2f} s (last {last:5.2f} s "
+                f"after `profile import` ended), plain unsigned loop {plain:5.2f} s"
+            )
+        spans = {name: last - first for name, (first, last, _, _) in fan.items()}
+        print(f"fan-out, hosted school / single account: {spans['hosted'] / spans['single']:.2f}")
 
 
 if __name__ == "__main__":
