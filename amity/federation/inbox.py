@@ -52,6 +52,7 @@ from .endorsement_verification import check_carried, check_endorsement
 from .errors import FetchFailed
 from .inbox_signatures import check_without_key, signing_key_id, verify_signature
 from .inbox_types import InboxHooks, InboxRequest, InboxResult, Rejected, Sender
+from .moves import MoveInbox
 from .partnership_inbox import PartnershipInbox, route
 from .ratelimit import RateLimiter, address_key
 from .runner import DbRunner
@@ -103,6 +104,8 @@ class Inbox:
             db, actors, local_actors=local_actors, clock=clock, hooks=hooks
         )
         route(self.handlers, partnerships)  # Offer, Leave; Accept and Reject of an Offer
+        moves = MoveInbox(db, actors, local_actors=local_actors, clock=clock)
+        self.handlers["Move"] = moves.move
 
     async def receive(self, request: InboxRequest) -> InboxResult:
         """Process one POST; never raises for bad input, answers with a status instead."""

@@ -44,6 +44,7 @@ from . import blocklist
 from . import partnership_store as store
 from .actors import RemoteActors
 from .inbox_types import InboxHooks, Rejected, Sender
+from .moves import former_ids
 from .partnership_store import Proposal
 from .runner import DbRunner
 from .school_profiles import fetch_school_profile
@@ -194,10 +195,13 @@ class PartnershipInbox:
     async def _held(self, partnership_id: str, actor: str) -> list[tuple[Proposal, Partnership]]:
         """This node's rows of the partnership `actor` is a party to (and not itself)."""
         rows = await self.db(partial(store.holders, partnership_id=partnership_id))
+        # A school that moved acts under its new id on the partnership it signed before.
+        names = {actor, *await self.db(partial(former_ids, actor=actor))}
         held = []
         for row in rows:
             partnership = read_partnership(row.document)
-            if actor in partnership.required_signers and self.local_actors.get(actor) != row.handle:
+            party = bool(names & partnership.required_signers)
+            if party and self.local_actors.get(actor) != row.handle:
                 held.append((row, partnership))
         if not held:
             raise Rejected(409, f"no proposal {partnership_id} of {actor} is held here")

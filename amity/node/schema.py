@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlite_utils import Database, Migrations
 
+from ..federation import moves as federation_moves
 from ..federation import schema as federation
 
 migrations = Migrations("amity")
@@ -76,3 +77,12 @@ migrations(name="m010_bounds")(federation.m010_bounds)
 migrations(name="m011_follow_requests")(federation.m011_follow_requests)
 migrations(name="m012_partnerships")(federation.m012_partnerships)
 migrations(name="m013_delivery_signature")(federation.m013_delivery_signature)
+
+
+@migrations()
+def m015_moves(db: Database) -> None:
+    federation_moves.m015_remote_moves(db)
+    # A local account's former actor ids (it moved here: its actor's alsoKnownAs), and
+    # where an account that moved away went (its actor's movedTo).
+    db.table("account_aliases").create({"handle": str, "alias": str}, pk=("handle", "alias"))
+    db.table("account_moves").create({"handle": str, "moved_to": str, "moved_at": str}, pk="handle")
