@@ -12,11 +12,7 @@ from ..node.node import Node
 from ..node.school_export import export_school
 from .options import data_option, user_errors
 from .remote import fetch_remote_actor, private_network_option
-
-
-@click.group()
-def school() -> None:
-    """The schools this node hosts."""
+from .school_commands import school
 
 
 @school.command("export")

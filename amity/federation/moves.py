@@ -113,9 +113,11 @@ def apply_move(
     local_ids = {handle: actor for actor, handle in local_actors.items()}
     rows = db.execute("SELECT handle FROM following WHERE actor = ?", [move.old]).fetchall()
     for (handle,) in rows:
-        db.execute("DELETE FROM following WHERE handle = ? AND actor = ?", [handle, move.old])
         local = local_ids.get(handle)
-        if local is None or local == move.new or relations.following_state(db, handle, move.new):
+        if local is None:
+            continue  # not an account this inbox serves
+        db.execute("DELETE FROM following WHERE handle = ? AND actor = ?", [handle, move.old])
+        if local == move.new or relations.following_state(db, handle, move.new):
             continue
         follow_id = f"{local}/activities/{uuid.uuid4()}"
         relations.set_following(db, handle, move.new, follow_id, "pending", published)

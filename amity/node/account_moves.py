@@ -26,11 +26,9 @@ def add_alias(db: Database, handle: str, alias: str) -> None:
 
 def moved_to(db: Database, handle: str) -> str | None:
     """The actor the account moved to, or None while it lives here."""
-    row = db.execute("SELECT moved_to FROM account_moves WHERE handle = ?", [handle]).fetchone()
+    row = db.execute("SELECT moved_to FROM accounts WHERE handle = ?", [handle]).fetchone()
     return row[0] if row else None
 
 
-def set_moved_to(db: Database, handle: str, target: str, when: str) -> None:
-    db.table("account_moves").insert(
-        {"handle": handle, "moved_to": target, "moved_at": when}, pk="handle"
-    )
+def set_moved_to(db: Database, handle: str, target: str) -> None:
+    db.execute("UPDATE accounts SET moved_to = ? WHERE handle = ?", [target, handle])

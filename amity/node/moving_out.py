@@ -24,8 +24,7 @@ from .node import Node
 def move_account(node: Node, handle: str, target: dict[str, Any]) -> dict[str, Any]:
     """Mark the school `handle` moved to `target` (its new actor document, fetched) and
     queue the Move; returns the Move. Refuses, changing nothing, what cannot be moved."""
-    if handle != node.config.handle:
-        raise NodeError(f"no school {handle!r} on this node (it holds {node.config.handle!r})")
+    node = node.for_school(handle)  # NodeError naming `amity school list` if unknown
     db, urls = node.store.db, node.urls
     new = target.get("id")
     if not isinstance(new, str) or new == urls.id:
@@ -56,7 +55,7 @@ def move_account(node: Node, handle: str, target: dict[str, Any]) -> dict[str, A
     ]
     inboxes = sorted({*relations.follower_inboxes(db, handle), *partners})
     with db.atomic():
-        account_moves.set_moved_to(db, handle, new, now)
+        account_moves.set_moved_to(db, handle, new)
         outbox.send(db, handle, move, inboxes, now, stamp)
     if node.profile() is not None:
         node.withdraw_profile()

@@ -80,9 +80,27 @@ migrations(name="m013_delivery_signature")(federation.m013_delivery_signature)
 
 
 @migrations()
+def m014_accounts(db: Database) -> None:
+    # Every school account this node hosts (its first account too): a row per handle, kept
+    # after removal (removed_at) so the actor answers 410 Gone rather than 404.
+    db.table("accounts").create(
+        {"handle": str, "created": str, "moved_to": str, "removed_at": str},
+        pk="handle",
+        not_null={"created"},
+    )
+    db.execute(
+        "INSERT INTO accounts (handle, created) SELECT handle, published FROM actors "
+        "ORDER BY published"
+    )
+    # Delivery turns keep the queue fair between accounts (federation/delivery_queue.py).
+    db.table("deliveries").add_column("turn", int, not_null_default=0)
+    db.table("deliveries").create_index(["state", "turn"])
+    db.table("deliveries").create_index(["handle", "state", "turn"])
+
+
+@migrations()
 def m015_moves(db: Database) -> None:
     federation_moves.m015_remote_moves(db)
-    # A local account's former actor ids (it moved here: its actor's alsoKnownAs), and
-    # where an account that moved away went (its actor's movedTo).
+    # A local account's former actor ids (it moved here: its actor's alsoKnownAs); where
+    # an account that moved away went is accounts.moved_to (its actor's movedTo).
     db.table("account_aliases").create({"handle": str, "alias": str}, pk=("handle", "alias"))
-    db.table("account_moves").create({"handle": str, "moved_to": str, "moved_at": str}, pk="handle")

@@ -121,10 +121,9 @@ def _school_data(node: Node, handle: str) -> dict[str, Any]:
 def export_school(node: Node, handle: str, directory: Path) -> list[str]:
     """Write the export of the school `handle` into `directory` (new, or empty); returns
     the files written. Nothing is left behind on failure."""
-    if handle != node.config.handle:
-        raise NodeError(f"no school {handle!r} on this node (it holds {node.config.handle!r})")
-    if node.config.kind != "school":
-        raise NodeError(f"this node is a {node.config.kind}; only schools are exported")
+    node = node.for_school(handle)  # NodeError naming `amity school list` if unknown
+    if node.kind != "school":
+        raise NodeError(f"{handle} is a {node.kind}; only schools are exported")
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise NodeError(f"{directory} exists and is not empty; give a new or empty directory")
     created = not directory.exists()
@@ -140,7 +139,7 @@ def export_school(node: Node, handle: str, directory: Path) -> list[str]:
             "format": EXPORT_FORMAT,
             "version": EXPORT_VERSION,
             "handle": handle,
-            "kind": node.config.kind,
+            "kind": node.kind,
             "actor": node.urls.id,
             "baseUrl": node.config.base_url,
             "exported": exported,
