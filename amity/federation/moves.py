@@ -163,13 +163,13 @@ class MoveInbox:
         move = read_move(activity.document)
         if sender.owner != move.old:
             raise Rejected(401, "a Move must be signed by the actor that moves")
-        if not await self.db(partial(concerned, actor=move.old)):
-            return None  # a stranger's Move: nobody here follows it, nothing to change
         refusal = await self.db(partial(move_refusal, move=move))
         if refusal is not None:
             if refusal[0] == 200:
                 return None
             raise Rejected(*refusal)
+        if not await self.db(partial(concerned, actor=move.old)):
+            return None  # a stranger's Move: nobody here follows it, nothing to change
         target = await self.actors.get(move.new, refresh=True)
         check_target(move, target)
         self.actors.forget(move.old)
