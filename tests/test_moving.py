@@ -199,6 +199,9 @@ def test_a_school_moves_out_with_its_followers_and_partnership(tmp_path: Path) -
         amity("accept", incoming["id"][:6], data=partner_data)
         wait_until(lambda: _json(old_data, "partnerships")[0]["state"] == "accepted")
         partnership_id = incoming["id"]
+        # And a proposal from the follower, still waiting for the school's answer.
+        amity("propose", old_actor, PRIVATE, data=follower_data)
+        wait_until(lambda: len(_json(old_data, "proposals")) == 2)
 
         # The export: every file the documented layout names, secret modes, refusals.
         export = tmp_path / "export"
@@ -222,8 +225,8 @@ def test_a_school_moves_out_with_its_followers_and_partnership(tmp_path: Path) -
         assert all(stat.S_IMODE((export / n).stat().st_mode) == 0o600 for n in names)
         manifest = json.loads((export / "manifest.json").read_text())
         assert manifest["actor"] == old_actor and manifest["version"] == 1
-        [row] = json.loads((export / "partnerships.json").read_text())
-        assert len(row["document"]["proof"]) == 2
+        rows = json.loads((export / "partnerships.json").read_text())
+        assert sorted(len(row["document"]["proof"]) for row in rows) == [1, 2]
         again = amity("school", "export", "benito", str(export), data=old_data, check=False)
         assert again.returncode == 1 and "not empty" in again.stderr
 
@@ -260,6 +263,7 @@ def test_a_school_moves_out_with_its_followers_and_partnership(tmp_path: Path) -
         assert [r["actor"] for r in _json(new_data, "followers")] == [follower_actor]
         [carried] = _json(new_data, "partnerships")
         assert carried["state"] == "accepted" and carried["id"] == partnership_id
+        assert len(_json(new_data, "proposals")) == 2
 
         # Forged Moves reach the partner before the real one, and change nothing.
         before = _state(partner_data, "partnerships")
@@ -308,6 +312,21 @@ def test_a_school_moves_out_with_its_followers_and_partnership(tmp_path: Path) -
             assert verified.id == held["document"]["id"] and verified.partners[0] == old_actor
         inboxes = query(partner_data, "SELECT inboxes FROM partnerships")
         assert json.loads(inboxes[0][0]) == {new_actor: f"{new_url}/actors/benito/inbox"}
+
+        # The proposal made to the old actor is accepted by the new one: its proof, under
+        # the old id the partnership names, verifies with the moved key.
+        [waiting] = [p for p in _json(new_data, "proposals") if p["state"] == "pending"]
+        wait_until(
+            lambda: query(follower_data, "SELECT partner FROM partnerships") == [(new_actor,)]
+        )
+        amity("accept", waiting["id"], data=new_data)
+        wait_until(
+            lambda: query(follower_data, "SELECT state FROM partnerships") == [("accepted",)],
+            timeout=30,
+        )
+        [held] = _json(follower_data, "partnerships")
+        both = {new_actor: _get(new_actor), follower_actor: _get(follower_actor)}
+        assert verify_partnership(held["document"], both).partners == (follower_actor, old_actor)
 
         # Leaving from the new node ends it on the partner's side too (the new id acts for
         # the old one the partnership names).

@@ -43,6 +43,8 @@ def m015_remote_moves(db: Database) -> None:
     )
     db.table("remote_moves").create_index(["new"])
     db.table("remote_moves").create_index(["host"])
+    # "Does a local school hold a partnership with this actor?", asked for every Move.
+    db.table("partnerships").create_index(["partner"])
 
 
 def former_ids(db: Database, actor: str) -> list[str]:
