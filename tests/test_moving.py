@@ -31,7 +31,7 @@ from amity.protocol.multikey import encode_ed25519_public
 from amity.protocol.partnership import verify_partnership
 from amity.protocol.proofs import sign_document
 
-from .helpers import ServedNode, amity, free_port, make_school, query, wait_until
+from .helpers import EXAMPLE_PROFILE, ServedNode, amity, free_port, make_school, query, wait_until
 
 PRIVATE = "--allow-private-network"
 KENYA = {
@@ -335,3 +335,49 @@ def test_a_school_moves_out_with_its_followers_and_partnership(tmp_path: Path) -
     finally:
         for node in started:
             node.stop()
+
+
+def test_a_hosted_school_is_exported_and_moved_by_its_handle(tmp_path: Path) -> None:
+    ministry, port, new_port = tmp_path / "ministry", free_port(), free_port()
+    amity(
+        "init", "--name", "ministry", "--kind", "authority",
+        "--base-url", f"http://127.0.0.1:{port}", data=ministry,
+    )  # fmt: skip
+    profile = tmp_path / "oaxaca.json"
+    profile.write_text(json.dumps(EXAMPLE_PROFILE))
+    amity("school", "add", "oaxaca", "--profile", str(profile), data=ministry)
+
+    export = tmp_path / "export"
+    out = amity("school", "export", "oaxaca", str(export), data=ministry)
+    assert "Exported oaxaca" in out.stdout
+    manifest = json.loads((export / "manifest.json").read_text())
+    old_actor = f"http://127.0.0.1:{port}/actors/oaxaca"
+    assert (manifest["actor"], manifest["kind"], manifest["handle"]) == (
+        old_actor,
+        "school",
+        "oaxaca",
+    )
+    own = amity("school", "export", "ministry", str(tmp_path / "x"), data=ministry, check=False)
+    assert own.returncode == 1 and "only schools" in own.stderr
+    unknown = amity("school", "export", "oaxacq", str(tmp_path / "y"), data=ministry, check=False)
+    assert unknown.returncode == 1 and "amity school list" in unknown.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+    new_data = tmp_path / "own"
+    new_url = f"http://127.0.0.1:{new_port}"
+    amity("init", "--from", str(export), "--base-url", new_url, data=new_data)
+    assert (new_data / "keys" / "oaxaca.ed25519").read_bytes() == (
+        ministry / "keys" / "oaxaca.ed25519"
+    ).read_bytes()
+    new = ServedNode(new_data, new_port, PRIVATE).start()
+    try:
+        new_actor = f"{new_url}/actors/oaxaca"
+        amity("school", "move", "oaxaca", new_actor, PRIVATE, data=ministry)
+    finally:
+        new.stop()
+    assert query(ministry, "SELECT moved_to FROM accounts WHERE handle = 'oaxaca'") == [
+        (new_actor,)
+    ]
+    assert "oaxaca" not in amity("school", "list", data=ministry).stdout
+    again = amity("school", "move", "oaxaca", new_actor, PRIVATE, data=ministry, check=False)
+    assert again.returncode == 1 and "moved" in again.stderr

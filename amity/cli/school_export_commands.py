@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..node.moving_out import move_account
+from ..node.moving_out import check_can_move, move_account
 from ..node.node import Node
 from ..node.school_export import export_school
 from .options import data_option, user_errors
@@ -37,6 +37,7 @@ def school_export(data_dir: Path, handle: str, directory: Path) -> None:
 def school_move(data_dir: Path, handle: str, new_actor: str, allow_private_network: bool) -> None:
     """Hand school HANDLE over to NEW_ACTOR (its own node, started with init --from)."""
     with Node.open(data_dir) as node:
+        check_can_move(node, handle)  # before any network work
         target = asyncio.run(fetch_remote_actor(node, new_actor, allow_private_network))
         move_account(node, handle, target)
     click.echo(f"{handle} moved to {target['id']}; its followers and partners are told.")

@@ -21,17 +21,25 @@ from .errors import NodeError
 from .node import Node
 
 
+def check_can_move(node: Node, handle: str) -> Node:
+    """The node acting for the school `handle`, if it can move (before any network work)."""
+    school = node.for_school(handle)  # NodeError naming `amity school list` if unknown
+    already = account_moves.moved_to(school.store.db, handle)
+    if already is not None:
+        raise NodeError(f"{handle} has moved to {already} already")
+    if school.kind != "school":
+        raise NodeError(f"{handle} is a {school.kind}; only schools move out")
+    return school
+
+
 def move_account(node: Node, handle: str, target: dict[str, Any]) -> dict[str, Any]:
     """Mark the school `handle` moved to `target` (its new actor document, fetched) and
     queue the Move; returns the Move. Refuses, changing nothing, what cannot be moved."""
-    node = node.for_school(handle)  # NodeError naming `amity school list` if unknown
+    node = check_can_move(node, handle)
     db, urls = node.store.db, node.urls
     new = target.get("id")
     if not isinstance(new, str) or new == urls.id:
         raise NodeError("the new actor must be another actor than the school's own")
-    already = account_moves.moved_to(db, handle)
-    if already is not None:
-        raise NodeError(f"{handle} has moved to {already} already")
     if urls.id not in also_known_as(target):
         raise NodeError(
             f"{new} does not name {urls.id} in its alsoKnownAs; start the new node with "
