@@ -52,6 +52,7 @@ from .endorsement_verification import check_carried, check_endorsement
 from .errors import FetchFailed
 from .inbox_signatures import check_without_key, signing_key_id, verify_signature
 from .inbox_types import InboxHooks, InboxRequest, InboxResult, Rejected, Sender
+from .local_accounts import LocalAccounts
 from .moves import MoveInbox
 from .partnership_inbox import PartnershipInbox, route
 from .ratelimit import RateLimiter, address_key
@@ -104,8 +105,7 @@ class Inbox:
             db, actors, local_actors=local_actors, clock=clock, hooks=hooks
         )
         route(self.handlers, partnerships)  # Offer, Leave; Accept and Reject of an Offer
-        moves = MoveInbox(db, actors, local_actors=local_actors, clock=clock)
-        self.handlers["Move"] = moves.move
+        self.handlers["Move"] = MoveInbox(db, actors, local_actors=local_actors, clock=clock).move
 
     async def receive(self, request: InboxRequest) -> InboxResult:
         """Process one POST; never raises for bad input, answers with a status instead."""
@@ -145,6 +145,8 @@ class Inbox:
         ):
             # Only an object with its author's own integrity proof may come from someone else.
             raise Rejected(401, "the signing key does not belong to the activity's actor")
+        if isinstance(self.local_actors, LocalAccounts):
+            await self.local_actors.fresh()  # a school added or removed by another process
         handler = self.handlers.get(activity.type)
         effect: Effect | None = None
         if handler is not None:
@@ -260,8 +262,8 @@ class Inbox:
 
             def effect(db: Database) -> None:
                 answered = relations.answer_follow(db, follow_id, activity.actor, state)
-                if answered and state == "accepted":
-                    self.hooks.follow_accepted(db, actor)
+                if answered is not None and state == "accepted":
+                    self.hooks.follow_accepted(db, actor, answered)
 
             return effect
 

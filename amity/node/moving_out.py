@@ -68,3 +68,23 @@ def move_account(node: Node, handle: str, target: dict[str, Any]) -> dict[str, A
     if node.profile() is not None:
         node.withdraw_profile()
     return move
+
+
+def moved_view(node: Node, handle: str) -> Node | None:
+    """A view acting for the hosted school `handle` that moved away, so its actor keeps
+    answering (with `movedTo`); None when it did not move or its keys are gone."""
+    if account_moves.moved_to(node.store.db, handle) is None or node.key_cache is None:
+        return None
+    try:
+        keys = node.key_cache.get(handle)
+    except NodeError:
+        return None
+    return Node(
+        node.config,
+        node.store,
+        keys,
+        node.clock,
+        handle=handle,
+        key_cache=node.key_cache,
+        owns_store=False,
+    )
