@@ -171,9 +171,18 @@ def _with_fast_retries(data: Path) -> Path:
     return data
 
 
-def test_a_school_moves_out_with_its_followers_and_partnership(tmp_path: Path) -> None:
+def test_a_hosted_school_moves_out_with_its_followers_and_partnership(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("old", "follower", "partner", "new")}
-    old_data = make_school(tmp_path, "benito", ports["old"])
+    # The old node is a ministry's, hosting the school that moves out.
+    old_data = tmp_path / "ministry"
+    amity(
+        "init", "--name", "ministry", "--kind", "authority",
+        "--base-url", f"http://127.0.0.1:{ports['old']}", data=old_data,
+    )  # fmt: skip
+    _with_fast_retries(old_data)
+    (tmp_path / "benito.json").write_text(json.dumps(EXAMPLE_PROFILE))
+    amity("school", "add", "benito", "--profile", str(tmp_path / "benito.json"), data=old_data)
+    school = ("--school", "benito")
     follower_data = make_school(tmp_path, "tilleuls", ports["follower"], **FRANCE)
     partner_data = make_school(tmp_path, "uhuru", ports["partner"], **KENYA)
     started: list[ServedNode] = []
@@ -194,14 +203,14 @@ def test_a_school_moves_out_with_its_followers_and_partnership(tmp_path: Path) -
                 == [("accepted",)]
             )
         )
-        amity("propose", partner_actor, PRIVATE, data=old_data)
+        amity("propose", partner_actor, PRIVATE, *school, data=old_data)
         [incoming] = wait_until(lambda: _json(partner_data, "proposals"))
         amity("accept", incoming["id"][:6], data=partner_data)
-        wait_until(lambda: _json(old_data, "partnerships")[0]["state"] == "accepted")
+        wait_until(lambda: _json(old_data, "partnerships", *school)[0]["state"] == "accepted")
         partnership_id = incoming["id"]
         # And a proposal from the follower, still waiting for the school's answer.
         amity("propose", old_actor, PRIVATE, data=follower_data)
-        wait_until(lambda: len(_json(old_data, "proposals")) == 2)
+        wait_until(lambda: len(_json(old_data, "proposals", *school)) == 2)
 
         # The export: every file the documented layout names, secret modes, refusals.
         export = tmp_path / "export"
@@ -288,7 +297,7 @@ def test_a_school_moves_out_with_its_followers_and_partnership(tmp_path: Path) -
         out = amity("school", "move", "benito", new_actor, PRIVATE, data=old_data)
         assert "moved to" in out.stdout
         twice = amity("school", "move", "benito", new_actor, PRIVATE, data=old_data, check=False)
-        assert twice.returncode == 1 and "already" in twice.stderr
+        assert twice.returncode == 1 and "moved" in twice.stderr
         assert _get(old_actor)["movedTo"] == new_actor  # answered, not 404
 
         # The follower now follows the new actor (and the new node has it as follower).
@@ -337,47 +346,58 @@ def test_a_school_moves_out_with_its_followers_and_partnership(tmp_path: Path) -
             node.stop()
 
 
-def test_a_hosted_school_is_exported_and_moved_by_its_handle(tmp_path: Path) -> None:
-    ministry, port, new_port = tmp_path / "ministry", free_port(), free_port()
-    amity(
-        "init", "--name", "ministry", "--kind", "authority",
-        "--base-url", f"http://127.0.0.1:{port}", data=ministry,
-    )  # fmt: skip
-    profile = tmp_path / "oaxaca.json"
-    profile.write_text(json.dumps(EXAMPLE_PROFILE))
-    amity("school", "add", "oaxaca", "--profile", str(profile), data=ministry)
-
+def test_a_single_school_node_moves_out(tmp_path: Path) -> None:
+    port, new_port = free_port(), free_port()
+    old_data = make_school(tmp_path, "oaxaca", port)
     export = tmp_path / "export"
-    out = amity("school", "export", "oaxaca", str(export), data=ministry)
+    out = amity("school", "export", "oaxaca", str(export), data=old_data)
     assert "Exported oaxaca" in out.stdout
     manifest = json.loads((export / "manifest.json").read_text())
     old_actor = f"http://127.0.0.1:{port}/actors/oaxaca"
-    assert (manifest["actor"], manifest["kind"], manifest["handle"]) == (
-        old_actor,
-        "school",
-        "oaxaca",
+    assert (manifest["actor"], manifest["kind"]) == (old_actor, "school")
+
+    new_data = tmp_path / "own"
+    new_url = f"http://127.0.0.1:{new_port}"
+    amity("init", "--from", str(export), "--base-url", new_url, data=new_data)
+    key = "keys/oaxaca.ed25519"
+    assert (new_data / key).read_bytes() == (old_data / key).read_bytes()
+    nodes = [ServedNode(d, p, PRIVATE).start() for d, p in ((old_data, port), (new_data, new_port))]
+    try:
+        new_actor = f"{new_url}/actors/oaxaca"
+        wrong = amity("school", "move", "oaxaca", old_actor, PRIVATE, data=old_data, check=False)
+        assert wrong.returncode == 1 and "another actor" in wrong.stderr
+        amity("school", "move", "oaxaca", new_actor, PRIVATE, data=old_data)
+        assert _get(old_actor)["movedTo"] == new_actor
+        status, _, _ = nodes[0].get(
+            "/.well-known/webfinger?resource=acct:oaxaca@127.0.0.1:" + str(port)
+        )
+        assert status == 200  # a late peer still finds the old actor, and its movedTo
+    finally:
+        for node in nodes:
+            node.stop()
+    assert query(old_data, "SELECT moved_to FROM accounts") == [(new_actor,)]
+    again = amity("school", "move", "oaxaca", new_actor, PRIVATE, data=old_data, check=False)
+    assert again.returncode == 1 and "already" in again.stderr
+
+
+def test_only_a_school_of_this_node_is_exported(tmp_path: Path) -> None:
+    ministry = tmp_path / "ministry"
+    amity(
+        "init",
+        "--name",
+        "ministry",
+        "--kind",
+        "authority",
+        "--base-url",
+        "http://127.0.0.1:9",
+        data=ministry,
     )
     own = amity("school", "export", "ministry", str(tmp_path / "x"), data=ministry, check=False)
     assert own.returncode == 1 and "only schools" in own.stderr
     unknown = amity("school", "export", "oaxacq", str(tmp_path / "y"), data=ministry, check=False)
     assert unknown.returncode == 1 and "amity school list" in unknown.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
-
-    new_data = tmp_path / "own"
-    new_url = f"http://127.0.0.1:{new_port}"
-    amity("init", "--from", str(export), "--base-url", new_url, data=new_data)
-    assert (new_data / "keys" / "oaxaca.ed25519").read_bytes() == (
-        ministry / "keys" / "oaxaca.ed25519"
-    ).read_bytes()
-    new = ServedNode(new_data, new_port, PRIVATE).start()
-    try:
-        new_actor = f"{new_url}/actors/oaxaca"
-        amity("school", "move", "oaxaca", new_actor, PRIVATE, data=ministry)
-    finally:
-        new.stop()
-    assert query(ministry, "SELECT moved_to FROM accounts WHERE handle = 'oaxaca'") == [
-        (new_actor,)
-    ]
-    assert "oaxaca" not in amity("school", "list", data=ministry).stdout
-    again = amity("school", "move", "oaxaca", new_actor, PRIVATE, data=ministry, check=False)
-    assert again.returncode == 1 and "moved" in again.stderr
+    hub = amity(
+        "school", "move", "ministry", "http://127.0.0.1:9/actors/x", data=ministry, check=False
+    )
+    assert hub.returncode == 1 and "only schools move" in hub.stderr
