@@ -129,3 +129,62 @@ async def test_a_move_applies_to_every_local_account_concerned(nodes: dict[str, 
 
     rows = await a.run(hosted_follow_then_move)
     assert [tuple(r) for r in rows] == [("a", c.actor, "pending"), ("second", c.actor, "pending")]
+
+
+def test_no_move_gets_a_5xx(tmp_path: Path) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from .test_inbox_fuzz import json_values
+
+    loop = asyncio.new_event_loop()
+    receiver = loop.run_until_complete(start_node(tmp_path, "receiver", UNLIMITED))
+    sender = loop.run_until_complete(start_node(tmp_path, "sender", UNLIMITED))
+    session = loop.run_until_complete(_session())
+    sender_doc = sender.node.actor_document()
+    loop.run_until_complete(receiver.run(lambda: receiver.node.follow(sender_doc)))
+    url = f"{receiver.base}/inbox"
+    targets = st.sampled_from(
+        [receiver.actor, sender.actor, "http://127.0.0.1:1/actors/x", f"{sender.base}/nothing"]
+    )
+    moves_like = st.builds(
+        lambda n, obj, target, extra: {
+            "id": f"{sender.actor}/activities/{n}",
+            "type": "Move",
+            "actor": sender.actor,
+            "object": obj,
+            "target": target,
+            **extra,
+        },
+        st.integers(0, 10**9),
+        st.just(sender.actor) | json_values,
+        targets | json_values,
+        st.dictionaries(st.sampled_from(["to", "published", "content"]), json_values, max_size=2),
+    )
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(activity=moves_like)
+    def signed_moves(activity: dict[str, Any]) -> None:
+        status, body = loop.run_until_complete(post_signed(session, url, activity, sender.node))
+        assert status < 500, body
+        if status >= 400:
+            assert body.get("error"), body
+
+    try:
+        signed_moves()
+        rows = loop.run_until_complete(
+            receiver.run(
+                lambda: receiver.node.store.db.execute("SELECT * FROM remote_moves").fetchall()
+            )
+        )
+        assert rows == []  # no target named the sender in its alsoKnownAs
+    finally:
+        loop.run_until_complete(session.close())
+        for live in (receiver, sender):
+            loop.run_until_complete(live.server.close())
+            live.node.close()
+        loop.close()
+
+
+async def _session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession()

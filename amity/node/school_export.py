@@ -114,7 +114,7 @@ def _school_data(node: Node, handle: str) -> dict[str, Any]:
         "followers.json": followers,
         "following.json": following,
         "partnerships.json": rows,
-        "endorsements.json": endorsement_store.held_documents(db, node.now()),
+        "endorsements.json": endorsement_store.held_documents(db, node.now(), node.urls.id),
     }
 
 
