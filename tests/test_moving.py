@@ -134,6 +134,10 @@ def _json(data: Path, *args: str) -> Any:
     return json.loads(amity(*args, "--json", data=data).stdout)
 
 
+def _states(data: Path, *args: str) -> list[str]:
+    return [row["state"] for row in _json(data, "partnerships", *args)]
+
+
 def _get(url: str) -> dict[str, Any]:
     request = urllib.request.Request(url, headers={"Accept": "application/activity+json"})
     with urllib.request.urlopen(request, timeout=5) as response:
@@ -206,7 +210,7 @@ def test_a_hosted_school_moves_out_with_its_followers_and_partnership(tmp_path: 
         amity("propose", partner_actor, PRIVATE, *school, data=old_data)
         [incoming] = wait_until(lambda: _json(partner_data, "proposals"))
         amity("accept", incoming["id"][:6], data=partner_data)
-        wait_until(lambda: _json(old_data, "partnerships", *school)[0]["state"] == "accepted")
+        wait_until(lambda: _states(old_data, *school) == ["accepted"])
         partnership_id = incoming["id"]
         # And a proposal from the follower, still waiting for the school's answer.
         amity("propose", old_actor, PRIVATE, data=follower_data)
@@ -310,7 +314,8 @@ def test_a_hosted_school_moves_out_with_its_followers_and_partnership(tmp_path: 
         )
         # The partner addresses the new actor, and the partnership verifies on both sides.
         wait_until(
-            lambda: _json(partner_data, "partnerships")[0]["partner"] == new_actor, timeout=30
+            lambda: [p["partner"] for p in _json(partner_data, "partnerships")] == [new_actor],
+            timeout=30,
         )
         [theirs] = _json(partner_data, "partnerships")
         [mine] = _json(new_data, "partnerships")
@@ -340,7 +345,7 @@ def test_a_hosted_school_moves_out_with_its_followers_and_partnership(tmp_path: 
         # Leaving from the new node ends it on the partner's side too (the new id acts for
         # the old one the partnership names).
         amity("leave", partnership_id, data=new_data)
-        wait_until(lambda: _json(partner_data, "partnerships")[0]["state"] == "left", timeout=30)
+        wait_until(lambda: _states(partner_data) == ["left"], timeout=30)
     finally:
         for node in started:
             node.stop()
