@@ -212,6 +212,9 @@ def test_a_hosted_school_moves_out_with_its_followers_and_partnership(tmp_path: 
         amity("accept", incoming["id"][:6], data=partner_data)
         wait_until(lambda: _states(old_data, *school) == ["accepted"])
         partnership_id = incoming["id"]
+        # The ministry (an authority) endorses its school, which holds the endorsement.
+        amity("endorse", old_actor, PRIVATE, data=old_data)
+        wait_until(lambda: _json(old_data, "endorsements", *school))
         # And a proposal from the follower, still waiting for the school's answer.
         amity("propose", old_actor, PRIVATE, data=follower_data)
         wait_until(lambda: len(_json(old_data, "proposals", *school)) == 2)
@@ -240,6 +243,8 @@ def test_a_hosted_school_moves_out_with_its_followers_and_partnership(tmp_path: 
         assert manifest["actor"] == old_actor and manifest["version"] == 1
         rows = json.loads((export / "partnerships.json").read_text())
         assert sorted(len(row["document"]["proof"]) for row in rows) == [1, 2]
+        [endorsement] = json.loads((export / "endorsements.json").read_text())
+        assert endorsement["object"] == old_actor
         again = amity("school", "export", "benito", str(export), data=old_data, check=False)
         assert again.returncode == 1 and "not empty" in again.stderr
 

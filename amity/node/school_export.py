@@ -131,7 +131,9 @@ def export_school(node: Node, handle: str, directory: Path) -> list[str]:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
         save_keys(directory / "keys", handle, node.keys)
-        for name, value in _school_data(node, handle).items():
+        with node.store.db.atomic():  # one consistent reading, while the node may serve
+            files = _school_data(node, handle)
+        for name, value in files.items():
             _write(directory / name, _json_bytes(value))
         names = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
         exported = node.now()
