@@ -101,10 +101,8 @@ class Inbox:
             "Announce": self._announce,
             "Flag": self._flag,
         }
-        partnerships = PartnershipInbox(
-            db, actors, local_actors=local_actors, clock=clock, hooks=hooks
-        )
-        route(self.handlers, partnerships)  # Offer, Leave; Accept and Reject of an Offer
+        offers = PartnershipInbox(db, actors, local_actors=local_actors, clock=clock, hooks=hooks)
+        route(self.handlers, offers)  # Offer, Leave; Accept and Reject of an Offer
         self.handlers["Move"] = MoveInbox(db, actors, local_actors=local_actors, clock=clock).move
 
     async def receive(self, request: InboxRequest) -> InboxResult:
