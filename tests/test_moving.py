@@ -5,6 +5,7 @@ still verifies, and forged Moves change nothing."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import stat
 import urllib.request
@@ -31,7 +32,16 @@ from amity.protocol.multikey import encode_ed25519_public
 from amity.protocol.partnership import verify_partnership
 from amity.protocol.proofs import sign_document
 
-from .helpers import EXAMPLE_PROFILE, ServedNode, amity, free_port, make_school, query, wait_until
+from .helpers import (
+    EXAMPLE_PROFILE,
+    ROOT,
+    ServedNode,
+    amity,
+    free_port,
+    make_school,
+    query,
+    wait_until,
+)
 
 PRIVATE = "--allow-private-network"
 KENYA = {
@@ -78,6 +88,14 @@ def test_a_malformed_move_is_refused_with_its_reason(change: dict[str, Any], mes
     move = move_activity(f"{OLD}/activities/1", OLD, NEW, [], "2026-12-01T00:00:00Z")
     with pytest.raises(MalformedDocument, match=message):
         read_move({**move, **change})
+
+
+def test_the_move_in_the_docs_is_one_amity_sends_and_reads() -> None:
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    example = json.loads(re.search(r"<!-- example: move -->\n```json\n(.*?)\n```", text, re.S)[1])
+    move = read_move(example)
+    built = move_activity(move.id, move.old, move.new, example["to"], example["published"])
+    assert built == example
 
 
 def test_actor_fields_for_a_move() -> None:

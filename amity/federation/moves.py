@@ -25,7 +25,7 @@ from ..protocol import activities
 from ..protocol.activities import IncomingActivity, host_of
 from ..protocol.errors import MalformedDocument
 from ..protocol.move import MAX_MOVE_BYTES, MAX_MOVE_CHAIN, Move, check_target, read_move
-from . import delivery_queue, relations
+from . import delivery_queue, limits, relations
 from .actors import RemoteActors
 from .inbox_types import Rejected, Sender
 from .runner import DbRunner
@@ -142,6 +142,11 @@ def apply_move(
         )
 
 
+def _refused(refusal: tuple[int, str]) -> Rejected:
+    status, reason = refusal
+    return Rejected(status, reason, retry_after=limits.QUOTA_RETRY_AFTER if status == 429 else None)
+
+
 class MoveInbox:
     """Applies the Moves of actors this node's accounts follow or partner with."""
 
@@ -169,7 +174,7 @@ class MoveInbox:
         if refusal is not None:
             if refusal[0] == 200:
                 return None
-            raise Rejected(*refusal)
+            raise _refused(refusal)
         if not await self.db(partial(concerned, actor=move.old)):
             return None  # a stranger's Move: nobody here follows it, nothing to change
         target = await self.actors.get(move.new, refresh=True)
@@ -183,7 +188,7 @@ class MoveInbox:
             if again is not None:
                 if again[0] == 200:
                     return
-                raise Rejected(*again)
+                raise _refused(again)
             apply_move(db, move, target, self.local_actors, stamp, published)
 
         return effect
