@@ -188,3 +188,45 @@ def test_no_move_gets_a_5xx(tmp_path: Path) -> None:
 
 async def _session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession()
+
+
+def test_moves_are_pruned_once_nothing_needs_them(school: Any) -> None:
+    from datetime import timedelta
+
+    from amity.federation.retention import prune
+
+    db = school.store.db
+    now = school.clock()
+    old = now.timestamp() - 400 * 86400
+
+    def actor(name: str) -> str:
+        return f"https://far.example/actors/{name}"
+
+    with db.atomic():
+        for first, then, when in (
+            ("a", "b", old),
+            ("b", "c", old),
+            ("x", "y", old),
+            ("p", "q", now.timestamp()),
+        ):
+            db.table("remote_moves").insert(
+                {
+                    "old": actor(first),
+                    "new": actor(then),
+                    "host": "far.example",
+                    "received_at": when,
+                }
+            )
+        db.table("following").insert(
+            {"handle": school.handle, "actor": actor("c"), "follow_id": "f", "state": "accepted",
+             "created": "2026-01-01T00:00:00Z"}
+        )  # fmt: skip
+    prune(db, now)
+    kept = {row[0] for row in db.execute("SELECT old FROM remote_moves").fetchall()}
+    # a -> b -> c, c still followed: the chain stays; x -> y, unneeded: gone; p -> q: recent.
+    assert kept == {actor("a"), actor("b"), actor("p")}
+    with db.atomic():
+        db.execute("DELETE FROM following")
+    prune(db, now + timedelta(seconds=1))
+    kept = {row[0] for row in db.execute("SELECT old FROM remote_moves").fetchall()}
+    assert kept == {actor("p")}
