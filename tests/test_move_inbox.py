@@ -38,6 +38,9 @@ async def nodes(tmp_path: Path) -> AsyncIterator[dict[str, LiveNode]]:
     b_doc = await b.run(b.node.actor_document)
     await a.run(lambda: a.node.follow(b_doc))
     await _until(lambda: _following(a), [(b.actor, "accepted")])
+    a_doc = await a.run(a.node.actor_document)
+    await b.run(lambda: b.node.follow(a_doc))
+    await _until(lambda: _following(b), [(a.actor, "accepted")])
     yield live
     for node in live.values():
         await node.server.close()
@@ -100,6 +103,10 @@ async def test_moves_refused_and_applied(nodes: dict[str, LiveNode]) -> None:
         status, body = await post(_move(b.actor, c.actor), b)
         assert status == 202, body
         assert [actor for actor, _ in await _following(a)] == [c.actor]
+        followers = await a.run(
+            lambda: a.node.store.db.execute("SELECT actor FROM followers").fetchall()
+        )
+        assert followers == []  # b's inbox is gone with it; c follows anew
         await _until(lambda: _following(a), [(c.actor, "accepted")])
         # Again (another id, same target): nothing more; another target: refused.
         status, _ = await post(_move(b.actor, c.actor), b)

@@ -5,9 +5,10 @@ checks the Move's shape, that the old actor concerns this node at all (a strange
 is acknowledged and changes nothing), the quota and the chain of moves, then fetches the
 target's actor from its own host and requires its alsoKnownAs to name the old actor.
 The effect, in the inbox's transaction: every local account that followed the old actor
-follows the new one (a Follow queued) and drops the old; partnerships with the old actor
-address the new one; the move is remembered (`remote_moves`), so the proofs the school
-made under its old id still count for it.
+follows the new one (a Follow queued) and drops the old, and the old actor is no longer
+a follower (its new node follows anew); partnerships with the old actor address the new
+one; the move is remembered (`remote_moves`), so the proofs the school made under its old
+id still count for it.
 """
 
 from __future__ import annotations
@@ -125,6 +126,8 @@ def apply_move(
         relations.set_following(db, handle, move.new, follow_id, "pending", published)
         follow = activities.follow(follow_id, local, move.new)
         delivery_queue.enqueue(db, handle, follow, [inbox], now, published)
+    # The old actor's inbox is gone with it; its new node follows anew (init --from).
+    relations.remove_follower(db, None, move.old)
     db.execute("UPDATE partnerships SET partner = ? WHERE partner = ?", [move.new, move.old])
     held = db.execute(
         "SELECT handle, id, inboxes FROM partnerships WHERE inboxes LIKE ?",
