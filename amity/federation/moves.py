@@ -62,9 +62,11 @@ def former_ids(db: Database, actor: str) -> list[str]:
 
 
 def concerned(db: Database, actor: str) -> bool:
-    """Whether a local account follows `actor` or holds a partnership with it."""
+    """Whether a local account follows `actor`, is followed by it or holds a partnership
+    with it."""
     for sql in (
         "SELECT 1 FROM following WHERE actor = ? LIMIT 1",
+        "SELECT 1 FROM followers WHERE actor = ? LIMIT 1",
         "SELECT 1 FROM partnerships WHERE partner = ? OR proposer = ? LIMIT 1",
     ):
         args = [actor] * sql.count("?")
@@ -179,7 +181,7 @@ class MoveInbox:
                 return None
             raise _refused(refusal)
         if not await self.db(partial(concerned, actor=move.old)):
-            return None  # a stranger's Move: nobody here follows it, nothing to change
+            return None  # a stranger's Move: no local account knows it, nothing to change
         target = await self.actors.get(move.new, refresh=True)
         check_target(move, target)
         self.actors.forget(move.old)
