@@ -429,3 +429,36 @@ def test_only_a_school_of_this_node_is_exported(tmp_path: Path) -> None:
         "school", "move", "ministry", "http://127.0.0.1:9/actors/x", data=ministry, check=False
     )
     assert hub.returncode == 1 and "only schools move" in hub.stderr
+
+
+def test_the_export_reader_says_what_is_wrong(school: Any, tmp_path: Path) -> None:
+    from amity.node.errors import NodeError
+    from amity.node.school_export import export_school, read_export
+
+    export = tmp_path / "export"
+    export_school(school, school.handle, export)
+    read = read_export(export)
+    assert read.actor == school.urls.id and read.keys.ed25519_seed == school.keys.ed25519_seed
+    assert read.profile == school.profile().data
+
+    def broken(change: Any) -> str:
+        copy = tmp_path / f"copy{uuid.uuid4().hex[:6]}"
+        shutil.copytree(export, copy)
+        change(copy)
+        with pytest.raises(NodeError) as caught:
+            read_export(copy)
+        return str(caught.value)
+
+    def manifest(copy: Path, **fields: Any) -> None:
+        path = copy / "manifest.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+    assert "format version 2" in broken(lambda c: manifest(c, version=2))
+    assert "its proof does not verify" in broken(
+        lambda c: manifest(c, exported="2020-01-01T00:00:00Z")
+    )
+    assert "missing from the export" in broken(lambda c: (c / "keys" / "benito.rsa.pem").unlink())
+    assert "not JSON" in broken(lambda c: (c / "manifest.json").write_text("{"))
+    assert "not an Amity school export" in broken(lambda c: manifest(c, format="other"))
+    with pytest.raises(NodeError, match="not empty"):
+        export_school(school, school.handle, export)
