@@ -57,6 +57,7 @@ FRANCE = {
     "languages": {"instruction": ["fr"], "learning": ["es"]},
 }
 OLD = "https://old.example/actors/benito"
+NOW = "2026-12-01T00:00:00Z"
 NEW = "https://new.example/actors/benito"
 
 
@@ -462,3 +463,50 @@ def test_the_export_reader_says_what_is_wrong(school: Any, tmp_path: Path) -> No
     assert "not an Amity school export" in broken(lambda c: manifest(c, format="other"))
     with pytest.raises(NodeError, match="not empty"):
         export_school(school, school.handle, export)
+
+
+async def test_a_mastodon_follower_gets_the_move_as_mastodon_sends_it(tmp_path: Path) -> None:
+    import asyncio
+
+    from amity.federation import relations
+    from amity.node import account_moves
+    from amity.node.moving_out import move_account
+
+    from .inprocess import start_node
+    from .mastodon_peer import MastodonPeer
+    from .test_bounds import UNLIMITED
+
+    peer = MastodonPeer("ana")
+    await peer.server.start_server()
+    old = await start_node(tmp_path, "oldschool", UNLIMITED)
+    new = await start_node(tmp_path, "newschool", UNLIMITED)
+    try:
+        old_id, ana = old.actor, peer.actor_id("ana")
+
+        def follower() -> None:
+            with old.node.store.db.atomic():
+                inbox = f"{peer.base}/inbox"
+                relations.add_follower(old.node.store.db, "oldschool", ana, inbox, f"{ana}#f", NOW)
+
+        await old.run(follower)
+        # The new node holds the school's keys (as init --from makes it) and names the old.
+        await new.run(lambda: account_moves.add_alias(new.node.store.db, "newschool", old_id))
+        new.node.keys = old.node.keys
+        target = await new.run(new.node.actor_document)
+        await old.run(lambda: move_account(old.node, "oldschool", target))
+        for _ in range(200):
+            if any(body.get("type") == "Move" for _, body in peer.received):
+                break
+            await asyncio.sleep(0.05)
+        [(path, move)] = [(p, b) for p, b in peer.received if b.get("type") == "Move"]
+        assert path == "/inbox"
+        assert (move["actor"], move["object"], move["target"]) == (old_id, old_id, new.actor)
+        signature = next(s for s in peer.signatures if not s.startswith("RFC 9421"))
+        assert signature.startswith(f'keyId="{old_id}#main-key"')  # draft-cavage, as Mastodon reads
+        actor = await old.run(old.node.actor_document)
+        assert actor["movedTo"] == new.actor
+    finally:
+        for node in (old, new):
+            await node.server.close()
+            node.node.close()
+        await peer.server.close()
