@@ -23,7 +23,7 @@ from ..node.pages import profile_facts
 from ..protocol.activities import host_of
 from ..protocol.profile import display_name
 from ..protocol.vocabulary import NODE_KINDS
-from . import school_commands
+from . import school_commands, school_export_commands  # noqa: F401  (subcommands of school)
 from .directory_commands import directory_command
 from .follow_commands import approve, follow, followers, following, reject
 from .match_commands import match
@@ -43,15 +43,34 @@ def cli() -> None:
 
 @cli.command()
 @data_option
-@click.option("--name", "handle", required=True, help="Short account name, as in @NAME@host.")
+@click.option("--name", "handle", help="Short account name, as in @NAME@host.")
 @click.option("--base-url", required=True, help="Public address, e.g. https://school.example.")
 @click.option("--kind", type=click.Choice(NODE_KINDS), default="school", show_default=True)
 @click.option("--profile", "profile_file", type=click.File("rb"), help="School profile JSON.")
+@click.option(
+    "--from",
+    "export_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Start a school's own node from its export (amity school export HANDLE DIR).",
+)
 @user_errors
 def init(
-    data_dir: Path, handle: str, base_url: str, kind: str, profile_file: IO[bytes] | None
+    data_dir: Path,
+    handle: str | None,
+    base_url: str,
+    kind: str,
+    profile_file: IO[bytes] | None,
+    export_dir: Path | None,
 ) -> None:
     """Create a node: config, database and keys in the data directory."""
+    if export_dir is not None:
+        if handle or profile_file:
+            fail(["--from takes the name and profile from the export; leave out --name, --profile"])
+        _init_from(data_dir, export_dir, base_url)
+        return
+    if not handle:
+        fail(["--name is required: the account's short name, like --name benito"])
+        return
     profile = read_profile(profile_file) if profile_file else None
     with init_node(data_dir, handle=handle, base_url=base_url, kind=kind, profile=profile) as node:
         click.echo(f"Created {kind} node '{handle}' in {data_dir}")
@@ -60,6 +79,18 @@ def init(
     if kind == "school" and profile is None:
         click.echo(f"Next: amity profile import FILE.json --data {data_dir}")
     click.echo(f"Start it with: amity serve --data {data_dir}")
+
+
+def _init_from(data_dir: Path, export_dir: Path, base_url: str) -> None:
+    from ..node.moving_in import init_from_export
+
+    with init_from_export(data_dir, export_dir, base_url) as node:
+        click.echo(f"Created school node '{node.config.handle}' in {data_dir} from {export_dir}")
+        click.echo(
+            f"  actor:  {node.urls.id} (also known as {node.actor_document()['alsoKnownAs'][0]})"
+        )
+    click.echo(f"Start it with: amity serve --data {data_dir}")
+    click.echo(f"then, on the old node: amity school move {node.config.handle} {node.urls.id}")
 
 
 @cli.command()

@@ -53,6 +53,7 @@ from .errors import FetchFailed
 from .inbox_signatures import check_without_key, signing_key_id, verify_signature
 from .inbox_types import InboxHooks, InboxRequest, InboxResult, Rejected, Sender
 from .local_accounts import LocalAccounts
+from .moves import MoveInbox
 from .partnership_inbox import PartnershipInbox, route
 from .ratelimit import RateLimiter, address_key
 from .runner import DbRunner
@@ -100,10 +101,9 @@ class Inbox:
             "Announce": self._announce,
             "Flag": self._flag,
         }
-        partnerships = PartnershipInbox(
-            db, actors, local_actors=local_actors, clock=clock, hooks=hooks
-        )
-        route(self.handlers, partnerships)  # Offer, Leave; Accept and Reject of an Offer
+        offers = PartnershipInbox(db, actors, local_actors=local_actors, clock=clock, hooks=hooks)
+        route(self.handlers, offers)  # Offer, Leave; Accept and Reject of an Offer
+        self.handlers["Move"] = MoveInbox(db, actors, local_actors=local_actors, clock=clock).move
 
     async def receive(self, request: InboxRequest) -> InboxResult:
         """Process one POST; never raises for bad input, answers with a status instead."""

@@ -18,6 +18,7 @@ from sqlite_utils import Database
 from ..protocol.activities import IncomingActivity, host_of
 from ..protocol.errors import BadSignature, MalformedDocument, UnknownKey
 from ..protocol.httpsig import MAX_CLOCK_SKEW
+from ..protocol.move import verify_as_alias
 from ..protocol.partnership import (
     Partnership,
     complete,
@@ -44,6 +45,7 @@ from . import blocklist
 from . import partnership_store as store
 from .actors import RemoteActors
 from .inbox_types import InboxHooks, Rejected, Sender
+from .moves import former_ids
 from .partnership_store import Proposal
 from .runner import DbRunner
 from .school_profiles import fetch_school_profile
@@ -85,6 +87,12 @@ class PartnershipInbox:
         if proof is None:
             raise Rejected(401, f"the partnership carries no proof by {actor}")
         signed = {**base, "proof": proof}
+        if actor != sender.owner:  # a former id of the sender, which moved (moves.py)
+            try:
+                verify_as_alias(signed, sender.actor_document)
+                return
+            except (BadSignature, UnknownKey) as exc:
+                raise Rejected(401, f"the proof of {actor} does not verify: {exc}") from exc
         try:
             verify_with_actor(signed, sender.actor_document)
         except (BadSignature, UnknownKey):
@@ -194,10 +202,13 @@ class PartnershipInbox:
     async def _held(self, partnership_id: str, actor: str) -> list[tuple[Proposal, Partnership]]:
         """This node's rows of the partnership `actor` is a party to (and not itself)."""
         rows = await self.db(partial(store.holders, partnership_id=partnership_id))
+        # A school that moved acts under its new id on the partnership it signed before.
+        names = {actor, *await self.db(partial(former_ids, actor=actor))}
         held = []
         for row in rows:
             partnership = read_partnership(row.document)
-            if actor in partnership.required_signers and self.local_actors.get(actor) != row.handle:
+            party = bool(names & partnership.required_signers)
+            if party and self.local_actors.get(actor) != row.handle:
                 held.append((row, partnership))
         if not held:
             raise Rejected(409, f"no proposal {partnership_id} of {actor} is held here")
@@ -217,14 +228,17 @@ class PartnershipInbox:
         if accepted.id != partnership_id:
             raise MalformedDocument("the Accept's result is another partnership")
         held = await self._held(partnership_id, activity.actor)
-        if activity.actor not in accepted.partners:
+        # A school that moved signs under the id the partnership names (the same key).
+        names = [activity.actor, *await self.db(partial(former_ids, actor=activity.actor))]
+        party = next((name for name in names if name in accepted.partners), None)
+        if party is None:
             raise MalformedDocument("only a school of the partnership accepts it")
-        await self._verify_own_proof(accepted.document, sender, activity.actor)
+        await self._verify_own_proof(accepted.document, sender, party)
         for row, _ in held:
             if unsecured(row.document) != unsecured(accepted.document):
                 raise MalformedDocument("the accepted partnership differs from the one proposed")
-        own = [p for p in proof_set(accepted.document) if signer_of(p) == activity.actor]
-        created = proof_created(accepted.document, activity.actor) or ""
+        own = [p for p in proof_set(accepted.document) if signer_of(p) == party]
+        created = proof_created(accepted.document, party) or ""
         stamp = self.clock().timestamp()
         if created and _later(created, stamp + MAX_CLOCK_SKEW.total_seconds()):
             # A proof dated ahead could claim an answer "made in time" for ever.

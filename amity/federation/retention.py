@@ -66,6 +66,15 @@ def rules(now: datetime) -> dict[str, tuple[str, str, list[object]]]:
             "r.state IN ('declined', 'expired', 'withdrawn', 'left') AND r.changed_at < ?",
             [t - limits.PARTNERSHIP_RETENTION],
         ),
+        # A move is remembered while a follow, a partnership or a later move needs it.
+        "remote_moves": (
+            "remote_moves",
+            "r.received_at < ? AND NOT EXISTS (SELECT 1 FROM following f WHERE f.actor = r.new) "
+            "AND NOT EXISTS (SELECT 1 FROM partnerships p WHERE p.partner = r.new "
+            "OR p.proposer = r.old) "
+            "AND NOT EXISTS (SELECT 1 FROM remote_moves m WHERE m.old = r.new)",
+            [t - limits.PARTNERSHIP_RETENTION],
+        ),
         "lan_peers": (
             "lan_peers",
             "r.rowid NOT IN (SELECT rowid FROM lan_peers ORDER BY seen_at DESC LIMIT ?)",

@@ -17,7 +17,7 @@ from ..protocol.endorsement import read_endorsement
 from ..protocol.profile import display_name
 from ..protocol.profile_document import profile_document
 from ..protocol.proofs import ProofInfo, sign_document
-from . import outbox, wake
+from . import account_moves, outbox, wake
 from .clock import Clock, format_time, later_than, system_clock
 from .config import (
     NodeConfig,
@@ -165,6 +165,8 @@ class Node:
             has_profile=profile is not None,
             # Some followers wait for the operator (fediverse servers show "request sent").
             manually_approves=self.config.follow_policy != "accept-all",
+            also_known_as=account_moves.aliases(self.store.db, self.handle),
+            moved_to=account_moves.moved_to(self.store.db, self.handle),
         )
 
     def publish_profile(self, data: dict[str, Any], paused: bool | None = None) -> StoredProfile:

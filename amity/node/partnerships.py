@@ -25,13 +25,14 @@ from ..protocol.partnership import (
     complete,
     expiry_of,
     partnership_document,
+    read_partnership,
     working_languages,
 )
 from ..protocol.profile import display_name
 from ..protocol.profile_document import profile_from_document
 from ..protocol.proofs import verify_with_actor
 from ..protocol.suggest import close_field
-from . import outbox
+from . import account_moves, outbox
 from .charter import current_charter
 from .clock import format_time, parse_time
 from .errors import NodeError
@@ -362,7 +363,8 @@ def accept(node: Node, typed: str) -> Proposal:
             "raise capacity in the profile or leave a partnership first"
         )
     urls, now = node.urls, node.now()
-    signed = add_proof(proposal.document, node.keys.ed25519_seed, urls.ed25519_key_id, now)
+    signer = _signing_id(node, proposal)
+    signed = add_proof(proposal.document, node.keys.ed25519_seed, f"{signer}#ed25519-key", now)
     ref = acts.offer_ref(proposal.offer_id, proposal.proposer, proposal.id)
     activity = acts.accept(
         outbox.new_activity_id(urls), urls.id, ref, signed, list(proposal.inboxes), now
@@ -370,6 +372,16 @@ def accept(node: Node, typed: str) -> Proposal:
     state = "accepted" if complete(signed) else "pending"
     _change(node, proposal, state, activity, document=signed, signed=True)
     return store.get(db, proposal.handle, proposal.id) or proposal
+
+
+def _signing_id(node: Node, proposal: Proposal) -> str:
+    """The id this school signs `proposal` under: its own, or the former id the
+    partnership names if it was proposed before the school moved here (same key)."""
+    parties = read_partnership(proposal.document).required_signers
+    if node.urls.id in parties:
+        return node.urls.id
+    former = account_moves.aliases(node.store.db, proposal.handle)
+    return next((alias for alias in former if alias in parties), node.urls.id)
 
 
 def decline(node: Node, typed: str, reason: str | None = None) -> Proposal:

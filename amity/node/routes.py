@@ -20,6 +20,7 @@ from ..protocol.discovery import (
 from .app_state import NODE, json_response, run_db
 from .errors import NodeError
 from .hosting import served_school
+from .moving_out import moved_view
 from .negotiation import choose_representation
 from .node import Node
 from .pages import render_actor_page
@@ -30,15 +31,18 @@ routes = web.RouteTableDef()
 JRD = "application/jrd+json"
 
 
-async def _actor_node(request: web.Request) -> Node:
+async def _actor_node(request: web.Request, moved: bool = False) -> Node:
     """The node acting for the account the path names: 404 when there is none, 410 Gone
-    when it was removed (or moved) from this node. The accounts table is read on every
+    when it was removed (or moved) from this node; with `moved`, a moved account's view
+    (its actor keeps answering, with movedTo). The accounts table is read on every
     request, so a school removed by another process is gone at once."""
     node = request.app[NODE]
     handle = request.match_info["handle"]
     if handle == node.config.handle:
         return node
     state, view = await run_db(request, lambda n: served_school(n, handle))
+    if view is None and state == MOVED and moved:
+        view = await run_db(request, lambda n: moved_view(n, handle))
     if view is not None:
         return view
     if state in (REMOVED, MOVED):
@@ -89,9 +93,9 @@ async def webfinger(request: web.Request) -> web.Response:
     if handle is not None:
         named = handle
         state = await run_db(request, lambda n: served_school(n, named)[0])
-    if state in (REMOVED, MOVED):
+    if state == REMOVED:
         raise web.HTTPGone(text=f"{resource} is no longer on this node")
-    if state != ACTIVE or handle is None:
+    if state not in (ACTIVE, MOVED) or handle is None:  # a moved actor names where it went
         raise web.HTTPNotFound(text=f"no actor {resource} on this node")
     actor_id = prefix + handle
     document = webfinger_document(handle, node.config.host, actor_id)
@@ -126,7 +130,7 @@ async def nodeinfo(request: web.Request) -> web.Response:
 
 @routes.get("/actors/{handle}")
 async def actor(request: web.Request) -> web.Response:
-    view = await _actor_node(request)
+    view = await _actor_node(request, moved=True)
 
     def build(_node: Node) -> tuple[dict[str, Any], str]:
         node = view

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlite_utils import Database, Migrations
 
+from ..federation import moves as federation_moves
 from ..federation import schema as federation
 
 migrations = Migrations("amity")
@@ -101,3 +102,11 @@ def m014_accounts(db: Database) -> None:
     db.execute("UPDATE held_endorsements SET school = json_extract(document, '$.object')")
     db.execute("DROP INDEX IF EXISTS idx_held_endorsements_authority")
     db.table("held_endorsements").create_index(["school", "authority"], unique=True)
+
+
+@migrations()
+def m015_moves(db: Database) -> None:
+    federation_moves.m015_remote_moves(db)
+    # A local account's former actor ids (it moved here: its actor's alsoKnownAs); where
+    # an account that moved away went is accounts.moved_to (its actor's movedTo).
+    db.table("account_aliases").create({"handle": str, "alias": str}, pk=("handle", "alias"))

@@ -79,8 +79,12 @@ def actor_document(
     published: str,
     has_profile: bool,
     manually_approves: bool = False,
+    also_known_as: list[str] | None = None,
+    moved_to: str | None = None,
 ) -> dict[str, Any]:
-    """The ActivityPub actor of a node's account, with both of its public keys."""
+    """The ActivityPub actor of a node's account, with both of its public keys; an account
+    that moved here names its former ids (`alsoKnownAs`), one that moved away its new
+    actor (`movedTo`)."""
     doc: dict[str, Any] = {
         "@context": ACTOR_CONTEXT,
         "id": urls.id,
@@ -117,6 +121,10 @@ def actor_document(
         doc["summary"] = summary
     if has_profile:
         doc["schoolProfile"] = urls.profile
+    if also_known_as:
+        doc["alsoKnownAs"] = list(also_known_as)
+    if moved_to:
+        doc["movedTo"] = moved_to
     return doc
 
 

@@ -24,6 +24,9 @@ ACTOR_TERMS: dict[str, Any] = {
     "revocations": {"@id": "amity:revocations", "@type": "@id"},
     "discoverable": "http://joinmastodon.org/ns#discoverable",
     "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
+    # Account migration, with the terms Mastodon uses (docs/protocol.md, "Moving out").
+    "alsoKnownAs": {"@id": "as:alsoKnownAs", "@type": "@id"},
+    "movedTo": {"@id": "as:movedTo", "@type": "@id"},
 }
 # Profile terms not defined by ActivityStreams fall into Amity's namespace through @vocab;
 # a short context matters because every proof carries a copy of it (FEP-8b32).

@@ -24,6 +24,7 @@ from .activities import host_of
 from .contexts import ACTIVITYSTREAMS, AMITY_NS, DATA_INTEGRITY_V2
 from .errors import BadSignature, MalformedDocument, UnknownKey
 from .httpsig import MAX_CLOCK_SKEW
+from .move import also_known_as, verify_as_alias
 from .proofs import sign_document, verify_with_actor
 from .text import clean_text
 
@@ -313,8 +314,10 @@ def verify_partnership(
     doc: Mapping[str, Any], actors: Mapping[str, Mapping[str, Any]]
 ) -> Partnership:
     """Check every proof of the set against the key its signer's actor document (from
-    `actors`, by id) publishes; the proposer must have signed. Raises BadSignature or
-    UnknownKey naming the proof that fails."""
+    `actors`, by id) publishes; the proposer must have signed. A school that moved is
+    given by its new actor, whose alsoKnownAs names the id it signed under: its proof
+    then verifies with the key the new actor publishes (protocol/move.py). Raises
+    BadSignature or UnknownKey naming the proof that fails."""
     partnership = read_partnership(dict(doc))
     signers = proof_signers(doc)
     if partnership.proposer not in signers:
@@ -323,10 +326,15 @@ def verify_partnership(
     for proof in proof_set(doc):
         signer = signer_of(proof)
         actor = actors.get(signer)
-        if actor is None:
+        moved = next((a for a in actors.values() if signer in also_known_as(a)), None)
+        if actor is None and moved is None:
             raise UnknownKey(f"no actor document for {signer}, who signed the partnership")
         try:
-            verify_with_actor({**base, "proof": proof}, dict(actor))
+            if actor is not None:
+                verify_with_actor({**base, "proof": proof}, dict(actor))
+            else:
+                assert moved is not None
+                verify_as_alias({**base, "proof": proof}, moved)
         except BadSignature as exc:
             raise BadSignature(f"the proof of {signer} does not verify") from exc
     return partnership
