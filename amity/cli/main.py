@@ -21,33 +21,24 @@ from ..node.errors import NodeError
 from ..node.node import Node, init_node
 from ..node.pages import profile_facts
 from ..protocol.activities import host_of
-from ..protocol.errors import ValidationFailed
-from ..protocol.profile import display_name, parse_profile_json
+from ..protocol.profile import display_name
 from ..protocol.vocabulary import NODE_KINDS
+from . import school_commands
 from .directory_commands import directory_command
 from .follow_commands import approve, follow, followers, following, reject
 from .match_commands import match
 from .options import OneLineErrorGroup, data_option, fail, user_errors
 from .pairing_commands import pairing_round
 from .partnership_commands import COMMANDS as PARTNERSHIP_COMMANDS
+from .profile_file import read_profile
 from .queue_commands import queue
 from .remote import fetch_remote_actor, private_network_option, shown_name
-
-MAX_PROFILE_BYTES = 64 * 1024
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="amity")
 def cli() -> None:
     """Amity: find partner schools abroad, on a network nobody owns."""
-
-
-def read_profile(source: IO[bytes]) -> dict[str, object]:
-    """A validated profile from a file; ValidationFailed names the file's problems."""
-    raw = source.read(MAX_PROFILE_BYTES + 1)
-    if len(raw) > MAX_PROFILE_BYTES:
-        raise ValidationFailed([("profile", f"file is over {MAX_PROFILE_BYTES // 1024} KiB")])
-    return parse_profile_json(raw)
 
 
 @cli.command()
@@ -411,6 +402,9 @@ for command in (
     *PARTNERSHIP_COMMANDS,
 ):
     cli.add_command(command)
+
+
+school_commands.register(cli)
 
 
 def main() -> None:

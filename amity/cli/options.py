@@ -26,6 +26,16 @@ data_option = click.option(
     help="The node's data directory (config, database, keys). Also AMITY_DATA.",
 )
 
+school_option = click.option(
+    "--school",
+    "school",
+    default=None,
+    envvar="AMITY_SCHOOL",
+    metavar="HANDLE",
+    help="Act for this hosted school (`amity school list`); default: the node's first "
+    "account. Also AMITY_SCHOOL.",
+)
+
 
 def fail(lines: list[str]) -> None:
     """Print each line as an error on stderr and exit non-zero."""

@@ -57,16 +57,18 @@ def follower_inboxes(db: Database, handle: str, exclude: list[str] | None = None
     return [row[0] for row in rows]
 
 
-def followed_hub_inboxes(db: Database, handle: str) -> list[str]:
-    """Inboxes of the hubs this account follows (accepted), which relay its profile."""
+def followed_hub_inboxes(db: Database, handle: str, also: str | None = None) -> list[str]:
+    """Inboxes of the hubs this account follows (accepted), which relay its profile, and
+    those `also` follows (a hosted school's node follows hubs once, for all its schools)."""
     rows = db.execute(
         """
-        SELECT coalesce(r.shared_inbox, r.inbox) FROM following f
+        SELECT DISTINCT coalesce(r.shared_inbox, r.inbox) FROM following f
         JOIN remote_actors r ON r.id = f.actor
-        WHERE f.handle = ? AND f.state = 'accepted'
+        WHERE f.handle IN (?, ?) AND f.state = 'accepted'
           AND json_extract(r.document, '$.nodeKind') = 'hub'
+        ORDER BY 1
         """,
-        [handle],
+        [handle, also or handle],
     ).fetchall()
     return [row[0] for row in rows if row[0]]
 

@@ -30,13 +30,16 @@ from .config import (
     write_config,
 )
 from .errors import NodeError
+from .key_cache import KeyCache
 from .keys import ActorKeys, generate_keys, keys_stamp, load_keys, replace_keys, save_keys
+from .school_accounts import check_school, school_handles
 from .storage import Store, StoredProfile, open_database
 
 
 @dataclass
 class Node:
-    """Configuration, storage and keys of one node's account."""
+    """Configuration, storage and keys of one node, acting for one of its accounts:
+    `handle`, the node's first account (config.handle) unless opened for another school."""
 
     config: NodeConfig
     store: Store
@@ -44,25 +47,84 @@ class Node:
     clock: Clock = field(default=system_clock)
     keys_stamp: tuple[int, ...] = ()
     changes_at_open: int = 0
+    handle: str = ""
+    key_cache: KeyCache | None = None
+    # A view made by for_school shares its parent's store and leaves closing it to the parent.
+    owns_store: bool = True
 
     def __post_init__(self) -> None:
-        self.keys_stamp = keys_stamp(self.config.keys_dir, self.config.handle)
+        self.handle = self.handle or self.config.handle
+        if self.key_cache is None:
+            self.key_cache = KeyCache(self.config.keys_dir)
+        self.keys_stamp = keys_stamp(self.config.keys_dir, self.handle)
         self.changes_at_open = self.store.db.conn.total_changes
 
     @classmethod
-    def open(cls, data_dir: Path, clock: Clock = system_clock) -> Node:
+    def open(cls, data_dir: Path, clock: Clock = system_clock, school: str | None = None) -> Node:
+        """The node in `data_dir`, acting for the hosted school `school` or (None) for its
+        first account; NodeError naming `amity school list` for an unknown school."""
         config = load_config(data_dir)
         store = Store(open_database(config.database_path))
+        handle = school or config.handle
         try:
-            keys = load_keys(config.keys_dir, config.handle)
+            if handle != config.handle:
+                check_school(store.db, handle)
+            keys = load_keys(config.keys_dir, handle)
         except NodeError:
             store.close()
             raise
-        return cls(config, store, keys, clock)
+        return cls(config, store, keys, clock, handle=handle)
+
+    def for_school(self, handle: str) -> Node:
+        """A view acting for the hosted school `handle` that shares this node's database
+        connection and key cache (closing it leaves the database open)."""
+        if handle == self.handle:
+            return self
+        if handle != self.config.handle:
+            check_school(self.store.db, handle)
+        assert self.key_cache is not None
+        return Node(
+            self.config,
+            self.store,
+            self.key_cache.get(handle),
+            self.clock,
+            handle=handle,
+            key_cache=self.key_cache,
+            owns_store=False,
+        )
+
+    def add_school(
+        self, handle: str, profile: dict[str, Any], keys: ActorKeys | None = None
+    ) -> Node:
+        """Host a new school account with its own keys and signed profile (hosting.py)."""
+        from .hosting import add_school
+
+        return add_school(self, handle, profile, keys)
+
+    def remove_school(self, handle: str) -> None:
+        """Withdraw a hosted school everywhere and stop serving it (hosting.py)."""
+        from .hosting import remove_school
+
+        remove_school(self, handle)
+
+    def school_handles(self) -> list[str]:
+        """Every school this node hosts (its first account too when it is a school), sorted."""
+        return school_handles(self.store.db, self.config)
+
+    @property
+    def kind(self) -> str:
+        """The kind of the account acted for: the node's own, or school for a hosted one."""
+        return self.config.kind if self.handle == self.config.handle else "school"
+
+    @property
+    def is_first_account(self) -> bool:
+        return self.handle == self.config.handle
 
     def close(self) -> None:
         """Close the database; if this process changed it (queued a delivery, say), tell a
         node serving the same directory to look at its queue now."""
+        if not self.owns_store:
+            return
         try:
             changed = self.store.db.conn.total_changes != self.changes_at_open
         except sqlite3.ProgrammingError:  # closed already
@@ -79,22 +141,22 @@ class Node:
 
     @property
     def urls(self) -> ActorUrls:
-        return ActorUrls(self.config.base_url, self.config.handle)
+        return ActorUrls(self.config.base_url, self.handle)
 
     def profile(self) -> StoredProfile | None:
-        return self.store.profile(self.config.handle)
+        return self.store.profile(self.handle)
 
     def actor_document(self) -> dict[str, Any]:
         """The account's actor, named after its school profile when it has one."""
         self.reload_keys_if_rotated()
-        actor = self.store.actor(self.config.handle)
+        actor = self.store.actor(self.handle)
         if actor is None:
-            raise NodeError(f"the database has no account {self.config.handle!r}")
+            raise NodeError(f"the database has no account {self.handle!r}")
         profile = self.profile()
         return actor_document(
             self.urls,
-            self.config.kind,
-            name=display_name(profile.data) if profile else self.config.handle,
+            self.kind,
+            name=display_name(profile.data) if profile else self.handle,
             summary=profile.data.get("description") if profile else None,
             rsa_public_pem=self.keys.rsa_public_pem,
             ed25519_public=self.keys.ed25519_public,
@@ -107,11 +169,12 @@ class Node:
     def publish_profile(self, data: dict[str, Any], paused: bool | None = None) -> StoredProfile:
         """Sign and store a validated profile as the new current version; `paused` None keeps
         the listing paused or not as it was."""
-        if self.config.kind != "school":
+        if self.kind != "school":
             raise NodeError(
-                f"this node is a {self.config.kind}; school profiles belong on school nodes"
+                f"this node is a {self.kind}; school profiles belong on school nodes "
+                "(or hosted schools: `amity school add`)"
             )
-        previous = self.store.profile(self.config.handle, include_withdrawn=True)
+        previous = self.store.profile(self.handle, include_withdrawn=True)
         current = self.profile()
         now = self.clock()
         updated = later_than(previous.updated if previous else None, now)
@@ -132,7 +195,7 @@ class Node:
         signed = sign_document(document, self.keys.ed25519_seed, urls.ed25519_key_id, updated)
         stored = StoredProfile(data=data, document=signed, published=published, updated=updated)
         with self.store.db.atomic():
-            self.store.save_profile(self.config.handle, stored)
+            self.store.save_profile(self.handle, stored)
             directory.store_profile(
                 self.store.db,
                 signed,
@@ -141,7 +204,9 @@ class Node:
                 ProofInfo(urls.ed25519_key_id, updated, self.keys.ed25519_public),
                 self.clock().timestamp(),
             )
-            outbox.update_object(self.store.db, urls, signed, updated, self.clock().timestamp())
+            outbox.update_object(
+                self.store.db, urls, signed, updated, self.clock().timestamp(), self.config.handle
+            )
         return stored
 
     def held_endorsements(self) -> list[dict[str, Any]]:
@@ -187,10 +252,10 @@ class Node:
         signed = sign_document(activity, self.keys.ed25519_seed, urls.ed25519_key_id, when)
         db = self.store.db
         with db.atomic():
-            self.store.withdraw_profile(self.config.handle, when)
+            self.store.withdraw_profile(self.handle, when)
             directory.remove_profile(db, urls.id, when, self.clock().timestamp())
             inboxes = relations.follower_inboxes(db, urls.handle) + relations.followed_hub_inboxes(
-                db, urls.handle
+                db, urls.handle, also=self.config.handle
             )
             outbox.send(db, urls.handle, signed, inboxes, when, self.clock().timestamp())
         return when
@@ -207,9 +272,10 @@ class Node:
 
     def reload_keys_if_rotated(self) -> None:
         """Pick up keys that `amity keys rotate` replaced while this process runs."""
-        stamp = keys_stamp(self.config.keys_dir, self.config.handle)
+        stamp = keys_stamp(self.config.keys_dir, self.handle)
         if stamp != self.keys_stamp:
-            self.keys = load_keys(self.config.keys_dir, self.config.handle)
+            assert self.key_cache is not None
+            self.keys = self.key_cache.get(self.handle)
             self.keys_stamp = stamp
 
     def now(self) -> str:
@@ -229,16 +295,12 @@ class Node:
         activity = activities.follow(follow_id, self.urls.id, target["id"])
         with db.atomic():
             actor_cache.cache_actor(db, target, self.clock().timestamp())
-            relations.set_following(
-                db, self.config.handle, target["id"], follow_id, "pending", self.now()
-            )
-            outbox.send(
-                db, self.config.handle, activity, [inbox], self.now(), self.clock().timestamp()
-            )
+            relations.set_following(db, self.handle, target["id"], follow_id, "pending", self.now())
+            outbox.send(db, self.handle, activity, [inbox], self.now(), self.clock().timestamp())
         return follow_id
 
     def following_state(self, actor_id: str) -> str | None:
-        return relations.following_state(self.store.db, self.config.handle, actor_id)
+        return relations.following_state(self.store.db, self.handle, actor_id)
 
     def block(self, target: str) -> str:
         """Block an actor URL or a domain; returns which of the two it was."""
@@ -260,9 +322,11 @@ class Node:
     def rotate_keys(self) -> None:
         """New keys; the profile re-signed; followers told of the new actor and profile."""
         new_keys = generate_keys()
-        replace_keys(self.config.keys_dir, self.config.handle, new_keys)
+        replace_keys(self.config.keys_dir, self.handle, new_keys)
         self.keys = new_keys
-        self.keys_stamp = keys_stamp(self.config.keys_dir, self.config.handle)
+        self.keys_stamp = keys_stamp(self.config.keys_dir, self.handle)
+        assert self.key_cache is not None
+        self.key_cache.put(self.handle, new_keys, self.keys_stamp)
         profile = self.profile()
         if profile is not None:
             self.publish_profile(profile.data)
@@ -273,6 +337,7 @@ class Node:
                 self.actor_document(),
                 self.now(),
                 self.clock().timestamp(),
+                self.config.handle,
             )
 
 
@@ -306,7 +371,7 @@ def init_node(
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         save_keys(config.keys_dir, handle, generate_keys())
         store = Store(open_database(config.database_path))
-        store.add_actor(handle, kind, format_time(clock()))
+        store.add_actor(handle, kind, format_time(clock()))  # and its row in accounts
         node = Node(config, store, load_keys(config.keys_dir, handle), clock)
         if profile is not None:
             node.publish_profile(profile)

@@ -63,11 +63,17 @@ def answer_follow(
 
 
 def update_object(
-    db: Database, urls: ActorUrls, obj: dict[str, Any], published: str, queued_at: float
+    db: Database,
+    urls: ActorUrls,
+    obj: dict[str, Any],
+    published: str,
+    queued_at: float,
+    node_handle: str | None = None,
 ) -> None:
-    """Tell every follower, and every hub this account follows, that `obj` changed."""
+    """Tell every follower, and every hub this account or the node's first account
+    (`node_handle`) follows, that `obj` changed."""
     activity = activities.update(new_activity_id(urls), urls.id, obj, urls.followers, published)
     inboxes = relations.follower_inboxes(db, urls.handle) + relations.followed_hub_inboxes(
-        db, urls.handle
+        db, urls.handle, also=node_handle
     )
     send(db, urls.handle, activity, inboxes, published, queued_at)

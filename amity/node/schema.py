@@ -76,3 +76,22 @@ migrations(name="m010_bounds")(federation.m010_bounds)
 migrations(name="m011_follow_requests")(federation.m011_follow_requests)
 migrations(name="m012_partnerships")(federation.m012_partnerships)
 migrations(name="m013_delivery_signature")(federation.m013_delivery_signature)
+
+
+@migrations()
+def m014_accounts(db: Database) -> None:
+    # Every school account this node hosts (its first account too): a row per handle, kept
+    # after removal (removed_at) so the actor answers 410 Gone rather than 404.
+    db.table("accounts").create(
+        {"handle": str, "created": str, "moved_to": str, "removed_at": str},
+        pk="handle",
+        not_null={"created"},
+    )
+    db.execute(
+        "INSERT INTO accounts (handle, created) SELECT handle, published FROM actors "
+        "ORDER BY published"
+    )
+    # Delivery turns keep the queue fair between accounts (federation/delivery_queue.py).
+    db.table("deliveries").add_column("turn", int, not_null_default=0)
+    db.table("deliveries").create_index(["state", "turn"])
+    db.table("deliveries").create_index(["handle", "state", "turn"])

@@ -89,13 +89,19 @@ class Store:
     def add_actor(self, handle: str, kind: str, published: str) -> None:
         with self.db.atomic():
             self.db.table("actors").insert({"handle": handle, "kind": kind, "published": published})
+            self.db.table("accounts").insert({"handle": handle, "created": published})
 
     def actor(self, handle: str) -> dict[str, Any] | None:
         rows = list(self.db["actors"].rows_where("handle = ?", [handle]))
         return rows[0] if rows else None
 
     def count_actors(self) -> int:
-        return self.db["actors"].count
+        """Accounts served here now (a removed or moved school no longer counts)."""
+        return int(
+            self.db.execute(
+                "SELECT count(*) FROM accounts WHERE removed_at IS NULL AND moved_to IS NULL"
+            ).fetchone()[0]
+        )
 
     def count_profiles(self) -> int:
         return self.db["profiles"].count

@@ -1,0 +1,97 @@
+"""Hosting schools: adding a school account to a node and removing one again."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..federation import partnership_store
+from ..protocol.discovery import HANDLE_PATTERN
+from ..protocol.profile import validate_profile
+from .clock import format_time
+from .errors import NodeError
+from .keys import ActorKeys, generate_keys, key_paths, keys_stamp, retire_keys, save_keys
+from .school_accounts import UNKNOWN as UNKNOWN_ACCOUNT
+from .school_accounts import account_state, check_school
+
+if TYPE_CHECKING:
+    from .node import Node
+
+
+def check_new_handle(node: Node, handle: str) -> str:
+    """`handle` when a new school may take it; NodeError saying why not."""
+    if not HANDLE_PATTERN.match(handle):
+        raise NodeError(
+            f"school handle {handle!r}: use 1-64 lower-case letters, digits, '_' or '-'"
+        )
+    if account_state(node.store.db, handle) != UNKNOWN_ACCOUNT or node.store.actor(handle):
+        raise NodeError(f"this node already has (or had) an account {handle!r}; choose another")
+    if any(path.exists() for path in key_paths(node.config.keys_dir, handle)):
+        raise NodeError(f"key files for {handle!r} already exist under {node.config.keys_dir}")
+    return handle
+
+
+def add_school(
+    node: Node, handle: str, profile: dict[str, Any], keys: ActorKeys | None = None
+) -> Node:
+    """Create the school account `handle` with its own keys (new ones if None), sign and
+    publish its profile (queued to the hubs the node follows); nothing is left on failure.
+    Returns the Node acting for it."""
+    from .node import Node
+
+    check_new_handle(node, handle)
+    data = validate_profile(profile)
+    keys = keys or generate_keys()
+    db = node.store.db
+    save_keys(node.config.keys_dir, handle, keys)
+    assert node.key_cache is not None
+    try:
+        with db.atomic():
+            node.store.add_actor(handle, "school", format_time(node.clock()))
+            school = Node(
+                node.config,
+                node.store,
+                keys,
+                node.clock,
+                handle=handle,
+                key_cache=node.key_cache,
+                owns_store=False,
+            )
+            school.publish_profile(data)
+    except BaseException:
+        for path in key_paths(node.config.keys_dir, handle):
+            path.unlink(missing_ok=True)
+        raise
+    node.key_cache.put(handle, keys, keys_stamp(node.config.keys_dir, handle))
+    return school
+
+
+def remove_school(node: Node, handle: str) -> None:
+    """Withdraw the hosted school `handle` everywhere (a signed Delete of its profile to its
+    followers and the hubs), mark it removed and move its keys to keys/removed/. Refuses the
+    node's first account and a school with a partnership in force."""
+    if handle == node.config.handle:
+        raise NodeError(
+            f"{handle!r} is this node's first account; it cannot be removed "
+            "(`amity profile delete` withdraws its profile)"
+        )
+    check_school(node.store.db, handle)
+    school = node.for_school(handle)
+    db = node.store.db
+    in_force = partnership_store.active_partnerships(db, handle)
+    if in_force:
+        raise NodeError(
+            f"school {handle!r} has {in_force} partnership(s) in force; end each with "
+            f"`amity leave ID --school {handle}` (`amity partnerships --school {handle}` "
+            "lists them), then remove it"
+        )
+    with db.atomic():
+        if school.profile() is not None:
+            school.withdraw_profile()
+        db.execute("UPDATE accounts SET removed_at = ? WHERE handle = ?", [school.now(), handle])
+        # Nobody follows or is followed by a school that is gone; its open proposals end.
+        db.execute("DELETE FROM followers WHERE handle = ?", [handle])
+        db.execute("DELETE FROM follow_requests WHERE handle = ?", [handle])
+        db.execute("DELETE FROM following WHERE handle = ?", [handle])
+    retire_keys(node.config.keys_dir, handle)
+    assert node.key_cache is not None
+    node.key_cache.forget(handle)
