@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from amity.node.keys import load_keys
+from amity.node.node import Node
 from amity.protocol.proofs import verify_with_actor
 
 from .helpers import EXAMPLE_PROFILE, ROOT, ServedNode, amity, make_school, query, wait_until
@@ -112,6 +113,12 @@ def test_the_examples_import_as_real_served_accounts(tmp_path: Path, served: Any
         assert "added 4 of 4 schools" in result.stderr  # progress at the end
     handles = [h for h in _handles(data) if h != "ministry"]
     assert len(handles) == 8
+    with Node.open(data) as opened:
+        for handle in handles:
+            school = opened.for_school(handle)
+            stored = school.profile()
+            assert stored is not None and stored.document["attributedTo"] == school.urls.id
+            verify_with_actor(stored.document, school.actor_document())  # its own key
     node: ServedNode = served(data, port)
     host = f"127.0.0.1:{port}"
     for handle in handles:

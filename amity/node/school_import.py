@@ -24,7 +24,7 @@ from ..protocol.school_rows import (
     read_jsonl,
 )
 from .key_pool import KeyPool
-from .keys import ActorKeys
+from .keys import ActorKeys, key_paths
 from .node import Node
 
 READERS: dict[str, Callable[[str], list[RawRow]]] = {
@@ -68,34 +68,22 @@ def read_rows(path: Path) -> list[RawRow]:
     return reader(decode_text(raw))
 
 
-def local_accounts(node: Node) -> dict[str, dict[str, Any] | None]:
-    """Every handle of an account this node has or had, with its current profile."""
-    handles = [str(row[0]) for row in node.store.db.execute("SELECT handle FROM actors")]
+def local_accounts(node: Node, wanted: set[str]) -> dict[str, dict[str, Any] | None]:
+    """Every handle of an account this node has or had; the current profile of those in
+    `wanted` (the file's), None for the others."""
+    db = node.store.db
     taken: dict[str, dict[str, Any] | None] = {}
-    for handle in handles:
-        stored = node.store.profile(handle)
-        taken[handle] = stored.data if stored else None
-    for handle in _account_handles(node):
-        taken.setdefault(handle, None)
+    for (handle,) in db.execute("SELECT handle FROM actors UNION SELECT handle FROM accounts"):
+        stored = node.store.profile(handle) if handle in wanted else None
+        taken[str(handle)] = stored.data if stored else None
     return taken
-
-
-def _account_handles(node: Node) -> list[str]:
-    """Handles in the accounts table (removed ones too), if this database has it."""
-    tables = node.store.db.table_names()
-    if "accounts" not in tables:
-        return []
-    return [str(row[0]) for row in node.store.db.execute("SELECT handle FROM accounts")]
 
 
 def plan_import(node: Node, path: Path) -> ImportPlan:
     """Read and check every row of `path`; nothing is changed."""
-    return ImportPlan(path, check_rows(read_rows(path), local_accounts(node)))
-
-
-def _stray_keys(node: Node, handle: str) -> list[Path]:
-    keys_dir = node.config.keys_dir
-    return [keys_dir / f"{handle}.ed25519", keys_dir / f"{handle}.rsa.pem"]
+    rows = read_rows(path)
+    wanted = {row.handle for row in rows if isinstance(row.handle, str)}
+    return ImportPlan(path, check_rows(rows, local_accounts(node, wanted)))
 
 
 def clear_stray_keys(node: Node, rows: list[CheckedRow]) -> int:
@@ -104,7 +92,7 @@ def clear_stray_keys(node: Node, rows: list[CheckedRow]) -> int:
     removed = 0
     for row in rows:
         assert row.handle is not None
-        for path in _stray_keys(node, row.handle):
+        for path in key_paths(node.config.keys_dir, row.handle):
             if path.exists():
                 path.unlink()
                 removed += 1
