@@ -2,13 +2,15 @@
 the key pool against a single process in the same run.
 
 Run: python bench/school_import.py [--schools N] [--check-rows M] [--workers W]
-     python bench/school_import.py --schools 10000     (the size of a ministry; ~30 min)
+     python bench/school_import.py --schools 10000     (the size of a ministry; ~40 min
+                                                        on two cores)
 
 Checking reads and validates every row without a node (protocol/school_rows and
 school_row_checks) for a CSV and a JSONL file of M synthetic schools in many countries.
 Importing runs the real command (`amity school import FILE.jsonl`) on a fresh node, once
 with the key pool (`--workers W`, default one per core) and once with `--workers 1`
-(keys made in the importing process), and prints schools per second and the ratio. An
+(keys made in the importing process), and prints schools per second and the ratio; before that, the key
+pairs alone from the pool and from one process, alternating. An
 RSA-2048 key pair is most of each school's cost, so the ratio is bounded by the cores free.
 """
 
@@ -29,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nodes import amity, free_port, init_school
 
-from amity.node.key_pool import default_workers
+from amity.node.key_pool import KeyPool, default_workers
 from amity.protocol.school_row_checks import check_rows
 from amity.protocol.school_rows import decode_text, read_csv, read_jsonl
 
@@ -159,14 +161,33 @@ def bench_import(directory: Path, label: str, schools: int, workers: int) -> flo
     return seconds
 
 
+def bench_keys(count: int, workers: int) -> None:
+    """Key pairs a second from the pool and from one process, twice each, alternating (the
+    machine's other load changes less between neighbouring runs)."""
+    print(f"making {count:,} key pairs (RSA-2048 + Ed25519), alternating runs")
+    best: dict[int, float] = {}
+    for size in (workers, 1, workers, 1):
+        with KeyPool(size) as pool:
+            start = time.perf_counter()
+            for _ in pool.generate(count):
+                pass
+            seconds = time.perf_counter() - start
+        best[size] = min(best.get(size, seconds), seconds)
+    for size, seconds in best.items():
+        print(f"  {size} worker(s){'':<4}{seconds:>8.1f} s  {count / seconds:>7.1f} keys/s (best)")
+    print(f"  pool of {workers} against one process: {best[1] / best[workers]:.2f}x as fast")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--schools", type=int, default=200, help="schools imported per case")
     parser.add_argument("--check-rows", type=int, default=10_000, help="rows checked")
     parser.add_argument("--workers", type=int, default=default_workers(), help="pool size")
     args = parser.parse_args()
-    print(f"cores usable: {default_workers()} (os.cpu_count {os.cpu_count()})")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"cores usable: {default_workers()}; load average now {load}")
     bench_check(args.check_rows)
+    bench_keys(max(20, args.schools // 4), args.workers)
     print(f"importing {args.schools:,} schools with keys (RSA-2048 + Ed25519 each)")
     with tempfile.TemporaryDirectory() as tmp:
         pooled = bench_import(Path(tmp), "pool", args.schools, args.workers)

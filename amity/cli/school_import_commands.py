@@ -109,11 +109,21 @@ def _add(node: Node, plan: ImportPlan, workers: int | None) -> None:
         if added == total or added // PROGRESS_EVERY > shown[0] // PROGRESS_EVERY:
             shown[0] = added
             seconds = time.monotonic() - started
-            click.echo(f"added {added:,} of {_schools(total)} ({seconds:.0f} s)", err=True)
+            left = seconds / added * (total - added)
+            eta = f", about {_duration(left)} left" if added < total else ""
+            click.echo(f"added {added:,} of {_schools(total)} ({seconds:.0f} s{eta})", err=True)
 
     with KeyPool(workers) as pool:
+        click.echo(
+            f"adding {_schools(len(plan.good))}, keys made by {pool.workers} process(es)...",
+            err=True,
+        )
         added = add_schools(node, plan.good, pool, progress) if plan.good else 0
     _summarize(plan, added, time.monotonic() - started)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def _summarize(plan: ImportPlan, added: int, seconds: float) -> None:

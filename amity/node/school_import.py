@@ -32,7 +32,8 @@ READERS: dict[str, Callable[[str], list[RawRow]]] = {
     ".jsonl": read_jsonl,
     ".ndjson": read_jsonl,
 }
-BATCH = 50
+# Schools a transaction: few enough that a serving node's own writes wait little.
+BATCH = 20
 
 
 @dataclass
@@ -60,9 +61,7 @@ def read_rows(path: Path) -> list[RawRow]:
     """The rows of a .csv or .jsonl file; ImportRefused for a problem of the whole file."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
-        raise ImportRefused(
-            [(0, f"{path.name}: give a .csv or .jsonl file (one school a row or line)")]
-        )
+        raise ImportRefused([(0, "give a .csv or .jsonl file (one school a row or line)")])
     with path.open("rb") as source:
         raw = source.read(MAX_IMPORT_BYTES + 1)
     return reader(decode_text(raw))
