@@ -9,9 +9,9 @@ Checking reads and validates every row without a node (protocol/school_rows and
 school_row_checks) for a CSV and a JSONL file of M synthetic schools in many countries.
 Importing runs the real command (`amity school import FILE.jsonl`) on a fresh node, once
 with the key pool (`--workers W`, default one per core) and once with `--workers 1`
-(keys made in the importing process), and prints schools per second and the ratio; before that, the key
-pairs alone from the pool and from one process, alternating. An
-RSA-2048 key pair is most of each school's cost, so the ratio is bounded by the cores free.
+(keys made in the importing process), and prints schools per second and the ratio; before
+that, the key pairs alone from the pool and from one process, alternating. An RSA-2048
+key pair is most of each school's cost, so the ratio is bounded by the cores free.
 """
 
 from __future__ import annotations
