@@ -11,9 +11,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding
 
 from amity.node.key_pool import KeyPool
-from amity.protocol.profile import validate_profile
+from amity.protocol.profile import FIELDS, validate_profile
 from amity.protocol.school_row_checks import CheckedRow, check_rows, describe, suggest_handle
 from amity.protocol.school_rows import (
+    COLUMNS,
     MAX_IMPORT_BYTES,
     MAX_IMPORT_ROWS,
     ImportRefused,
@@ -199,3 +200,11 @@ def test_key_pool_gives_distinct_working_keys() -> None:
         keys.rsa_private.public_key().verify(
             signature, b"school", padding.PKCS1v15(), hashes.SHA256()
         )
+
+
+def test_every_profile_field_has_a_documented_csv_column() -> None:
+    roots = {column.split(".")[0] for column in COLUMNS} | {"name_map"}
+    assert set(FIELDS) <= roots
+    bulk = (ROOT / "docs" / "protocol.md").read_text().split("### Bulk import", 1)[1]
+    for column in (*COLUMNS, "name_map.TAG"):
+        assert f"`{column}`" in bulk, column
