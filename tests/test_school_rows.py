@@ -142,7 +142,7 @@ def test_jsonl_rows_bad_json_unknown_fields_and_handles_on_the_node() -> None:
         "line 6, field 'handle': 'taken' is already an account on this node (see amity school "
         "list); did you mean 'taken-2'?",
         "line 7, field 'handle': 'same' is on this node already, with this same profile (added "
-        "by an earlier run of this file?); --skip-invalid leaves such rows out and adds the rest",
+        "by an earlier run of this file?)",
         "line 9: is 100,000 bytes; a school takes at most 64 KiB",
     ]
     assert [row.already for row in rows] == [False] * 6 + [True, False]

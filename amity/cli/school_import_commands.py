@@ -46,7 +46,7 @@ def school_import(
             sys.exit(1)
         # Refused: a row with problems, or one on the node already unless it is skipped.
         refused = bool(plan.bad or (plan.already and not skip_invalid))
-        _report_rows(plan, "skipped" if skip_invalid and not dry_run else "error")
+        _report_rows(plan, skip_invalid)
         if dry_run:
             _summarize_dry_run(plan)
         elif refused and not skip_invalid:
@@ -57,14 +57,25 @@ def school_import(
         sys.exit(1)
 
 
-def _report_rows(plan: ImportPlan, label: str) -> None:
+def _report_rows(plan: ImportPlan, skip_invalid: bool) -> None:
     for row in plan.rows:
+        label = "error"
+        if skip_invalid:
+            label = "already" if row.already else "skipped"
         for name, message in row.problems:
             click.echo(f"{label}: {describe(row, name, message)}", err=True)
 
 
 def _rows(count: int) -> str:
     return f"{count:,} row" + ("" if count == 1 else "s")
+
+
+def _have(count: int) -> str:
+    return "has" if count == 1 else "have"
+
+
+def _are(count: int) -> str:
+    return "is" if count == 1 else "are"
 
 
 def _schools(count: int) -> str:
@@ -85,17 +96,19 @@ def _refuse(plan: ImportPlan) -> None:
     total, good = len(plan.rows), len(plan.good)
     lines = []
     if plan.bad:
-        lines.append(f"{_rows(len(plan.bad))} of {total:,} have problems (listed above)")
+        count = len(plan.bad)
+        lines.append(f"{_rows(count)} of {total:,} {_have(count)} problems (listed above)")
     if plan.already:
+        count = len(plan.already)
         lines.append(
-            f"{_schools(len(plan.already))} of this file are on this node already "
-            "(an earlier run of this file, interrupted?)"
+            f"{_schools(count)} of this file {_are(count)} on this node already (an earlier "
+            "run of this file, interrupted? --skip-invalid leaves them as they are)"
         )
     for line in lines:
         click.echo(f"error: {plan.source.name}: {line}", err=True)
     click.echo(
         f"error: nothing was added; fix the rows and run this again, or add --skip-invalid "
-        f"to add the {_schools(good)} that are good and leave the others out",
+        f"to add the {_schools(good)} that {_are(good)} good and leave the others out",
         err=True,
     )
     sys.exit(1)
@@ -113,12 +126,12 @@ def _add(node: Node, plan: ImportPlan, workers: int | None) -> None:
             eta = f", about {_duration(left)} left" if added < total else ""
             click.echo(f"added {added:,} of {_schools(total)} ({seconds:.0f} s{eta})", err=True)
 
-    with KeyPool(workers) as pool:
-        click.echo(
-            f"adding {_schools(len(plan.good))}, keys made by {pool.workers} process(es)...",
-            err=True,
-        )
-        added = add_schools(node, plan.good, pool, progress) if plan.good else 0
+    added = 0
+    if plan.good:
+        with KeyPool(workers) as pool:
+            processes = f"{pool.workers} process" + ("" if pool.workers == 1 else "es")
+            click.echo(f"adding {_schools(len(plan.good))}, keys made by {processes}", err=True)
+            added = add_schools(node, plan.good, pool, progress)
     _summarize(plan, added, time.monotonic() - started)
 
 
@@ -131,7 +144,9 @@ def _summarize(plan: ImportPlan, added: int, seconds: float) -> None:
     if plan.bad:
         parts.append(f"skipped {_rows(len(plan.bad))} with problems (listed above on stderr)")
     if plan.already:
-        parts.append(f"left {_schools(len(plan.already))} that were on this node already")
+        count = len(plan.already)
+        was = "was" if count == 1 else "were"
+        parts.append(f"left {_schools(count)} that {was} on this node already")
     click.echo("; ".join(parts) + ".")
     if added:
         click.echo("They are served and listed while the node serves: amity school list")

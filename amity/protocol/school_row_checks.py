@@ -131,7 +131,7 @@ def _taken_problem(
         return (
             "handle",
             f"{handle!r} is on this node already, with this same profile (added by an "
-            "earlier run of this file?); --skip-invalid leaves such rows out and adds the rest",
+            "earlier run of this file?)",
         )
     return (
         "handle",
