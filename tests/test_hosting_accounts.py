@@ -104,3 +104,77 @@ def test_cli_school_add_and_list(tmp_path: Path) -> None:
         ("ministry",),
         ("second",),
     ]
+
+
+def test_school_option_acts_for_one_school(tmp_path: Path) -> None:
+    profile_file = tmp_path / "p.json"
+    profile_file.write_text(json.dumps({**EXAMPLE_PROFILE, "name": "Lakeside School"}))
+    data = tmp_path / "node"
+    amity("init", "--name", "first", "--base-url", "http://127.0.0.1:8091", data=data)
+    amity("school", "add", "lakeside", "--profile", str(profile_file), data=data)
+    shown = amity("profile", "show", "--school", "lakeside", data=data).stdout
+    assert "Lakeside School" in shown and "@lakeside@127.0.0.1:8091" in shown
+    signed = json.loads(
+        amity("profile", "show", "--signed", "--school", "lakeside", data=data).stdout
+    )
+    assert signed["attributedTo"] == "http://127.0.0.1:8091/actors/lakeside"
+    # The first account stays the default; AMITY_SCHOOL picks a school as --school does.
+    assert "no profile yet" in amity("profile", "show", data=data, check=False).stderr
+    env_run = _with_env({"AMITY_SCHOOL": "lakeside"}, "profile", "show", data=data)
+    assert "Lakeside School" in env_run
+    wrong = amity("followers", "--school", "lakesid", data=data, check=False)
+    assert wrong.returncode == 1
+    assert wrong.stderr == (
+        "error: no school lakesid here; `amity school list` shows them (did you mean lakeside?)\n"
+    )
+    amity("profile", "pause", "--school", "lakeside", data=data)
+    assert query(
+        data, "SELECT json_extract(document, '$.paused') FROM profiles WHERE handle = ?", "lakeside"
+    ) == [(1,)]
+
+
+def test_school_remove_refuses_the_first_account_and_unknown_ones(tmp_path: Path) -> None:
+    data = tmp_path / "node"
+    amity("init", "--name", "first", "--base-url", "http://127.0.0.1:8092", data=data)
+    first = amity("school", "remove", "first", "--yes", data=data, check=False)
+    assert first.returncode == 1 and "first account" in first.stderr
+    unknown = amity("school", "remove", "nobody", "--yes", data=data, check=False)
+    assert unknown.returncode == 1 and "no school nobody here" in unknown.stderr
+
+
+def test_remove_school_withdraws_and_retires_its_keys(
+    school: Node, profile: dict[str, Any]
+) -> None:
+    hosted = school.add_school("gone", profile)
+    actor_id = hosted.urls.id
+    school.remove_school("gone")
+    keys_dir = school.config.keys_dir
+    assert not list(keys_dir.glob("gone.*"))
+    assert sorted(p.name for p in (keys_dir / "removed").iterdir()) == [
+        "gone.ed25519",
+        "gone.rsa.pem",
+    ]
+    assert school.school_handles() == ["benito"]
+    listed = school.store.db.execute(
+        "SELECT deleted_at FROM directory WHERE actor = ?", [actor_id]
+    ).fetchall()
+    assert listed and listed[0][0] is not None  # the local listing is withdrawn
+    with pytest.raises(NodeError, match="was removed"):
+        school.for_school("gone")
+    with pytest.raises(NodeError, match="already"):
+        school.add_school("gone", profile)  # a removed handle is not handed out again
+
+
+def _with_env(env: dict[str, str], *args: str, data: Path) -> str:
+    import os
+
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        return amity(*args, data=data).stdout
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -14,7 +14,7 @@ from ..node.listings import directory_listings
 from ..node.node import Node
 from ..protocol.suggest import Reading, read_country, read_language, read_mode, read_subject
 from ..protocol.vocabulary import MODES, SUBJECTS, WEEKDAYS
-from .options import data_option, user_errors
+from .options import data_option, school_option, user_errors
 
 
 def read_filter(reader: Callable[[str], Reading]) -> Callable[..., str | None]:
@@ -34,6 +34,7 @@ def read_filter(reader: Callable[[str], Reading]) -> Callable[..., str | None]:
 
 @click.command("directory")
 @data_option
+@school_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: a list of listings.")
 @click.option("--country", callback=read_filter(read_country), help="ISO country code, e.g. KE.")
 @click.option(
@@ -57,6 +58,7 @@ def read_filter(reader: Callable[[str], Reading]) -> Callable[..., str | None]:
 @user_errors
 def directory_command(
     data_dir: Path,
+    school: str | None,
     as_json: bool,
     country: str | None,
     language: str | None,
@@ -85,7 +87,7 @@ def directory_command(
         endorsed_by=endorsed_by,
         verified=verified,
     )
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         listings = directory_listings(node, filters, show_all, limit, (page - 1) * limit)
     if as_json:
         click.echo(json.dumps(listings, indent=2, ensure_ascii=False))

@@ -13,7 +13,7 @@ from ..federation import relations
 from ..node import follow_requests, wake
 from ..node.clock import format_time
 from ..node.node import Node
-from .options import data_option, fail, user_errors
+from .options import data_option, fail, school_option, user_errors
 from .remote import (
     ANSWER_WAIT,
     fetch_remote_actor,
@@ -25,6 +25,7 @@ from .remote import (
 
 @click.command()
 @data_option
+@school_option
 @click.argument("target")
 @private_network_option
 @click.option(
@@ -33,9 +34,11 @@ from .remote import (
     help=f"Wait (up to {ANSWER_WAIT:g} s) for TARGET to accept; this node must be serving.",
 )
 @user_errors
-def follow(data_dir: Path, target: str, allow_private_network: bool, wait: bool) -> None:
+def follow(
+    data_dir: Path, school: str | None, target: str, allow_private_network: bool, wait: bool
+) -> None:
     """Follow a school, hub or authority: NAME@HOST or an actor URL."""
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         actor = asyncio.run(fetch_remote_actor(node, target, allow_private_network))
         node.follow(actor)
         name = shown_name(actor)
@@ -48,7 +51,7 @@ def follow(data_dir: Path, target: str, allow_private_network: bool, wait: bool)
         # The Follow is committed: the serving node sends it now, not at its next safety
         # poll (closing the node would tell it too, but only after the wait).
         wake.poke(data_dir)
-        db, handle = node.store.db, node.config.handle
+        db, handle = node.store.db, node.handle
         outcome = wait_while_serving(
             data_dir,
             lambda: (
@@ -72,24 +75,25 @@ def follow(data_dir: Path, target: str, allow_private_network: bool, wait: bool)
 
 @click.command()
 @data_option
+@school_option
 @click.option("--pending", is_flag=True, help="The follow requests waiting for approval.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @user_errors
-def followers(data_dir: Path, pending: bool, as_json: bool) -> None:
+def followers(data_dir: Path, school: str | None, pending: bool, as_json: bool) -> None:
     """The actors that follow this node, or (--pending) those asking to."""
     if pending:
-        _show_follow_requests(data_dir, as_json)
+        _show_follow_requests(data_dir, school, as_json)
         return
-    _show_relations(data_dir, "followers", as_json, "no followers yet")
+    _show_relations(data_dir, school, "followers", as_json, "no followers yet")
     if not as_json:
-        with Node.open(data_dir) as node:
+        with Node.open(data_dir, school=school) as node:
             waiting = len(follow_requests.pending(node))
         if waiting:
             click.echo(f"{waiting} follow request(s) waiting: amity followers --pending")
 
 
-def _show_follow_requests(data_dir: Path, as_json: bool) -> None:
-    with Node.open(data_dir) as node:
+def _show_follow_requests(data_dir: Path, school: str | None, as_json: bool) -> None:
+    with Node.open(data_dir, school=school) as node:
         requests = follow_requests.pending(node)
     rows = [
         {
@@ -112,11 +116,12 @@ def _show_follow_requests(data_dir: Path, as_json: bool) -> None:
 
 @click.command()
 @data_option
+@school_option
 @click.argument("actor")
 @user_errors
-def approve(data_dir: Path, actor: str) -> None:
+def approve(data_dir: Path, school: str | None, actor: str) -> None:
     """Accept a pending follow request: ACTOR (URL or NAME@HOST) becomes a follower."""
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         request = follow_requests.approve(node, actor)
     click.echo(f"Approved {request.address} ({request.actor}): it follows this node now.")
     click.echo("The Accept is delivered while the node serves.")
@@ -124,11 +129,12 @@ def approve(data_dir: Path, actor: str) -> None:
 
 @click.command()
 @data_option
+@school_option
 @click.argument("actor")
 @user_errors
-def reject(data_dir: Path, actor: str) -> None:
+def reject(data_dir: Path, school: str | None, actor: str) -> None:
     """Refuse a pending follow request of ACTOR (URL or NAME@HOST)."""
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         request = follow_requests.reject(node, actor)
     click.echo(f"Rejected the follow request of {request.address} ({request.actor}).")
     click.echo("The Reject is delivered while the node serves.")
@@ -136,18 +142,21 @@ def reject(data_dir: Path, actor: str) -> None:
 
 @click.command()
 @data_option
+@school_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @user_errors
-def following(data_dir: Path, as_json: bool) -> None:
+def following(data_dir: Path, school: str | None, as_json: bool) -> None:
     """The actors this node follows, whether each accepted, and why a Follow is stuck."""
-    _show_relations(data_dir, "following", as_json, "not following anyone yet")
+    _show_relations(data_dir, school, "following", as_json, "not following anyone yet")
 
 
-def _show_relations(data_dir: Path, table: str, as_json: bool, empty: str) -> None:
-    with Node.open(data_dir) as node:
-        rows = relations.relations(node.store.db, table, node.config.handle)
+def _show_relations(
+    data_dir: Path, school: str | None, table: str, as_json: bool, empty: str
+) -> None:
+    with Node.open(data_dir, school=school) as node:
+        rows = relations.relations(node.store.db, table, node.handle)
         if table == "following":  # a pending follow says why its Follow is not delivered
-            problems = relations.follow_problems(node.store.db, node.config.handle)
+            problems = relations.follow_problems(node.store.db, node.handle)
             for row in rows:
                 row["last_error"] = problems.get(row["actor"])
     if as_json:

@@ -27,7 +27,7 @@ from . import school_commands, school_import_commands  # noqa: F401 (registers `
 from .directory_commands import directory_command
 from .follow_commands import approve, follow, followers, following, reject
 from .match_commands import match
-from .options import OneLineErrorGroup, data_option, fail, user_errors
+from .options import OneLineErrorGroup, data_option, fail, school_option, user_errors
 from .pairing_commands import pairing_round
 from .partnership_commands import COMMANDS as PARTNERSHIP_COMMANDS
 from .profile_file import read_profile
@@ -119,12 +119,13 @@ def profile() -> None:
 
 @profile.command("show")
 @data_option
+@school_option
 @click.option("--json", "as_json", is_flag=True, help="The profile in its import format.")
 @click.option("--signed", is_flag=True, help="The published object with its proof.")
 @user_errors
-def profile_show(data_dir: Path, as_json: bool, signed: bool) -> None:
+def profile_show(data_dir: Path, school: str | None, as_json: bool, signed: bool) -> None:
     """Print the current profile."""
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         stored = node.profile()
         if stored is None:
             fail([f"no profile yet; import one with: amity profile import FILE --data {data_dir}"])
@@ -133,7 +134,7 @@ def profile_show(data_dir: Path, as_json: bool, signed: bool) -> None:
             document = stored.document if signed else stored.data
             click.echo(json.dumps(document, ensure_ascii=False, indent=2))
             return
-        click.echo(f"{display_name(stored.data)}  (@{node.config.handle}@{node.config.host})")
+        click.echo(f"{display_name(stored.data)}  (@{node.handle}@{node.config.host})")
         for label, value in profile_facts(stored.data, Locale("en")):
             click.echo(f"  {label + ':':<19}{value}")
         if "description" in stored.data:
@@ -144,45 +145,49 @@ def profile_show(data_dir: Path, as_json: bool, signed: bool) -> None:
 
 @profile.command("import")
 @data_option
+@school_option
 @click.argument("file", type=click.File("rb"))
 @user_errors
-def profile_import(data_dir: Path, file: IO[bytes]) -> None:
+def profile_import(data_dir: Path, school: str | None, file: IO[bytes]) -> None:
     """Replace the profile with FILE (JSON; - for stdin), signed anew."""
     data = read_profile(file)
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         stored = node.publish_profile(data)
         click.echo(f"Profile of '{display_name(data)}' published, updated {stored.updated}")
 
 
 @profile.command("pause")
 @data_option
+@school_option
 @user_errors
-def profile_pause(data_dir: Path) -> None:
+def profile_pause(data_dir: Path, school: str | None) -> None:
     """Hide this school's listing everywhere (on holiday, full) without deleting it."""
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         node.set_paused(True)
     click.echo("Listing paused; `amity profile resume` lists the school again.")
 
 
 @profile.command("resume")
 @data_option
+@school_option
 @user_errors
-def profile_resume(data_dir: Path) -> None:
+def profile_resume(data_dir: Path, school: str | None) -> None:
     """List this school again after `amity profile pause`."""
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         node.set_paused(False)
     click.echo("Listing resumed.")
 
 
 @profile.command("delete")
 @data_option
+@school_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @user_errors
-def profile_delete(data_dir: Path, yes: bool) -> None:
+def profile_delete(data_dir: Path, school: str | None, yes: bool) -> None:
     """Withdraw the profile everywhere (a signed Delete that hubs relay)."""
     if not yes:
         click.confirm("Withdraw this school's profile from every directory?", abort=True)
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         when = node.withdraw_profile()
     click.echo(f"Profile withdrawn at {when}; `amity profile import` publishes a new one.")
 
@@ -274,12 +279,13 @@ def _handle_matches(actor_id: str, handle: str) -> bool:
 
 @cli.command()
 @data_option
+@school_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @user_errors
-def endorsements(data_dir: Path, as_json: bool) -> None:
+def endorsements(data_dir: Path, school: str | None, as_json: bool) -> None:
     """The endorsements this authority issued, or this school holds."""
-    with Node.open(data_dir) as node:
-        if node.config.kind == "authority":
+    with Node.open(data_dir, school=school) as node:
+        if node.kind == "authority":
             rows = endorsement_actions.issued(node)
         else:
             rows = [
@@ -369,10 +375,11 @@ def keys() -> None:
 
 @keys.command("rotate")
 @data_option
+@school_option
 @user_errors
-def keys_rotate(data_dir: Path) -> None:
+def keys_rotate(data_dir: Path, school: str | None) -> None:
     """Make new keys, re-sign the profile, and tell followers (old signatures stop working)."""
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         node.rotate_keys()
     click.echo("New keys in place; followers get the updated actor while the node serves.")
 

@@ -13,7 +13,7 @@ from ..node.matching import Explanation, default_week, explain, parse_week, sugg
 from ..node.node import Node
 from ..protocol.live_window import zone
 from ..protocol.matching import Match, School
-from .options import data_option, user_errors
+from .options import data_option, school_option, user_errors
 from .remote import private_network_option
 from .remote_matches import with_hub_suggestions
 
@@ -22,6 +22,7 @@ WINDOWS_SHOWN = 5  # windows listed per school in the text output; --json has th
 
 @click.command()
 @data_option
+@school_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: a list, best first.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option(
@@ -44,6 +45,7 @@ WINDOWS_SHOWN = 5  # windows listed per school in the text output; --json has th
 @user_errors
 def match(
     data_dir: Path,
+    school: str | None,
     as_json: bool,
     limit: int,
     week: str | None,
@@ -52,7 +54,7 @@ def match(
     allow_private_network: bool,
 ) -> None:
     """Rank the schools in this node's directory (and its hubs') as partners for its school."""
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         monday = default_week(node) if week is None else parse_week(week, default_week(node))
         if target is not None:
             if via is not None:

@@ -13,7 +13,7 @@ from ..federation.partnership_store import Proposal
 from ..node import partnerships
 from ..node.node import Node
 from ..protocol.partnership import STARTER_PROJECTS
-from .options import data_option, user_errors
+from .options import data_option, school_option, user_errors
 from .remote import fetch_remote_actor, private_network_option, shown_name
 
 
@@ -47,6 +47,7 @@ async def _partner(node: Node, target: str, allow_private_network: bool) -> tupl
 
 @click.command()
 @data_option
+@school_option
 @click.argument("actor")
 @click.option("--message", default=None, help="A short message to the partner school.")
 @click.option(
@@ -58,13 +59,14 @@ async def _partner(node: Node, target: str, allow_private_network: bool) -> tupl
 @user_errors
 def propose(
     data_dir: Path,
+    school: str | None,
     actor: str,
     message: str | None,
     project: str | None,
     allow_private_network: bool,
 ) -> None:
     """Propose a partnership to a school abroad: NAME@HOST or an actor URL."""
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         partnerships.check_can_propose(node)
         partnerships.check_project(project)
         partner, profile = asyncio.run(_partner(node, actor, allow_private_network))
@@ -109,11 +111,12 @@ def _show(rows: list[Proposal], problems: dict[str, str], as_json: bool, empty: 
 
 @click.command()
 @data_option
+@school_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @user_errors
-def proposals(data_dir: Path, as_json: bool) -> None:
+def proposals(data_dir: Path, school: str | None, as_json: bool) -> None:
     """Partnership proposals, incoming and outgoing, with their state."""
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         rows = partnerships.list_proposals(node)
         problems = partnerships.undelivered(node, rows)
     _show(rows, problems, as_json, "no proposals yet; amity propose ACTOR makes one")
@@ -123,11 +126,12 @@ def proposals(data_dir: Path, as_json: bool) -> None:
 
 @click.command()
 @data_option
+@school_option
 @click.argument("proposal_id", metavar="ID")
 @user_errors
-def accept(data_dir: Path, proposal_id: str) -> None:
+def accept(data_dir: Path, school: str | None, proposal_id: str) -> None:
     """Accept the proposal ID (as `amity proposals` shows it): this school signs it too."""
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         proposal = partnerships.accept(node, proposal_id)
     if proposal.state == "accepted":
         click.echo(
@@ -140,34 +144,37 @@ def accept(data_dir: Path, proposal_id: str) -> None:
 
 @click.command()
 @data_option
+@school_option
 @click.argument("proposal_id", metavar="ID")
 @click.option("--reason", default=None, help="Why, in a few words, for the other school.")
 @user_errors
-def decline(data_dir: Path, proposal_id: str, reason: str | None) -> None:
+def decline(data_dir: Path, school: str | None, proposal_id: str, reason: str | None) -> None:
     """Decline the proposal ID."""
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         proposal = partnerships.decline(node, proposal_id, reason)
     click.echo(f"Declined {proposal.short}; the Reject is delivered while the node serves.")
 
 
 @click.command("partnerships")
 @data_option
+@school_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @user_errors
-def partnerships_command(data_dir: Path, as_json: bool) -> None:
+def partnerships_command(data_dir: Path, school: str | None, as_json: bool) -> None:
     """This school's partnerships: in force, and those that ended."""
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         rows = partnerships.list_partnerships(node)
     _show(rows, {}, as_json, "no partnerships yet; amity proposals shows what is pending")
 
 
 @click.command()
 @data_option
+@school_option
 @click.argument("proposal_id", metavar="ID")
 @user_errors
-def leave(data_dir: Path, proposal_id: str) -> None:
+def leave(data_dir: Path, school: str | None, proposal_id: str) -> None:
     """Leave the partnership ID, or withdraw a proposal made here; the other school is told."""
-    with Node.open(data_dir) as node:
+    with Node.open(data_dir, school=school) as node:
         proposal = partnerships.leave(node, proposal_id)
     what = "Left the partnership" if proposal.state == "left" else "Withdrew the proposal"
     click.echo(f"{what} {proposal.short}; the Leave is delivered while the node serves.")

@@ -57,9 +57,12 @@ def enqueue(
         ignore=True,
     )
     amity = amity_inboxes(db, inboxes)
+    turn = _next_turn(db, handle)
     for inbox in dict.fromkeys(inboxes):
+        turn += 1
         db.table("deliveries").insert(
             {
+                "turn": turn,
                 "activity_id": activity["id"],
                 "handle": handle,
                 "inbox": inbox,
@@ -73,6 +76,21 @@ def enqueue(
                 "signature": RFC9421 if inbox in amity else None,
             }
         )
+
+
+def _next_turn(db: Database, handle: str) -> int:
+    """The turn after which `handle`'s new deliveries queue. Deliveries are taken in turn
+    order, and each account's turns count on from its own last pending one, or from the
+    lowest turn pending at all when it has none: a school queuing 5,000 deliveries takes
+    turns 1 to 5,000, and one queuing a single delivery meanwhile goes second, not
+    5,001st (round robin between accounts)."""
+    own = db.execute(
+        "SELECT max(turn) FROM deliveries WHERE handle = ? AND state = 'pending'", [handle]
+    ).fetchone()[0]
+    if own is not None:
+        return int(own)
+    lowest = db.execute("SELECT min(turn) FROM deliveries WHERE state = 'pending'").fetchone()[0]
+    return int(lowest) if lowest is not None else 0
 
 
 def public_outbox(db: Database, handle: str, offset: int, limit: int) -> tuple[int, list[Any]]:
@@ -94,7 +112,8 @@ def due_deliveries(
     probe_interval: float,
     host_room: Callable[[str], int] | None = None,
 ) -> list[Delivery]:
-    """Pending deliveries whose time has come, to hosts that are available; for a host marked
+    """Pending deliveries whose time has come, in turn order (fair between accounts, see
+    _next_turn), to hosts that are available; for a host marked
     unavailable whose probe time has come, only its oldest one (the probe), and the next
     probe is pushed back at once so no second one starts while this one is out. With
     `host_room`, at most that many for each host (what its concurrency limit leaves free)."""
@@ -105,7 +124,7 @@ def due_deliveries(
         WHERE d.state = 'pending' AND d.next_attempt_at <= ?
           AND (h.unavailable_since IS NULL OR h.next_probe_at <= ?)
           AND d.id NOT IN ({",".join("?" * len(exclude))})
-        ORDER BY d.next_attempt_at, d.id
+        ORDER BY d.turn, d.id
         LIMIT ?
         """,
         [now, now, *exclude, limit * (1 if host_room is None else 4)],

@@ -32,28 +32,37 @@ def replace_for_school(db: Database, school: str, endorsements: list[Endorsement
 def add_held(
     db: Database, endorsement: Endorsement, received_at: str, room_for_trusted: bool
 ) -> bool:
-    """Keep an endorsement delivered to this node's own school, replacing an earlier one
-    from the same authority. At most MAX_ENDORSEMENTS are held: when full, a new authority
-    is refused, unless `room_for_trusted` and one held is from an authority this node does
-    not trust (that one goes). False when refused."""
-    held = db.execute("SELECT count(*) FROM held_endorsements").fetchone()[0]
+    """Keep an endorsement delivered to one of this node's schools, replacing an earlier one
+    from the same authority. At most MAX_ENDORSEMENTS are held per school: when full, a new
+    authority is refused, unless `room_for_trusted` and one held is from an authority this
+    node does not trust (that one goes). False when refused."""
+    school = endorsement.school
+    held = db.execute(
+        "SELECT count(*) FROM held_endorsements WHERE school = ?", [school]
+    ).fetchone()[0]
     known = db.execute(
-        "SELECT 1 FROM held_endorsements WHERE authority = ?", [endorsement.authority]
+        "SELECT 1 FROM held_endorsements WHERE school = ? AND authority = ?",
+        [school, endorsement.authority],
     ).fetchone()
     if not known and held >= MAX_ENDORSEMENTS:
         untrusted = db.execute(
-            "SELECT id FROM held_endorsements WHERE authority NOT IN "
-            "(SELECT actor FROM trusted_authorities) ORDER BY received_at LIMIT 1"
+            "SELECT id FROM held_endorsements WHERE school = ? AND authority NOT IN "
+            "(SELECT actor FROM trusted_authorities) ORDER BY received_at LIMIT 1",
+            [school],
         ).fetchone()
         if not room_for_trusted or untrusted is None:
             return False
         db.execute("DELETE FROM held_endorsements WHERE id = ?", [untrusted[0]])
-    db.execute("DELETE FROM held_endorsements WHERE authority = ?", [endorsement.authority])
     db.execute(
-        "INSERT OR REPLACE INTO held_endorsements (id, authority, expires, document, received_at)"
-        " VALUES (?, ?, ?, ?, ?)",
+        "DELETE FROM held_endorsements WHERE school = ? AND authority = ?",
+        [school, endorsement.authority],
+    )
+    db.execute(
+        "INSERT OR REPLACE INTO held_endorsements "
+        "(id, school, authority, expires, document, received_at) VALUES (?, ?, ?, ?, ?, ?)",
         [
             endorsement.id,
+            school,
             endorsement.authority,
             endorsement.expires,
             json.dumps(endorsement.document),
@@ -63,11 +72,13 @@ def add_held(
     return True
 
 
-def held_documents(db: Database, now: str) -> list[dict[str, Any]]:
-    """The signed endorsements this node's school holds that still count at `now`."""
+def held_documents(db: Database, now: str, school: str | None = None) -> list[dict[str, Any]]:
+    """The signed endorsements a school of this node (`school`, else any) holds that still
+    count at `now`."""
+    where = COUNTS + (" AND e.school = ?" if school is not None else "")
     rows = db.execute(
-        f"SELECT e.document FROM held_endorsements e WHERE {COUNTS} ORDER BY e.received_at, e.id",
-        [now],
+        f"SELECT e.document FROM held_endorsements e WHERE {where} ORDER BY e.received_at, e.id",
+        [now] if school is None else [now, school],
     ).fetchall()
     return [json.loads(row[0]) for row in rows]
 

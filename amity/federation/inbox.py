@@ -52,6 +52,7 @@ from .endorsement_verification import check_carried, check_endorsement
 from .errors import FetchFailed
 from .inbox_signatures import check_without_key, signing_key_id, verify_signature
 from .inbox_types import InboxHooks, InboxRequest, InboxResult, Rejected, Sender
+from .local_accounts import LocalAccounts
 from .partnership_inbox import PartnershipInbox, route
 from .ratelimit import RateLimiter, address_key
 from .runner import DbRunner
@@ -142,6 +143,8 @@ class Inbox:
         ):
             # Only an object with its author's own integrity proof may come from someone else.
             raise Rejected(401, "the signing key does not belong to the activity's actor")
+        if isinstance(self.local_actors, LocalAccounts):
+            await self.local_actors.fresh()  # a school added or removed by another process
         handler = self.handlers.get(activity.type)
         effect: Effect | None = None
         if handler is not None:
@@ -257,8 +260,8 @@ class Inbox:
 
             def effect(db: Database) -> None:
                 answered = relations.answer_follow(db, follow_id, activity.actor, state)
-                if answered and state == "accepted":
-                    self.hooks.follow_accepted(db, actor)
+                if answered is not None and state == "accepted":
+                    self.hooks.follow_accepted(db, actor, answered)
 
             return effect
 

@@ -150,7 +150,7 @@ class PartnershipInbox:
                 own = self.hooks.school_profile(db, handle)
                 if own is None:
                     raise Rejected(403, "this school has no profile; it takes no proposals")
-                school = next(a for a, h in self.local_actors.items() if h == handle)
+                school = next(p for p in partnership.partners if self.local_actors.get(p) == handle)
                 other = partnership.other_partner(school)
                 other_profile = profiles.get(other) or self.hooks.school_profile(
                     db, self.local_actors.get(other, "")

@@ -73,16 +73,17 @@ def followed_hub_inboxes(db: Database, handle: str, also: str | None = None) -> 
     return [row[0] for row in rows if row[0]]
 
 
-def followed_hubs(db: Database, handle: str) -> list[dict[str, Any]]:
-    """Actor documents of the hubs this account follows (accepted)."""
+def followed_hubs(db: Database, handle: str, also: str | None = None) -> list[dict[str, Any]]:
+    """Actor documents of the hubs this account (or `also`, the node's first account)
+    follows (accepted), each once."""
     rows = db.execute(
         """
         SELECT r.document FROM following f JOIN remote_actors r ON r.id = f.actor
-        WHERE f.handle = ? AND f.state = 'accepted'
+        WHERE f.handle IN (?, ?) AND f.state = 'accepted'
           AND json_extract(r.document, '$.nodeKind') = 'hub'
-        ORDER BY f.created
+        GROUP BY r.id ORDER BY min(f.created)
         """,
-        [handle],
+        [handle, also or handle],
     ).fetchall()
     return [json.loads(row[0]) for row in rows]
 
@@ -120,13 +121,19 @@ def set_following(
     )
 
 
-def answer_follow(db: Database, follow_id: str, actor: str, state: str) -> bool:
-    """Mark our Follow `follow_id` to `actor` accepted or rejected; False if there is none."""
-    cursor = db.execute(
+def answer_follow(db: Database, follow_id: str, actor: str, state: str) -> str | None:
+    """Mark our Follow `follow_id` to `actor` accepted or rejected; returns the handle of
+    the account that followed, None if there is no such Follow."""
+    row = db.execute(
+        "SELECT handle FROM following WHERE follow_id = ? AND actor = ?", [follow_id, actor]
+    ).fetchone()
+    if row is None:
+        return None
+    db.execute(
         "UPDATE following SET state = ? WHERE follow_id = ? AND actor = ?",
         [state, follow_id, actor],
     )
-    return cursor.rowcount == 1
+    return str(row[0])
 
 
 def following_state(db: Database, handle: str, actor: str) -> str | None:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from aiohttp import web
 
@@ -16,15 +17,17 @@ from ..federation.delivery import SAFETY_POLL, DeliveryWorker
 from ..federation.errors import FederationError
 from ..federation.follows import FollowLimits
 from ..federation.inbox import Inbox
+from ..federation.local_accounts import LocalAccounts
 from ..federation.ratelimit import RateLimiter
 from ..federation.retention import PRUNE_INTERVAL, prune_regularly
 from ..federation.runner import DbRunner
 from ..federation.sync import DirectorySync
 from ..protocol.errors import ProtocolError
 from . import wake
-from .app_state import DB, INBOX, NODE, WORKER, error_response
+from .app_state import ACCOUNTS, DB, INBOX, NODE, WORKER, error_response
 from .forwarded import SourceAddresses, parse_networks
 from .hooks import NodeHooks
+from .hosting import signer_for
 from .inbox_routes import FRONT_DOOR, FrontDoor
 from .inbox_routes import routes as inbox_routes
 from .liveness import CHECK_INTERVAL, keep_alive
@@ -110,7 +113,7 @@ def _federation(
             worker = DeliveryWorker(
                 runner,
                 client,
-                lambda _handle: node.signer(),
+                partial(signer_for, node),
                 poll_interval=settings.poll_interval,
                 first_retry=settings.first_retry,
                 clock=node.clock,
@@ -142,10 +145,13 @@ def _federation(
             liveness = asyncio.Event()
             hooks.wake_liveness = via_loop(liveness.set)
             hooks.queued = via_loop(worker.wake)
+            accounts = LocalAccounts(node.config.base_url, runner, clock=node.clock)
+            await runner(accounts.refresh)
+            app[ACCOUNTS] = accounts
             app[INBOX] = Inbox(
                 runner,
                 actors,
-                local_actors={node.urls.id: node.config.handle},
+                local_actors=accounts,
                 clock=node.clock,
                 limiter=RateLimiter(settings.inbox_per_minute, settings.inbox_burst, node.clock),
                 address_limiter=RateLimiter(
@@ -163,7 +169,14 @@ def _federation(
                 asyncio.create_task(worker.run()),
                 asyncio.create_task(sync.run()),
                 asyncio.create_task(
-                    keep_alive(node, runner, worker.wake, settings.liveness_interval, liveness)
+                    keep_alive(
+                        node,
+                        runner,
+                        worker.wake,
+                        settings.liveness_interval,
+                        liveness,
+                        hooks.outdated,
+                    )
                 ),
                 asyncio.create_task(prune_regularly(runner, node.clock, settings.prune_interval)),
             ]

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..federation.delivery import DeliveryWorker
 from ..federation.inbox import Inbox
+from ..federation.local_accounts import LocalAccounts
 from ..federation.runner import DbRunner
 from .node import Node
 
@@ -19,6 +20,7 @@ NODE = web.AppKey("node", Node)
 DB = web.AppKey("db", DbRunner)
 INBOX = web.AppKey("inbox", Inbox)
 WORKER = web.AppKey("worker", DeliveryWorker)
+ACCOUNTS = web.AppKey("accounts", LocalAccounts)
 
 
 async def run_db(request: web.Request, fn: Callable[[Node], T]) -> T:

@@ -132,7 +132,7 @@ def receive(node: Node, endorsement: Endorsement) -> bool:
     """Keep an authority's checked endorsement of this school; the liveness task carries it
     in the next profile version (published within seconds). False when it is not for this
     school and its key, or there is no room for it."""
-    if node.config.kind != "school" or endorsement.school != node.urls.id:
+    if node.kind != "school" or endorsement.school != node.urls.id:
         return False
     if endorsement.key != node.keys.ed25519_public:
         return False  # issued for a key this school no longer signs with

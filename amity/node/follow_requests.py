@@ -16,7 +16,7 @@ def limits(node: Node) -> FollowLimits:
 def pending(node: Node) -> list[FollowRequest]:
     """The requests waiting for this node's account, oldest first (expired ones left out)."""
     since = node.clock().timestamp() - limits(node).pending_seconds
-    return follows.pending_requests(node.store.db, node.config.handle, since)
+    return follows.pending_requests(node.store.db, node.handle, since)
 
 
 def find(node: Node, target: str) -> FollowRequest:

@@ -9,9 +9,11 @@ from sqlite_utils import Database
 
 from ..federation import relations
 from ..protocol import activities
-from ..protocol.endorsement import Endorsement
+from ..protocol.actor import ActorUrls
+from ..protocol.endorsement import Endorsement, revoked_endorsement
 from . import endorsement_actions, outbox, partnerships
 from .node import Node
+from .school_accounts import active_handles, local_handle
 
 
 class NodeHooks:
@@ -26,11 +28,13 @@ class NodeHooks:
         self.wake_liveness: Callable[[], None] = lambda: None
         # Set by the app: a relay (queued from directory sync, say) wakes the delivery worker.
         self.queued: Callable[[], None] = lambda: None
+        # Schools whose held endorsements changed: the liveness task re-publishes them.
+        self.outdated: set[str] = set()
 
     def accept_follow(self, db: Database, handle: str, follow: dict[str, Any], inbox: str) -> None:
         outbox.answer_follow(
             db,
-            self.node.urls,
+            ActorUrls(self.node.config.base_url, handle),
             follow,
             inbox,
             self.node.now(),
@@ -38,25 +42,33 @@ class NodeHooks:
             accept=True,
         )
 
-    def follow_accepted(self, db: Database, actor: dict[str, Any] | None) -> None:
-        """A hub took us as a follower: send it our profile, then read its directory."""
+    def follow_accepted(
+        self, db: Database, actor: dict[str, Any] | None, handle: str | None = None
+    ) -> None:
+        """A hub took an account as a follower: send it that account's profile, then read
+        its directory. The node's first account follows hubs for every school it hosts, so
+        their profiles go to the hub too, each as its own school's Update."""
         if actor is None or actor.get("nodeKind") != "hub":
             return
-        profile = self.node.profile()
         inbox = actor.get("inbox")
-        if profile is not None and isinstance(inbox, str):
-            urls = self.node.urls
-            update = activities.update(
-                outbox.new_activity_id(urls),
-                urls.id,
-                profile.document,
-                urls.followers,
-                self.node.now(),
-            )
-            outbox.send(
-                db, urls.handle, update, [inbox], self.node.now(), self.node.clock().timestamp()
-            )
+        if isinstance(inbox, str):
+            handle = handle or self.node.config.handle
+            handles = [handle]
+            if handle == self.node.config.handle:
+                handles += [h for h in active_handles(db) if h != handle]
+            for each in handles:
+                self._send_profile(db, each, inbox)
         self.wake_sync()
+
+    def _send_profile(self, db: Database, handle: str, inbox: str) -> None:
+        profile = self.node.store.profile(handle)
+        if profile is None:
+            return
+        urls = ActorUrls(self.node.config.base_url, handle)
+        update = activities.update(
+            outbox.new_activity_id(urls), urls.id, profile.document, urls.followers, self.node.now()
+        )
+        outbox.send(db, handle, update, [inbox], self.node.now(), self.node.clock().timestamp())
 
     def profile_stored(self, db: Database, document: dict[str, Any], via: str | None) -> None:
         """On a hub, every new profile version goes on to its followers, except back to the
@@ -68,13 +80,24 @@ class NodeHooks:
         self._relay(db, delete, [via, delete.get("actor")])
 
     def endorsement_received(self, db: Database, endorsement: Endorsement) -> None:
-        """An authority endorsed this school: carried from the next profile version on."""
-        if endorsement_actions.receive(self.node, endorsement):
+        """An authority endorsed one of this node's schools: carried from its next profile
+        version on."""
+        handle = local_handle(db, self.node.config, endorsement.school)
+        if handle is None:
+            return
+        if endorsement_actions.receive(self.node.for_school(handle), endorsement):
+            self.outdated.add(handle)
             self.wake_liveness()
 
     def endorsement_revoked(self, db: Database, delete: dict[str, Any], via: str) -> None:
-        """A hub relays the revocation; a school stops carrying the endorsement."""
-        if self.node.config.kind == "school":
+        """A hub relays the revocation; a school holding the endorsement stops carrying it."""
+        revoked = revoked_endorsement(delete)
+        rows = db.execute("SELECT school FROM held_endorsements WHERE id = ?", [revoked]).fetchall()
+        for (school,) in rows:
+            handle = local_handle(db, self.node.config, school)
+            if handle is not None:
+                self.outdated.add(handle)
+        if rows or self.node.config.kind == "school":
             self.wake_liveness()  # it re-publishes without it
         self._relay(db, delete, [via, delete.get("actor")])
 

@@ -5,13 +5,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..federation import partnership_store
+from ..federation.signer import Signer
+from ..protocol.actor import ActorUrls
 from ..protocol.discovery import HANDLE_PATTERN
 from ..protocol.profile import validate_profile
 from .clock import format_time
 from .errors import NodeError
-from .keys import ActorKeys, generate_keys, key_paths, keys_stamp, retire_keys, save_keys
+from .keys import (
+    REMOVED_DIR,
+    ActorKeys,
+    generate_keys,
+    key_paths,
+    keys_stamp,
+    load_keys,
+    retire_keys,
+    save_keys,
+)
+from .school_accounts import ACTIVE, account_state, check_school
 from .school_accounts import UNKNOWN as UNKNOWN_ACCOUNT
-from .school_accounts import account_state, check_school
 
 if TYPE_CHECKING:
     from .node import Node
@@ -95,3 +106,33 @@ def remove_school(node: Node, handle: str) -> None:
     retire_keys(node.config.keys_dir, handle)
     assert node.key_cache is not None
     node.key_cache.forget(handle)
+
+
+def signer_for(node: Node, handle: str) -> Signer:
+    """The keys account `handle` signs its deliveries with, from the key cache, without a
+    query (the delivery worker asks on the event loop). A removed school's queued
+    withdrawal is still signed with its own keys, kept in keys/removed/."""
+    assert node.key_cache is not None
+    if handle == node.handle:
+        return node.signer()
+    try:
+        keys = node.key_cache.get(handle)
+    except NodeError:
+        keys = load_keys(node.config.keys_dir / REMOVED_DIR, handle)
+    urls = ActorUrls(node.config.base_url, handle)
+    return Signer(urls.rsa_key_id, keys.rsa_private, urls.ed25519_key_id, keys.ed25519_private)
+
+
+def served_school(node: Node, handle: str) -> tuple[str, Node | None]:
+    """(state, view) of the account `handle` as the served app shows it: a view only for
+    an active account whose keys are there (keys gone, as when another process removed
+    it a moment ago, count as no such actor)."""
+    if handle == node.config.handle:
+        return ACTIVE, node
+    state = account_state(node.store.db, handle)
+    if state != ACTIVE:
+        return state, None
+    try:
+        return state, node.for_school(handle)
+    except NodeError:
+        return UNKNOWN_ACCOUNT, None

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..federation.inbox_types import InboxRequest
-from .app_state import INBOX, NODE
+from .app_state import ACCOUNTS, INBOX, NODE
 from .forwarded import SourceAddresses
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ async def shared_inbox(request: web.Request) -> web.Response:
 
 @routes.post("/actors/{handle}/inbox")
 async def actor_inbox(request: web.Request) -> web.Response:
-    if request.match_info["handle"] != request.app[NODE].config.handle:
-        raise web.HTTPNotFound(text=f"no actor {request.match_info['handle']!r} on this node")
+    handle = request.match_info["handle"]
+    if not (await request.app[ACCOUNTS].fresh()).serves(handle):
+        raise web.HTTPNotFound(text=f"no actor {handle!r} on this node")
     return await _receive(request)

@@ -84,10 +84,8 @@ class Explanation:
 
 def own_school(node: Node) -> School:
     """This node's school as matching reads it (free places: capacity less partnerships)."""
-    if node.config.kind != "school":
-        raise NodeError(
-            f"this node is a {node.config.kind}; `amity match` suggests partners for a school"
-        )
+    if node.kind != "school":
+        raise NodeError(f"this node is a {node.kind}; `amity match` suggests partners for a school")
     stored = node.profile()
     if stored is None:
         raise NodeError(
@@ -95,7 +93,7 @@ def own_school(node: Node) -> School:
             f"amity profile import FILE.json --data {node.config.data_dir}"
         )
     # Partnerships and this school's own pending proposals hold places.
-    taken = partnership_store.places_taken(node.store.db, node.config.handle)
+    taken = partnership_store.places_taken(node.store.db, node.handle)
     return school_from_profile(
         node.urls.id,
         stored.data,
@@ -123,7 +121,7 @@ def open_partners(node: Node) -> frozenset[str]:
     suggesting them again could only lead to a duplicate proposal."""
     me = node.urls.id
     found: set[str] = set()
-    for proposal in partnership_store.proposals(node.store.db, node.config.handle, OPEN_STATES):
+    for proposal in partnership_store.proposals(node.store.db, node.handle, OPEN_STATES):
         partners = set(proposal.document.get("partners", []))
         if me in partners:
             found |= partners - {me}

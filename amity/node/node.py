@@ -212,7 +212,7 @@ class Node:
     def held_endorsements(self) -> list[dict[str, Any]]:
         """The endorsements this school carries in its next profile version: in force now
         and made out to the key it signs with now."""
-        found = endorsement_store.held_documents(self.store.db, self.now())
+        found = endorsement_store.held_documents(self.store.db, self.now(), self.urls.id)
         return [doc for doc in found if read_endorsement(doc).key == self.keys.ed25519_public]
 
     def endorsements_outdated(self) -> bool:

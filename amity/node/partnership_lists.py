@@ -18,7 +18,7 @@ def list_proposals(node: Node) -> list[Proposal]:
     db = node.store.db
     with db.atomic():
         store.expire_due(db, node.clock().timestamp())
-    return store.proposals(db, node.config.handle)
+    return store.proposals(db, node.handle)
 
 
 def list_partnerships(node: Node) -> list[Proposal]:

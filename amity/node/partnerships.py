@@ -149,9 +149,9 @@ def _check_partner(
 def check_can_propose(node: Node) -> None:
     """Refuse, before any network work, a node that cannot propose (not a school, or no
     profile yet)."""
-    if node.config.kind != "school":
+    if node.kind != "school":
         raise NodeError(
-            f"this node is a {node.config.kind}; schools propose partnerships "
+            f"this node is a {node.kind}; schools propose partnerships "
             "(an authority arranges a pair with a pairing round)"
         )
     if node.profile() is None:
@@ -169,7 +169,7 @@ def propose(
     """Sign a Partnership with `partner` (its actor and verified profile) and queue the
     Offer; refuses, changing nothing, whatever would make the proposal void."""
     check_can_propose(node)
-    handle, urls, db = node.config.handle, node.urls, node.store.db
+    handle, urls, db = node.handle, node.urls, node.store.db
     own = node.profile()
     assert own is not None
     if partner.get("id") == urls.id:
@@ -313,7 +313,7 @@ def resolve(node: Node, typed: str) -> Proposal:
     full id); NodeError saying how to find the right one."""
     db = node.store.db
     store.expire_due(db, node.clock().timestamp())
-    found = store.find(db, node.config.handle, typed)
+    found = store.find(db, node.handle, typed)
     if not found:
         hint = f" (give at least {store.MIN_PREFIX} characters)" if len(typed) < 4 else ""
         raise NodeError(f"no proposal {typed!r} here{hint}; amity proposals lists them")

@@ -39,7 +39,7 @@ class HubResults:
 
 def followed_hubs(node: Node) -> list[str]:
     """The hubs this node's school follows (accepted), at most MAX_HUBS."""
-    hubs = relations.followed_hubs(node.store.db, node.config.handle)
+    hubs = relations.followed_hubs(node.store.db, node.handle, also=node.config.handle)
     return [hub["id"] for hub in hubs][:MAX_HUBS]
 
 

@@ -18,21 +18,30 @@ from ..protocol.discovery import (
     webfinger_document,
 )
 from .app_state import NODE, json_response, run_db
+from .hosting import served_school
 from .negotiation import choose_representation
 from .node import Node
 from .pages import render_actor_page
+from .school_accounts import ACTIVE, MOVED, REMOVED, UNKNOWN
 
 routes = web.RouteTableDef()
 JRD = "application/jrd+json"
 
 
-def _require_actor(request: web.Request) -> Node:
-    """The node, when the path names its account; 404 otherwise."""
+async def _actor_node(request: web.Request) -> Node:
+    """The node acting for the account the path names: 404 when there is none, 410 Gone
+    when it was removed (or moved) from this node. The accounts table is read on every
+    request, so a school removed by another process is gone at once."""
     node = request.app[NODE]
     handle = request.match_info["handle"]
-    if handle != node.config.handle:
-        raise web.HTTPNotFound(text=f"no actor {handle!r} on this node")
-    return node
+    if handle == node.config.handle:
+        return node
+    state, view = await run_db(request, lambda n: served_school(n, handle))
+    if view is not None:
+        return view
+    if state in (REMOVED, MOVED):
+        raise web.HTTPGone(text=f"actor {handle!r} is no longer on this node")
+    raise web.HTTPNotFound(text=f"no actor {handle!r} on this node")
 
 
 def _negotiated(request: web.Request, document: dict[str, Any], html: str) -> web.Response:
@@ -56,14 +65,23 @@ async def webfinger(request: web.Request) -> web.Response:
     resource = request.query.get("resource")
     if not resource:
         raise web.HTTPBadRequest(text="the resource parameter is required (RFC 7033 4.2)")
+    prefix = f"{node.config.base_url}/actors/"
+    handle = None
     if resource.startswith("acct:"):
-        handle, host = parse_acct(resource)
-        found = handle == node.config.handle and host == node.config.host
-    else:
-        found = resource == node.urls.id
-    if not found:
+        name, host = parse_acct(resource)
+        handle = name if host == node.config.host else None
+    elif resource.startswith(prefix):
+        handle = resource[len(prefix) :]
+    state = UNKNOWN
+    if handle is not None:
+        named = handle
+        state = await run_db(request, lambda n: served_school(n, named)[0])
+    if state in (REMOVED, MOVED):
+        raise web.HTTPGone(text=f"{resource} is no longer on this node")
+    if state != ACTIVE or handle is None:
         raise web.HTTPNotFound(text=f"no actor {resource} on this node")
-    document = webfinger_document(node.config.handle, node.config.host, node.urls.id)
+    actor_id = prefix + handle
+    document = webfinger_document(handle, node.config.host, actor_id)
     response = json_response(document, JRD)
     response.headers["Access-Control-Allow-Origin"] = "*"  # RFC 7033 section 5
     return response
@@ -95,15 +113,16 @@ async def nodeinfo(request: web.Request) -> web.Response:
 
 @routes.get("/actors/{handle}")
 async def actor(request: web.Request) -> web.Response:
-    _require_actor(request)
+    view = await _actor_node(request)
 
-    def build(node: Node) -> tuple[dict[str, Any], str]:
+    def build(_node: Node) -> tuple[dict[str, Any], str]:
+        node = view
         document = node.actor_document()
         profile = node.profile()
         html = render_actor_page(
             document,
             profile.data if profile else None,
-            f"@{node.config.handle}@{node.config.host}",
+            f"@{node.handle}@{node.config.host}",
             profile.updated if profile else None,
         )
         return document, html
@@ -114,12 +133,12 @@ async def actor(request: web.Request) -> web.Response:
 
 @routes.get("/actors/{handle}/profile")
 async def profile(request: web.Request) -> web.Response:
-    _require_actor(request)
-    stored = await run_db(request, lambda node: node.profile())
+    view = await _actor_node(request)
+    stored = await run_db(request, lambda _node: view.profile())
     if stored is None:
-        raise web.HTTPNotFound(text="this node has not published a school profile")
+        raise web.HTTPNotFound(text="this school has not published a profile")
     if choose_representation(request.headers.get("Accept")) == "html":
-        raise web.HTTPFound(request.app[NODE].urls.id)
+        raise web.HTTPFound(view.urls.id)
     response = json_response(stored.document, choose_representation(request.headers.get("Accept")))
     response.headers["Vary"] = "Accept"
     return response
@@ -178,13 +197,13 @@ def _page(request: web.Request) -> int | None:
 
 @routes.get("/actors/{handle}/{collection:outbox|followers|following}")
 async def collection(request: web.Request) -> web.Response:
-    node = _require_actor(request)
+    node = await _actor_node(request)
     name = request.match_info["collection"]
     page = _page(request)
     offset = ((page or 1) - 1) * PAGE_SIZE
 
-    def read(node: Node) -> tuple[int, list[Any]]:
-        db, handle = node.store.db, node.config.handle
+    def read(_node: Node) -> tuple[int, list[Any]]:
+        db, handle = node.store.db, node.handle
         if name == "outbox":
             return delivery_queue.public_outbox(db, handle, offset, PAGE_SIZE)
         return relations.list_actors(db, name, handle, offset, PAGE_SIZE)

@@ -95,3 +95,9 @@ def m014_accounts(db: Database) -> None:
     db.table("deliveries").add_column("turn", int, not_null_default=0)
     db.table("deliveries").create_index(["state", "turn"])
     db.table("deliveries").create_index(["handle", "state", "turn"])
+    # Endorsements held per local school (each hosted school carries its own), one per
+    # authority and school.
+    db.table("held_endorsements").add_column("school", str)
+    db.execute("UPDATE held_endorsements SET school = json_extract(document, '$.object')")
+    db.execute("DROP INDEX IF EXISTS idx_held_endorsements_authority")
+    db.table("held_endorsements").create_index(["school", "authority"], unique=True)

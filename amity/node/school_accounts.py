@@ -76,3 +76,12 @@ def _closest(db: Database, handle: str) -> str | None:
         [prefix, len(handle) - 2, len(handle) + 2],
     ).fetchall()
     return close_field(handle, tuple(row[0] for row in rows))
+
+
+def local_handle(db: Database, config: NodeConfig, actor_id: str) -> str | None:
+    """The handle of the account served here whose actor is `actor_id`, else None."""
+    prefix = f"{config.base_url}/actors/"
+    if not actor_id.startswith(prefix):
+        return None
+    handle = actor_id[len(prefix) :]
+    return handle if account_state(db, handle) == ACTIVE else None
