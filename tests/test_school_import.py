@@ -102,7 +102,10 @@ def test_the_examples_import_as_real_served_accounts(tmp_path: Path, served: Any
 
     port = free_port()
     data = make_school(tmp_path, "ministry", port)
+    node: ServedNode | None = None
     for name in ("schools.csv", "schools.jsonl"):
+        if name == "schools.jsonl":  # the second file is imported while the node serves
+            node = served(data, port)
         # A spreadsheet's export: byte-order mark and Windows line endings.
         source = tmp_path / name
         text = (ROOT / "examples" / name).read_text()
@@ -119,7 +122,7 @@ def test_the_examples_import_as_real_served_accounts(tmp_path: Path, served: Any
             stored = school.profile()
             assert stored is not None and stored.document["attributedTo"] == school.urls.id
             verify_with_actor(stored.document, school.actor_document())  # its own key
-    node: ServedNode = served(data, port)
+    assert node is not None
     host = f"127.0.0.1:{port}"
     for handle in handles:
         resource = urllib.parse.quote(f"acct:{handle}@{host}")
