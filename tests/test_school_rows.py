@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amity.node.key_pool import KeyPool
 from amity.protocol.profile import FIELDS, validate_profile
@@ -208,3 +210,18 @@ def test_every_profile_field_has_a_documented_csv_column() -> None:
     bulk = (ROOT / "docs" / "protocol.md").read_text().split("### Bulk import", 1)[1]
     for column in (*COLUMNS, "name_map.TAG"):
         assert f"`{column}`" in bulk, column
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400) | st.text(alphabet=',;"\n\r{}[]:-/ abc0129\ufeff', max_size=400))
+def test_any_file_is_read_or_refused_with_reasons(content: bytes | str) -> None:
+    raw = content.encode() if isinstance(content, str) else content
+    for reader in (read_csv, read_jsonl):
+        try:
+            rows = check_rows(reader(decode_text(HEADER.encode() + b"\n" + raw)), {})
+        except ImportRefused as refused:
+            assert refused.problems and all(message for _, message in refused.problems)
+            continue
+        for row in rows:
+            assert row.good or row.problems
+            assert row.profile is None or row.profile["capacity"] >= 0
