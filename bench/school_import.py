@@ -21,10 +21,12 @@ import csv
 import io
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -161,20 +163,57 @@ def bench_import(directory: Path, label: str, schools: int, workers: int) -> flo
     return seconds
 
 
+def _burn(count: int) -> int:
+    total = 0
+    for number in range(count):
+        total += number * number
+    return total
+
+
+def bench_parallelism(workers: int) -> None:
+    """The same pure-Python work in 1 and in `workers` processes: how many cores this run
+    really gets (other programs on the machine share them); the key pool cannot beat it."""
+    seconds = {}
+    for size in (1, workers):
+        with ProcessPoolExecutor(size) as pool:
+            start = time.perf_counter()
+            list(pool.map(_burn, [2_000_000] * 4 * workers))
+            seconds[size] = time.perf_counter() - start
+    print(
+        f"cores free for this run: {seconds[1] / seconds[workers]:.2f} "
+        f"(the same work in {workers} processes against one)"
+    )
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def bench_keys(count: int, workers: int) -> None:
     """Key pairs a second from the pool and from one process, twice each, alternating (the
     machine's other load changes less between neighbouring runs)."""
     print(f"making {count:,} key pairs (RSA-2048 + Ed25519), alternating runs")
     best: dict[int, float] = {}
+    cpu: dict[int, float] = {}
     for size in (workers, 1, workers, 1):
+        cpu_start = _cpu_seconds()
         with KeyPool(size) as pool:
             start = time.perf_counter()
             for _ in pool.generate(count):
                 pass
             seconds = time.perf_counter() - start
+        cpu[size] = (_cpu_seconds() - cpu_start) / count  # the pool's workers reaped by now
         best[size] = min(best.get(size, seconds), seconds)
     for size, seconds in best.items():
-        print(f"  {size} worker(s){'':<4}{seconds:>8.1f} s  {count / seconds:>7.1f} keys/s (best)")
+        print(
+            f"  {size} worker(s){'':<4}{seconds:>8.1f} s  {count / seconds:>7.1f} keys/s (best)"
+            f"   {cpu[size] * 1000:.0f} ms of CPU a key"
+        )
     print(f"  pool of {workers} against one process: {best[1] / best[workers]:.2f}x as fast")
 
 
@@ -186,6 +225,7 @@ def main() -> None:
     args = parser.parse_args()
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"cores usable: {default_workers()}; load average now {load}")
+    bench_parallelism(args.workers)
     bench_check(args.check_rows)
     bench_keys(max(20, args.schools // 4), args.workers)
     print(f"importing {args.schools:,} schools with keys (RSA-2048 + Ed25519 each)")
