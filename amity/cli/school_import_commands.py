@@ -117,8 +117,10 @@ def _refuse(plan: ImportPlan) -> None:
 def _add(node: Node, plan: ImportPlan, workers: int | None) -> None:
     started = time.monotonic()
     shown = [0]
+    done = [0]
 
     def progress(added: int, total: int) -> None:
+        done[0] = added
         if added == total or added // PROGRESS_EVERY > shown[0] // PROGRESS_EVERY:
             shown[0] = added
             seconds = time.monotonic() - started
@@ -131,7 +133,15 @@ def _add(node: Node, plan: ImportPlan, workers: int | None) -> None:
         with KeyPool(workers) as pool:
             processes = f"{pool.workers} process" + ("" if pool.workers == 1 else "es")
             click.echo(f"adding {_schools(len(plan.good))}, keys made by {processes}", err=True)
-            added = add_schools(node, plan.good, pool, progress)
+            try:
+                added = add_schools(node, plan.good, pool, progress)
+            except KeyboardInterrupt:
+                click.echo(
+                    f"error: interrupted after adding {_schools(done[0])} (each one whole); "
+                    "run the same command again with --skip-invalid to add the rest",
+                    err=True,
+                )
+                sys.exit(130)
     _summarize(plan, added, time.monotonic() - started)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -29,7 +30,9 @@ def default_workers() -> int:
 
 def _watch_parent() -> None:
     """In a worker: exit when the importing process is gone (killed with -9, say), instead
-    of waiting forever on a queue whose other end this worker itself keeps open."""
+    of waiting forever on a queue whose other end this worker itself keeps open. Ctrl-C is
+    for the importing process to handle (it stops the pool)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
 
     def watch() -> None:
