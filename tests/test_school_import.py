@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import signal
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from amity.node.keys import load_keys
+from amity.node.keys import generate_keys, load_keys, save_keys
 from amity.node.node import Node
 from amity.protocol.proofs import verify_with_actor
 
@@ -191,5 +191,43 @@ def test_an_import_killed_half_way_is_finished_by_running_it_again(tmp_path: Pat
     assert f"Added {151 - len(added)} schools" in finish.stdout
     assert f"left {len(added) - 1} schools that were on this node already" in finish.stdout
     assert len(_whole_schools(data)) == 151
-    assert not [p for p in os.listdir(data / "keys") if p.startswith(".")]
-    shutil.rmtree(tmp_path / "ministry", ignore_errors=True)
+    keys = {name.split(".")[0] for name in os.listdir(data / "keys") if "." in name}
+    assert keys == set(_whole_schools(data))  # the killed batch's key files are gone
+
+
+def test_ctrl_c_stops_between_whole_schools_with_one_line(tmp_path: Path) -> None:
+    from .helpers import _start_logged
+
+    data = make_school(tmp_path, "ministry", 8080)
+    source = tmp_path / "schools.jsonl"
+    source.write_text(_jsonl(100))
+    process = _start_logged(["school", "import", str(source), "--data", str(data)])
+    try:
+        wait_until(lambda: len(query(data, "SELECT handle FROM accounts")) > 1, timeout=60)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130
+        assert process.stdout is not None
+        output = process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if process.stdout is not None:
+            process.stdout.close()
+    assert "error: interrupted after adding" in output and "Traceback" not in output
+    added = _whole_schools(data)
+    assert 1 < len(added) < 101
+    keys = {name.split(".")[0] for name in os.listdir(data / "keys") if "." in name}
+    assert keys - {"removed"} == set(added)  # no key files of a school not added
+
+
+def test_key_files_left_by_a_killed_batch_do_not_block_the_next_import(tmp_path: Path) -> None:
+    data = make_school(tmp_path, "ministry", 8080)
+    save_keys(data / "keys", "school-000", generate_keys())  # written, never committed
+    source = tmp_path / "schools.jsonl"
+    source.write_text(_jsonl(2))
+    result = _import(data, source, "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert _whole_schools(data) == ["ministry", "school-000", "school-001"]
+    with Node.open(data) as node:
+        school = node.for_school("school-000")
+        verify_with_actor(school.profile().document, school.actor_document())  # type: ignore[union-attr]
