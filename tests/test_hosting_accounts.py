@@ -178,3 +178,23 @@ def _with_env(env: dict[str, str], *args: str, data: Path) -> str:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+async def test_a_school_whose_keys_vanished_is_no_actor_never_a_500(
+    school: Node, profile: dict[str, Any], served_app: Any
+) -> None:
+    school.add_school("vanishing", profile)
+    client = await served_app(school)
+    assert (await client.get("/actors/vanishing")).status == 200
+    # Another process is removing it: its keys are gone before this one sees the row change.
+    for path in school.config.keys_dir.glob("vanishing.*"):
+        path.unlink()
+    for path in ("/actors/vanishing", "/actors/vanishing/profile", "/actors/vanishing/outbox"):
+        assert (await client.get(path)).status == 404, path
+    school.store.db.execute("UPDATE accounts SET removed_at = '2026-01-01T00:00:00Z'")
+    school.store.db.execute("UPDATE accounts SET removed_at = NULL WHERE handle = 'benito'")
+    assert (await client.get("/actors/vanishing")).status == 410
+    finger = await client.get("/.well-known/webfinger?resource=acct:vanishing@127.0.0.1:8080")
+    assert finger.status == 410
+    assert (await client.post("/actors/vanishing/inbox", data=b"{}")).status == 404
+    assert (await client.get("/actors/benito")).status == 200

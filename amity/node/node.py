@@ -54,9 +54,10 @@ class Node:
 
     def __post_init__(self) -> None:
         self.handle = self.handle or self.config.handle
+        self.keys_stamp = keys_stamp(self.config.keys_dir, self.handle)
         if self.key_cache is None:
             self.key_cache = KeyCache(self.config.keys_dir)
-        self.keys_stamp = keys_stamp(self.config.keys_dir, self.handle)
+            self.key_cache.put(self.handle, self.keys, self.keys_stamp)
         self.changes_at_open = self.store.db.conn.total_changes
 
     @classmethod
