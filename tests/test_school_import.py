@@ -231,3 +231,22 @@ def test_key_files_left_by_a_killed_batch_do_not_block_the_next_import(tmp_path:
     with Node.open(data) as node:
         school = node.for_school("school-000")
         verify_with_actor(school.profile().document, school.actor_document())  # type: ignore[union-attr]
+
+
+def test_a_jsonl_file_with_bad_lines_adds_nothing(tmp_path: Path) -> None:
+    data = make_school(tmp_path, "ministry", 8080)
+    source = tmp_path / "schools.jsonl"
+    lines = [
+        json.dumps({"handle": "uhuru", **EXAMPLE_PROFILE}),
+        '{"handle": "kibera", "name": "Kibera"',
+        json.dumps({"handle": "ministry", **EXAMPLE_PROFILE, "capasity": 2}),
+    ]
+    source.write_text("\n".join(lines) + "\n")
+    result = _import(data, source)
+    assert result.returncode == 1
+    assert "error: line 2: is not valid JSON: Expecting ',' delimiter at column 38" in result.stderr
+    assert "error: line 3, field 'handle': 'ministry' is already an account" in result.stderr
+    assert "error: line 3, field 'capasity': unknown field; did you mean 'capacity'?" in (
+        result.stderr
+    )
+    assert _handles(data) == ["ministry"]
