@@ -246,7 +246,8 @@ def test_a_jsonl_file_with_bad_lines_adds_nothing(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "error: line 2: is not valid JSON: Expecting ',' delimiter at column 38" in result.stderr
     assert "error: line 3, field 'handle': 'ministry' is already an account" in result.stderr
-    assert "error: line 3, field 'capasity': unknown field; did you mean 'capacity'?" in (
-        result.stderr
-    )
+    assert (
+        "error: line 3 (handle 'ministry'), field 'capasity': unknown field; "
+        "did you mean 'capacity'?"
+    ) in result.stderr
     assert _handles(data) == ["ministry"]
