@@ -1,6 +1,6 @@
 """One profile update delivered to 1,000 follower inboxes on loopback.
 
-Run: python bench/fanout.py [--followers N] [--hosts H] [--peers amity,mastodon]
+Run: python bench/fanout.py [--followers N] [--hosts H] [--peers amity,mastodon] [--hosted N]
 
 A real `amity serve` school node has N followers whose inboxes are spread over H receiver
 "hosts" (ports of one lightweight aiohttp receiver process on 127.0.0.1; a port counts as a
@@ -12,7 +12,8 @@ same total concurrency (32, the delivery worker's limit), right after each case.
 
 Two cases, one after the other in the same run, each with its own school node: followers
 whose cached actor documents are Amity actors (signed RFC 9421 Ed25519, on the event loop)
-and Mastodon-shaped ones (signed rsa-sha256, with the signing helper process).
+and Mastodon-shaped ones (signed rsa-sha256, with the signing helper process). With
+`--hosted N`, each case runs again for a school hosted by a node with N other schools.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from nodes import amity, free_port, init_school, profile_json, serve, stop
 
 from amity.federation import actor_cache, relations
 from amity.node.keys import generate_keys
-from amity.node.node import Node
+from amity.node.node import Node, init_node
 from amity.protocol.actor import ActorUrls, actor_document
 
 RECEIVER = """
@@ -137,19 +138,35 @@ def follower_actor(kind: str, port: int, i: int, pem: str, ed25519: bytes) -> di
     return document
 
 
+def hosting_node(directory: Path, port: int, others: int) -> Path:
+    """A ministry node hosting `others` schools and then `school`, whose fan-out is timed."""
+    data = directory / "ministry"
+    node = init_node(data, handle="ministry", base_url=f"http://127.0.0.1:{port}", kind="authority")
+    keys = generate_keys()  # shared by the other schools: only their number matters here
+    for n in range(others):
+        node.add_school(f"other-{n:05d}", profile_json(), keys)
+    node.add_school("school", profile_json())
+    node.close()
+    return data
+
+
 def run_case(
-    kind: str, args: argparse.Namespace, directory: Path
+    kind: str, args: argparse.Namespace, directory: Path, hosted: int | None = None
 ) -> tuple[float, float, float, int]:
     """(first, last arrival, plain loop) in seconds for followers of `kind`, and how many of
-    the node's POSTs were signed with RFC 9421."""
+    the node's POSTs were signed with RFC 9421; with `hosted`, the school is one of that
+    many more hosted by one node."""
     taken: set[int] = set()
     while len(taken) < args.hosts + 1:  # distinct ports: one for the school, the rest hosts
         taken.add(free_port())
     school_port, *ports = sorted(taken)
     inboxes = [f"http://127.0.0.1:{ports[i % len(ports)]}/inbox/{i}" for i in range(args.followers)]
     keys = generate_keys()  # one key pair for every follower's document: only cached here
-    data = init_school(directory / kind, "school", school_port)
-    node = Node.open(data)
+    if hosted is None:
+        data = init_school(directory / kind, "school", school_port)
+    else:
+        data = hosting_node(directory / f"{kind}-hosted", school_port, hosted)
+    node = Node.open(data, school="school")
     with node.store.db.atomic():
         for i, inbox in enumerate(inboxes):
             port = ports[i % len(ports)]
@@ -168,7 +185,7 @@ def run_case(
         profile["capacity"] = 9
         changed = directory / f"{kind}-changed.json"
         changed.write_text(json.dumps(profile))
-        amity("profile", "import", str(changed), "--data", str(data))
+        amity("profile", "import", str(changed), "--data", str(data), "--school", "school")
         start = time.time()
         result = wait_for(ports[0], args.followers)
         first, last = result["first"] - start, result["last"] - start
@@ -199,6 +216,13 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=1000)
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--peers", default="amity,mastodon", help="the cases, in order")
+    parser.add_argument(
+        "--hosted",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also run each case for a school hosted by a node with N other schools",
+    )
     args = parser.parse_args()
     kinds = args.peers.split(",")
     if not set(kinds) <= set(SIGNED_WITH):
@@ -207,9 +231,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:
             results[kind] = run_case(kind, args, Path(tmp))
+            if args.hosted is not None:
+                results[f"{kind}-hosted"] = run_case(kind, args, Path(tmp), args.hosted)
     print(f"1 profile Update to {args.followers} inboxes on {args.hosts} loopback hosts")
-    for kind, (first, last, plain, signed_rfc9421) in results.items():
-        print(f"{SIGNED_WITH[kind]} ({signed_rfc9421} of the node's POSTs with RFC 9421):")
+    for case, (first, last, plain, signed_rfc9421) in results.items():
+        kind, _, hosted = case.partition("-")
+        where = f", a school hosted with {args.hosted} others" if hosted else ""
+        print(f"{SIGNED_WITH[kind]}{where} ({signed_rfc9421} of the node's POSTs with RFC 9421):")
         print(
             f"  amity: queued by `profile import`, signed per attempt, first arrival "
             f"{first:6.2f} s (below 0: the node was woken before the command had exited)"

@@ -198,3 +198,30 @@ async def test_a_school_whose_keys_vanished_is_no_actor_never_a_500(
     assert finger.status == 410
     assert (await client.post("/actors/vanishing/inbox", data=b"{}")).status == 404
     assert (await client.get("/actors/benito")).status == 200
+
+
+def test_hosted_schools_are_matched_and_paired_like_any_other(tmp_path: Path) -> None:
+    from amity.node import matching, pairing
+    from amity.node.node import init_node
+
+    with init_node(
+        tmp_path / "ministry", handle="ministry", base_url="http://127.0.0.1:8093", kind="authority"
+    ) as ministry:
+        mx = ministry.add_school("oaxaca", {**EXAMPLE_PROFILE, "pairing_rounds": True})
+        ke = ministry.add_school(
+            "nairobi",
+            {
+                **EXAMPLE_PROFILE,
+                "country": "KE",
+                "timezone": "Africa/Nairobi",
+                "languages": {"instruction": ["en"], "learning": ["es"]},
+                "pairing_rounds": True,
+            },
+        )
+        me = matching.own_school(mx)
+        found = matching.ranked(mx, me, matching.default_week(mx), 10)
+        assert [m.other.actor for m in found] == [ke.urls.id]  # not itself
+        assert {s.actor for s in pairing.round_input(ministry, []).schools} == {
+            mx.urls.id,
+            ke.urls.id,
+        }

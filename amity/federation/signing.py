@@ -31,6 +31,7 @@ from .signing_helper import READY as _READY
 log = logging.getLogger(__name__)
 BURST = 8
 BACKLOG = 16
+MAX_KEYS = 64  # keys' DER kept, as many as the helper keeps parsed
 _HELPER = Path(__file__).with_name("signing_helper.py")
 _BROKEN = (OSError, EOFError, asyncio.IncompleteReadError, struct.error)
 
@@ -186,7 +187,7 @@ class _Helper:
     def _der(self, key: rsa.RSAPrivateKey) -> bytes:
         known = self._ders.get(id(key))
         if known is None or known[0] is not key:
-            if len(self._ders) >= 4:  # old keys after rotations
+            if len(self._ders) >= MAX_KEYS:  # old keys after rotations; hosted schools
                 self._ders.clear()
             der = key.private_bytes(
                 serialization.Encoding.DER,
