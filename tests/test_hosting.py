@@ -77,6 +77,11 @@ def _capacity(data: Path, actor: str) -> int | None:
     return json.loads(rows[0][0])["capacity"] if rows and rows[0][0] else None
 
 
+def _partnership_states(data: Path, school: str) -> list[str]:
+    found = amity("partnerships", "--json", "--school", school, data=data).stdout
+    return [row["state"] for row in json.loads(found)]
+
+
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
     tmp = tmp_path_factory.mktemp("hosting")
@@ -279,10 +284,34 @@ def test_removing_a_school_withdraws_it_everywhere_and_leaves_the_others(
     wait_until(lambda: gone in _listed(hub))
     status, _ = _get_json(federation.ministry, "/actors/gone")
     assert status == 200
+    solo = federation.tmp / "solo"
+    solo_handle = f"solo@{federation.solo.base_url.removeprefix('http://')}"
+
+    def offered() -> list[str]:
+        rows = json.loads(amity("proposals", "--json", data=solo).stdout)
+        return [row["state"] for row in rows if row["proposer"] == gone]
+
+    # A partnership in force holds the school back until it leaves it.
+    amity("propose", solo_handle, PRIVATE, "--school", "gone", data=ministry)
+    wait_until(lambda: offered() == ["pending"])
+    rows = json.loads(amity("proposals", "--json", data=solo).stdout)
+    [first] = [row for row in rows if row["proposer"] == gone]
+    amity("accept", first["id"][:8], data=solo)
+    wait_until(lambda: _partnership_states(ministry, "gone") == ["accepted"])
+    refused = amity("school", "remove", "gone", "--yes", data=ministry, check=False)
+    assert refused.returncode == 1 and "amity leave ID --school gone" in refused.stderr
+    assert gone in _listed(hub)  # nothing withdrawn
+    amity("leave", first["id"][:8], "--school", "gone", data=ministry)
+    wait_until(lambda: offered() == ["left"])
+    # An open proposal is withdrawn by the removal: nothing comes into force with it later.
+    amity("propose", solo_handle, PRIVATE, "--school", "gone", data=ministry)
+    wait_until(lambda: sorted(offered()) == ["left", "pending"])
 
     removed = amity("school", "remove", "gone", "--yes", data=ministry)
     assert "removed" in removed.stdout
     wait_until(lambda: gone not in _listed(hub))
+    # Its open proposal was withdrawn first: no partnership comes into force with it.
+    wait_until(lambda: sorted(offered()) == ["left", "withdrawn"])
     assert {federation.actor(h) for h in HOSTED} <= _listed(hub)
     handles = [
         row["handle"] for row in json.loads(amity("school", "list", "--json", data=ministry).stdout)

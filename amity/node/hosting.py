@@ -96,6 +96,7 @@ def remove_school(node: Node, handle: str) -> None:
             "lists them), then remove it"
         )
     with db.atomic():
+        _end_open_proposals(school)
         if school.profile() is not None:
             school.withdraw_profile()
         db.execute("UPDATE accounts SET removed_at = ? WHERE handle = ?", [school.now(), handle])
@@ -106,6 +107,20 @@ def remove_school(node: Node, handle: str) -> None:
     retire_keys(node.config.keys_dir, handle)
     assert node.key_cache is not None
     node.key_cache.forget(handle)
+
+
+def _end_open_proposals(school: Node) -> None:
+    """Withdraw what the leaving school proposed or accepted, decline what waits for its
+    answer: no partnership may come into force with a school that is gone."""
+    from . import partnerships
+
+    for proposal in partnership_store.proposals(school.store.db, school.handle, ("pending",)):
+        if proposal.role == "arranged":
+            continue
+        if proposal.signed:
+            partnerships.leave(school, proposal.id)
+        else:
+            partnerships.decline(school, proposal.id, "this school left its node")
 
 
 def signer_for(node: Node, handle: str) -> Signer:

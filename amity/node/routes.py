@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -18,12 +18,14 @@ from ..protocol.discovery import (
     webfinger_document,
 )
 from .app_state import NODE, json_response, run_db
+from .errors import NodeError
 from .hosting import served_school
 from .negotiation import choose_representation
 from .node import Node
 from .pages import render_actor_page
 from .school_accounts import ACTIVE, MOVED, REMOVED, UNKNOWN
 
+T = TypeVar("T")
 routes = web.RouteTableDef()
 JRD = "application/jrd+json"
 
@@ -42,6 +44,17 @@ async def _actor_node(request: web.Request) -> Node:
     if state in (REMOVED, MOVED):
         raise web.HTTPGone(text=f"actor {handle!r} is no longer on this node")
     raise web.HTTPNotFound(text=f"no actor {handle!r} on this node")
+
+
+async def _as_actor(request: web.Request, fn: Callable[[Node], T]) -> T:
+    """`fn` on the database thread for an actor found a moment ago: if its keys vanished
+    meanwhile (another process removing the school), it is no actor, never a 500."""
+    try:
+        return await run_db(request, fn)
+    except NodeError:  # what went missing is the operator's business, not the caller's
+        raise web.HTTPNotFound(
+            text=f"no actor {request.match_info['handle']!r} on this node"
+        ) from None
 
 
 def _negotiated(request: web.Request, document: dict[str, Any], html: str) -> web.Response:
@@ -127,14 +140,14 @@ async def actor(request: web.Request) -> web.Response:
         )
         return document, html
 
-    document, html = await run_db(request, build)
+    document, html = await _as_actor(request, build)
     return _negotiated(request, document, html)
 
 
 @routes.get("/actors/{handle}/profile")
 async def profile(request: web.Request) -> web.Response:
     view = await _actor_node(request)
-    stored = await run_db(request, lambda _node: view.profile())
+    stored = await _as_actor(request, lambda _node: view.profile())
     if stored is None:
         raise web.HTTPNotFound(text="this school has not published a profile")
     if choose_representation(request.headers.get("Accept")) == "html":
@@ -208,7 +221,7 @@ async def collection(request: web.Request) -> web.Response:
             return delivery_queue.public_outbox(db, handle, offset, PAGE_SIZE)
         return relations.list_actors(db, name, handle, offset, PAGE_SIZE)
 
-    total, items = await run_db(request, read)
+    total, items = await _as_actor(request, read)
     document = _collection(f"{node.urls.id}/{name}", total, page, items)
     return json_response(document, "application/activity+json")
 
