@@ -23,7 +23,11 @@ from ..node.pages import profile_facts
 from ..protocol.activities import host_of
 from ..protocol.profile import display_name
 from ..protocol.vocabulary import NODE_KINDS
-from . import school_commands, school_export_commands  # noqa: F401  (subcommands of school)
+from . import (  # noqa: F401  (they register the subcommands of `amity school`)
+    school_commands,
+    school_export_commands,
+    school_import_commands,
+)
 from .directory_commands import directory_command
 from .follow_commands import approve, follow, followers, following, reject
 from .match_commands import match
