@@ -22,7 +22,7 @@ from ..protocol.httpsig import prepare_request
 from ..protocol.jsontext import parse_json
 from ..protocol.message_signatures import sign_message
 from .backoff import is_permanent_failure
-from .errors import AddressRefused, FetchFailed
+from .errors import AddressRefused, FetchFailed, Unreachable
 from .guard import check_host, resolver_kwargs
 from .signer import Signer
 from .signing import Signatures
@@ -145,7 +145,7 @@ class FederationClient:
             except FetchFailed:
                 raise
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                raise FetchFailed(self._network_error(url, exc)) from exc
+                raise Unreachable(self._network_error(url, exc)) from exc
             try:
                 return parse_json(body)
             except MalformedDocument as exc:
@@ -184,7 +184,7 @@ class FederationClient:
         except AddressRefused:
             raise
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise FetchFailed(self._network_error(url, exc)) from exc
+            raise Unreachable(self._network_error(url, exc)) from exc
 
     def _network_error(self, url: str, exc: BaseException) -> str:
         """What went wrong on the way to `url`, as a sentence."""

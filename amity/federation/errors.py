@@ -17,5 +17,17 @@ class FetchFailed(FederationError):
         self.status = status  # the HTTP status, when the server answered
 
 
+class Unreachable(FetchFailed):
+    """The server could not be reached or did not answer in time: trying again later may
+    succeed (a peer down for a while), unlike an answer that refuses."""
+
+
+def is_transient(exc: FetchFailed) -> bool:
+    """Whether the fetch may succeed later: no answer, a 5xx, a 408 or a 429."""
+    if isinstance(exc, Unreachable):
+        return True
+    return exc.status is not None and (exc.status >= 500 or exc.status in (408, 429))
+
+
 class AddressRefused(FetchFailed):
     """The target resolves to an address this node may not talk to (SSRF guard)."""

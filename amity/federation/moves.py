@@ -3,7 +3,10 @@
 The inbox has checked the HTTP signature (the key is the old actor's own). The handler
 checks the Move's shape, that the old actor concerns this node at all (a stranger's Move
 is acknowledged and changes nothing), the quota and the chain of moves, then fetches the
-target's actor from its own host and requires its alsoKnownAs to name the old actor.
+target's actor from its own host and requires its alsoKnownAs to name the old actor. A
+target that cannot be reached just now (no answer, a 5xx) gets a 429, so the sender's
+queue sends the Move again later (a new node down for a day does not lose its followers);
+a target that answers but is not the actor, or does not name the old one, is refused (400).
 The effect, in the inbox's transaction: every local account that followed the old actor
 follows the new one (a Follow queued) and drops the old, and the old actor is no longer
 a follower (its new node follows anew); partnerships with the old actor address the new
@@ -28,6 +31,7 @@ from ..protocol.errors import MalformedDocument
 from ..protocol.move import MAX_MOVE_BYTES, MAX_MOVE_CHAIN, Move, check_target, read_move
 from . import delivery_queue, limits, relations
 from .actors import RemoteActors
+from .errors import FetchFailed, is_transient
 from .inbox_types import Rejected, Sender
 from .runner import DbRunner
 
@@ -182,7 +186,17 @@ class MoveInbox:
             raise _refused(refusal)
         if not await self.db(partial(concerned, actor=move.old)):
             return None  # a stranger's Move: no local account knows it, nothing to change
-        target = await self.actors.get(move.new, refresh=True)
+        try:
+            target = await self.actors.get(move.new, refresh=True)
+        except FetchFailed as exc:
+            if not is_transient(exc):
+                raise  # the inbox answers 400: the target is not there, or not an actor
+            # The new node is down for a while: the Move is fine, only its check must wait.
+            # A 429 has the sender's queue (ours, Mastodon's) send it again later, where a
+            # 4xx would be final; the sender keeps the Move, so nothing is held here.
+            raise Rejected(
+                429, f"cannot check the Move's target just now ({exc}); send it again later"
+            ) from exc
         check_target(move, target)
         self.actors.forget(move.old)
         now = self.clock()
