@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -317,6 +318,8 @@ def test_removing_a_school_withdraws_it_everywhere_and_leaves_the_others(
         row["handle"] for row in json.loads(amity("school", "list", "--json", data=ministry).stdout)
     ]
     assert handles == sorted(HOSTED)
+    # Its actor answers (for its withdrawal's receivers) until its deliveries are done.
+    wait_until(lambda: _get_json(federation.ministry, "/actors/gone")[0] == 410)
     resource = urllib.parse.quote(f"acct:gone@{federation.host}")
     for path in (
         "/actors/gone",
@@ -333,3 +336,38 @@ def test_removing_a_school_withdraws_it_everywhere_and_leaves_the_others(
     assert not list((ministry / "keys").glob("gone.*"))
     status, _ = _get_json(federation.ministry, "/actors/gone")
     assert status == 410
+
+
+def test_a_removed_school_s_withdrawal_verifies_at_a_hub_that_never_cached_its_actor(
+    federation: Federation,
+) -> None:
+    ministry, hub_data = federation.tmp / "ministry", federation.tmp / "hub"
+    amity("school", "add", "brief", "--profile", str(_profile_file(federation.tmp, "brief")),
+          data=ministry)  # fmt: skip
+    brief = federation.actor("brief")
+    wait_until(lambda: brief in _listed(hub_data))
+    # The hub goes down and forgets the school's actor (as when its cache expired, or a
+    # hub that got the listing relayed): it must fetch the key to check the Delete.
+    federation.hub.stop()
+    with sqlite3.connect(hub_data / "amity.db") as connection:
+        connection.execute("DELETE FROM remote_actors WHERE id = ?", [brief])
+    connection.close()
+    amity("school", "remove", "brief", "--yes", data=ministry)
+    # While the Delete waits for the hub, the removed school's actor is served, with its
+    # keys and marked removed; nothing else of it is.
+    status, document = _get_json(federation.ministry, "/actors/brief")
+    assert status == 200, document
+    assert document["removed"] and document["publicKey"]["id"] == f"{brief}#main-key"
+    assert document["assertionMethod"][0]["id"] == f"{brief}#ed25519-key"
+    assert "schoolProfile" not in document and document["discoverable"] is False
+    resource = urllib.parse.quote(f"acct:brief@{federation.host}")
+    for path in ("/actors/brief/profile", f"/.well-known/webfinger?resource={resource}"):
+        assert _get_json(federation.ministry, path)[0] == 410, path
+
+    federation.hub.start()  # the Delete's next retry: the hub fetches the key, verifies it
+    wait_until(lambda: brief not in _listed(hub_data), timeout=60)
+    cached = query(hub_data, "SELECT document FROM remote_actors WHERE id = ?", brief)
+    assert json.loads(cached[0][0])["removed"] == document["removed"]
+    # Every delivery of the school done (none dead), its actor is gone.
+    wait_until(lambda: _get_json(federation.ministry, "/actors/brief")[0] == 410)
+    assert query(ministry, "SELECT state FROM deliveries WHERE handle = 'brief'") == []

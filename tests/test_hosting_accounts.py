@@ -4,12 +4,14 @@ keys and signed profile; the node's first account stays the default."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from amity.node.errors import NodeError
+from amity.node.hosting import REMOVED_GRACE, removed_view
 from amity.node.node import Node
 from amity.protocol.proofs import verify_with_actor
 
@@ -163,6 +165,36 @@ def test_remove_school_withdraws_and_retires_its_keys(
         school.for_school("gone")
     with pytest.raises(NodeError, match="already"):
         school.add_school("gone", profile)  # a removed handle is not handed out again
+
+
+def test_a_removed_school_s_actor_is_served_while_its_withdrawal_is_on_its_way(
+    school: Node, profile: dict[str, Any]
+) -> None:
+    hosted = school.add_school("gone", profile)
+    db = school.store.db
+    db.table("followers").insert(
+        {
+            "handle": "gone",
+            "actor": "https://far.example/actors/x",
+            "inbox": "https://far.example/inbox",
+            "follow_id": "https://far.example/activities/1",
+            "created": "2026-12-01T00:00:00Z",
+        }
+    )
+    school.remove_school("gone")  # its Delete is queued to the follower's inbox
+    view = removed_view(school, "gone")
+    assert view is not None
+    actor = view.actor_document()
+    assert actor["id"] == hosted.urls.id and actor["removed"] and not actor["discoverable"]
+    assert actor["publicKey"]["publicKeyPem"] == hosted.keys.rsa_public_pem
+    # Never longer than the grace window (a stepped clock), nor once nothing is pending.
+    start = school.clock()
+    school.clock = lambda: start + timedelta(seconds=REMOVED_GRACE + 1)
+    assert removed_view(school, "gone") is None
+    school.clock = lambda: start + timedelta(seconds=REMOVED_GRACE - 60)
+    assert removed_view(school, "gone") is not None
+    db.execute("UPDATE deliveries SET state = 'dead' WHERE handle = 'gone'")
+    assert removed_view(school, "gone") is None
 
 
 def _with_env(env: dict[str, str], *args: str, data: Path) -> str:

@@ -93,6 +93,14 @@ def _next_turn(db: Database, handle: str) -> int:
     return int(lowest) if lowest is not None else 0
 
 
+def has_pending(db: Database, handle: str) -> bool:
+    """Whether a delivery `handle` queued is still on its way (not delivered, not dead)."""
+    row = db.execute(
+        "SELECT 1 FROM deliveries WHERE handle = ? AND state = 'pending' LIMIT 1", [handle]
+    ).fetchone()
+    return row is not None
+
+
 def public_outbox(db: Database, handle: str, offset: int, limit: int) -> tuple[int, list[Any]]:
     """(total, page) of the public activities an account sent (Update, Delete), newest first."""
     where = "handle = ? AND type IN ('Update', 'Delete')"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..federation import partnership_store
+from ..federation import delivery_queue, partnership_store
 from ..federation.signer import Signer
 from ..protocol.actor import ActorUrls
 from ..protocol.discovery import HANDLE_PATTERN
 from ..protocol.profile import validate_profile
-from .clock import format_time
+from .clock import format_time, read_time
 from .errors import NodeError
 from .keys import (
     REMOVED_DIR,
@@ -21,11 +21,15 @@ from .keys import (
     retire_keys,
     save_keys,
 )
-from .school_accounts import ACTIVE, account_state, check_school
+from .school_accounts import ACTIVE, account_row, account_state, check_school
 from .school_accounts import UNKNOWN as UNKNOWN_ACCOUNT
 
 if TYPE_CHECKING:
     from .node import Node
+
+# A removed school's actor is served, with its keys, while the withdrawal it queued is on
+# its way, and never longer than this after the removal (then 410).
+REMOVED_GRACE = 30 * 86400.0
 
 
 def check_new_handle(node: Node, handle: str) -> str:
@@ -136,6 +140,37 @@ def signer_for(node: Node, handle: str) -> Signer:
         keys = load_keys(node.config.keys_dir / REMOVED_DIR, handle)
     urls = ActorUrls(node.config.base_url, handle)
     return Signer(urls.rsa_key_id, keys.rsa_private, urls.ed25519_key_id, keys.ed25519_private)
+
+
+def removed_view(node: Node, handle: str) -> Node | None:
+    """A view acting for the removed school `handle` while deliveries it queued (its signed
+    Delete, its Leaves and Rejects) are still pending, at most REMOVED_GRACE after the
+    removal: its actor keeps answering, with its keys and `removed`, so a receiver that
+    never cached its key can verify them. None otherwise (the actor answers 410)."""
+    from .node import Node
+
+    db = node.store.db
+    row = account_row(db, handle)
+    if row is None or row["removed_at"] is None or node.key_cache is None:
+        return None
+    removed = read_time(row["removed_at"])
+    if removed is None or node.clock().timestamp() - removed.timestamp() > REMOVED_GRACE:
+        return None
+    if not delivery_queue.has_pending(db, handle):
+        return None
+    try:
+        keys = load_keys(node.config.keys_dir / REMOVED_DIR, handle)
+    except NodeError:
+        return None  # the operator moved them away: no actor to show
+    return Node(
+        node.config,
+        node.store,
+        keys,
+        node.clock,
+        handle=handle,
+        key_cache=node.key_cache,
+        owns_store=False,
+    )
 
 
 def served_school(node: Node, handle: str) -> tuple[str, Node | None]:

@@ -32,7 +32,7 @@ from .config import (
 from .errors import NodeError
 from .key_cache import KeyCache
 from .keys import ActorKeys, generate_keys, keys_stamp, load_keys, replace_keys, save_keys
-from .school_accounts import check_school, school_handles
+from .school_accounts import account_row, check_school, school_handles
 from .storage import Store, StoredProfile, open_database
 
 
@@ -154,6 +154,7 @@ class Node:
         if actor is None:
             raise NodeError(f"the database has no account {self.handle!r}")
         profile = self.profile()
+        row = account_row(self.store.db, self.handle)
         return actor_document(
             self.urls,
             self.kind,
@@ -166,7 +167,8 @@ class Node:
             # Some followers wait for the operator (fediverse servers show "request sent").
             manually_approves=self.config.follow_policy != "accept-all",
             also_known_as=account_moves.aliases(self.store.db, self.handle),
-            moved_to=account_moves.moved_to(self.store.db, self.handle),
+            moved_to=row["moved_to"] if row else None,
+            removed=row["removed_at"] if row else None,
         )
 
     def publish_profile(self, data: dict[str, Any], paused: bool | None = None) -> StoredProfile:

@@ -19,7 +19,7 @@ from ..protocol.discovery import (
 )
 from .app_state import NODE, json_response, run_db
 from .errors import NodeError
-from .hosting import served_school
+from .hosting import removed_view, served_school
 from .moving_out import moved_view
 from .negotiation import choose_representation
 from .node import Node
@@ -31,18 +31,22 @@ routes = web.RouteTableDef()
 JRD = "application/jrd+json"
 
 
-async def _actor_node(request: web.Request, moved: bool = False) -> Node:
+async def _actor_node(request: web.Request, actor: bool = False) -> Node:
     """The node acting for the account the path names: 404 when there is none, 410 Gone
-    when it was removed (or moved) from this node; with `moved`, a moved account's view
-    (its actor keeps answering, with movedTo). The accounts table is read on every
-    request, so a school removed by another process is gone at once."""
+    when it was removed (or moved) from this node. With `actor` (the actor document), a
+    moved account's view (its actor keeps answering, with movedTo), and a removed
+    school's while its withdrawal is on its way (with its keys, marked `removed`). The
+    accounts table is read on every request, so a school removed by another process is
+    gone at once."""
     node = request.app[NODE]
     handle = request.match_info["handle"]
     if handle == node.config.handle:
         return node
     state, view = await run_db(request, lambda n: served_school(n, handle))
-    if view is None and state == MOVED and moved:
+    if view is None and actor and state == MOVED:
         view = await run_db(request, lambda n: moved_view(n, handle))
+    if view is None and actor and state == REMOVED:
+        view = await run_db(request, lambda n: removed_view(n, handle))
     if view is not None:
         return view
     if state in (REMOVED, MOVED):
@@ -130,7 +134,7 @@ async def nodeinfo(request: web.Request) -> web.Response:
 
 @routes.get("/actors/{handle}")
 async def actor(request: web.Request) -> web.Response:
-    view = await _actor_node(request, moved=True)
+    view = await _actor_node(request, actor=True)
 
     def build(_node: Node) -> tuple[dict[str, Any], str]:
         node = view

@@ -81,10 +81,12 @@ def actor_document(
     manually_approves: bool = False,
     also_known_as: list[str] | None = None,
     moved_to: str | None = None,
+    removed: str | None = None,
 ) -> dict[str, Any]:
     """The ActivityPub actor of a node's account, with both of its public keys; an account
     that moved here names its former ids (`alsoKnownAs`), one that moved away its new
-    actor (`movedTo`)."""
+    actor (`movedTo`), a removed school when it was removed (`removed`), served only while
+    its withdrawal is on its way."""
     doc: dict[str, Any] = {
         "@context": ACTOR_CONTEXT,
         "id": urls.id,
@@ -125,6 +127,9 @@ def actor_document(
         doc["alsoKnownAs"] = list(also_known_as)
     if moved_to:
         doc["movedTo"] = moved_to
+    if removed:
+        doc["removed"] = removed
+        doc["discoverable"] = False
     return doc
 
 

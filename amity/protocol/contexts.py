@@ -27,6 +27,8 @@ ACTOR_TERMS: dict[str, Any] = {
     # Account migration, with the terms Mastodon uses (docs/protocol.md, "Moving out").
     "alsoKnownAs": {"@id": "as:alsoKnownAs", "@type": "@id"},
     "movedTo": {"@id": "as:movedTo", "@type": "@id"},
+    # When a hosted school was removed (docs/protocol.md, "Removal").
+    "removed": {"@id": "amity:removed", "@type": "http://www.w3.org/2001/XMLSchema#dateTime"},
 }
 # Profile terms not defined by ActivityStreams fall into Amity's namespace through @vocab;
 # a short context matters because every proof carries a copy of it (FEP-8b32).
