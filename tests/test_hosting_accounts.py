@@ -13,6 +13,8 @@ import pytest
 from amity.node.errors import NodeError
 from amity.node.hosting import REMOVED_GRACE, removed_view
 from amity.node.node import Node
+from amity.node.school_accounts import listed_schools
+from amity.protocol.profile import display_name
 from amity.protocol.proofs import verify_with_actor
 
 from .helpers import EXAMPLE_PROFILE, amity, query
@@ -195,6 +197,39 @@ def test_a_removed_school_s_actor_is_served_while_its_withdrawal_is_on_its_way(
     assert removed_view(school, "gone") is not None
     db.execute("UPDATE deliveries SET state = 'dead' WHERE handle = 'gone'")
     assert removed_view(school, "gone") is None
+
+
+def test_school_list_reads_every_school_in_one_query(school: Node, profile: dict[str, Any]) -> None:
+    without_name = {k: v for k, v in profile.items() if k != "name"}
+    school.add_school("mapped", {**without_name, "name_map": {"fr": "École", "en": "Tree"}})
+    school.add_school("plain", {**profile, "name": "Plain\u200b School"})
+    school.add_school("quiet", profile).withdraw_profile()
+    school.add_school("gone", profile)
+    school.remove_school("gone")
+    db = school.store.db
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    try:
+        rows = listed_schools(db, school.config)
+    finally:
+        db.conn.set_trace_callback(None)
+    assert len(statements) == 1, statements  # not one read per school
+    # The same rows as reading each school's profile on its own.
+    expected = []
+    for handle in school.school_handles():
+        stored = school.store.profile(handle)
+        name = display_name(stored.data) if stored else None
+        actor = f"{school.config.base_url}/actors/{handle}"
+        expected.append(
+            {"handle": handle, "actor": actor, "name": name, "first_account": handle == "benito"}
+        )
+    assert rows == expected
+    assert [(r["handle"], r["name"]) for r in rows] == [
+        ("benito", display_name(profile)),
+        ("mapped", "Tree"),
+        ("plain", "Plain School"),
+        ("quiet", None),
+    ]
 
 
 def _with_env(env: dict[str, str], *args: str, data: Path) -> str:

@@ -12,6 +12,7 @@ from typing import IO
 import click
 
 from ..node.node import Node
+from ..node.school_accounts import listed_schools
 from ..protocol.profile import display_name
 from .options import data_option, user_errors
 from .profile_file import read_profile
@@ -46,17 +47,7 @@ def school_add(data_dir: Path, handle: str, profile_file: IO[bytes]) -> None:
 def school_list(data_dir: Path, as_json: bool) -> None:
     """Every school this node hosts, with its actor and listing name."""
     with Node.open(data_dir) as node:
-        rows = []
-        for handle in node.school_handles():
-            stored = node.store.profile(handle)
-            rows.append(
-                {
-                    "handle": handle,
-                    "actor": f"{node.config.base_url}/actors/{handle}",
-                    "name": display_name(stored.data) if stored else None,
-                    "first_account": handle == node.config.handle,
-                }
-            )
+        rows = listed_schools(node.store.db, node.config)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlite_utils import Database
 
+from ..protocol.profile import display_name
 from ..protocol.suggest import close_field
 from .config import NodeConfig
 from .errors import NodeError
@@ -44,6 +46,36 @@ def active_handles(db: Database) -> list[str]:
 def school_handles(db: Database, config: NodeConfig) -> list[str]:
     """Every school hosted here: the active accounts, the first one only on a school node."""
     return [h for h in active_handles(db) if h != config.handle or config.kind == "school"]
+
+
+def listed_schools(db: Database, config: NodeConfig) -> list[dict[str, Any]]:
+    """`amity school list`'s rows: every school hosted here (as school_handles) with its
+    actor and listing name (None without a current profile), in one query: only the name
+    fields are read out of each stored profile, not the whole profile parsed."""
+    rows = db.execute(
+        "SELECT a.handle, p.handle IS NOT NULL AND p.deleted_at IS NULL, "
+        "json_extract(p.data, '$.name'), json_extract(p.data, '$.name_map') "
+        "FROM accounts a LEFT JOIN profiles p ON p.handle = a.handle "
+        "WHERE a.removed_at IS NULL AND a.moved_to IS NULL ORDER BY a.handle"
+    ).fetchall()
+    found = []
+    for handle, current, name, name_map in rows:
+        if handle == config.handle and config.kind != "school":
+            continue
+        shown = None
+        if current and name is not None:
+            shown = display_name({"name": name})
+        elif current and name_map is not None:
+            shown = display_name({"name_map": json.loads(name_map)})
+        found.append(
+            {
+                "handle": handle,
+                "actor": f"{config.base_url}/actors/{handle}",
+                "name": shown,
+                "first_account": handle == config.handle,
+            }
+        )
+    return found
 
 
 def check_school(db: Database, handle: str) -> str:
