@@ -203,3 +203,52 @@ async def test_concurrency_is_bounded_per_host(
     _queue(node, f"http://127.0.0.1:{peer.port}/inbox", 10)
     assert await worker.run_single_cycle() == worker.max_per_host
     await worker.drain()
+
+
+async def test_serving_worker_posts_each_once_within_the_host_limit(tmp_path: Path) -> None:
+    """run() keeps due deliveries ready beyond its free slots and starts them as slots
+    free: every one still goes out once, never more than 4 at a time to one host."""
+    seen: list[str] = []
+    active, most = 0, 0
+
+    async def inbox(request: web.Request) -> web.Response:
+        nonlocal active, most
+        active += 1
+        most = max(most, active)
+        seen.append(str((await request.json())["id"]))
+        await asyncio.sleep(0.01)
+        active -= 1
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/inbox", inbox)
+    port = free_port()
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    node = init_node(
+        tmp_path / "n",
+        handle="school",
+        base_url="http://127.0.0.1:9",
+        kind="school",
+        profile=dict(EXAMPLE_PROFILE),
+    )
+    _queue(node, f"http://127.0.0.1:{port}/inbox", 60)
+    runner = DbRunner(node.store.db)
+    try:
+        async with FederationClient(
+            allow_private_network=True, clock=lambda: datetime.now(UTC)
+        ) as client:
+            worker = DeliveryWorker(runner, client, lambda _h: node.signer(), clock=Clock())
+            task = asyncio.create_task(worker.run())
+            async with asyncio.timeout(30):
+                while len(seen) < 60 or await runner(delivery_queue.queue_rows):
+                    await asyncio.sleep(0.02)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    finally:
+        runner.close()
+        node.close()
+        await server.close()
+    assert sorted(seen) == sorted(set(seen)) and len(seen) == 60
+    assert most <= 4

@@ -33,6 +33,7 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_REDIRECTS = 3
 MAX_ERROR_BODY = 4096  # of a refusal, read for its {"error": reason}
 MAX_REASON = 200  # characters of a reason kept
+MAX_HOSTS_CHECKED = 4096
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,10 @@ class FederationClient:
         self._limits = (max_connections, max_per_host)
         self._session: aiohttp.ClientSession | None = None
         self.signatures = Signatures()
+        # Host names the SSRF guard let through (a name's addresses are checked again at
+        # every connection, by the resolver): parsing an IP literal costs more than a POST's
+        # own signing string.
+        self._hosts_checked: set[str] = set()
 
     async def __aenter__(self) -> FederationClient:
         connector = aiohttp.TCPConnector(
@@ -104,7 +109,12 @@ class FederationClient:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchFailed(f"not an http(s) URL: {url[:200]}")
+        if parts.hostname in self._hosts_checked:
+            return  # a fan-out posts to the same few hosts a thousand times
         check_host(parts.hostname, self.allow_private_network)
+        if len(self._hosts_checked) >= MAX_HOSTS_CHECKED:
+            self._hosts_checked.clear()
+        self._hosts_checked.add(parts.hostname)
 
     async def _headers(
         self, method: str, url: str, body: bytes | None, signer: Signer | None

@@ -61,6 +61,13 @@ class DeliveryWorker:
         # Successes not yet written: the next cycle deletes them in its one database call
         # (a crash before that only sends them again, and receivers drop repeats by id).
         self._delivered: list[tuple[int, str]] = []
+        # While run() serves: due rows fetched beyond the free slots, in turn order, started
+        # the moment a delivery ends instead of one database round trip later. Fetched
+        # afresh by every cycle, so at most one cycle old; nothing about them is written.
+        self._chain = False
+        self._ready: list[delivery_queue.Delivery] = []
+        self._signers: dict[str, Signer] = {}
+        self._chained: set[int] = set()  # started from _ready while a cycle's query ran
 
     def wake(self) -> None:
         """Look at the queue now rather than at the next poll (new rows were added)."""
@@ -69,6 +76,7 @@ class DeliveryWorker:
     async def run(self) -> None:
         """Deliver until cancelled: at once when woken, when the next retry or probe falls
         due, and at the latest every `poll_interval`."""
+        self._chain = True
         try:
             while True:
                 self._wake.clear()
@@ -82,6 +90,7 @@ class DeliveryWorker:
                 task.cancel()
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
             await self._record_delivered()
+            self._chain, self._ready = False, []
 
     async def run_single_cycle(self) -> int:
         """Start every delivery that is due and fits the limits; returns how many started."""
@@ -93,6 +102,8 @@ class DeliveryWorker:
         now = self.clock().timestamp()
         done, self._delivered = self._delivered, []
         busy = dict(self._per_host)
+        spare = self.max_total if self._chain else 0  # kept ready beyond the free slots
+        self._chained = set()
 
         def host_room(host: str) -> int:
             return self.max_per_host - busy.get(host, 0)
@@ -100,23 +111,38 @@ class DeliveryWorker:
         def cycle(db: Database) -> tuple[list[delivery_queue.Delivery], float | None]:
             if done:
                 delivery_queue.delivered(db, done, now)
-            due = delivery_queue.due_deliveries(db, now, exclude, room, PROBE_INTERVAL, host_room)
+            due = delivery_queue.due_deliveries(
+                db, now, exclude, room, PROBE_INTERVAL, host_room, spare, self.max_per_host
+            )
             return due, delivery_queue.next_due_at(db, now)
 
         due, self._next_due = await self.db(cycle)
+        # Started from the old _ready meanwhile: in flight, or already ended (its outcome
+        # is written after this query, so it may still look due): not again.
+        due = [d for d in due if d.id not in self._chained and d.id not in self._in_flight]
         signers: dict[str, Signer] = {}  # looked up once a cycle, not once a delivery
+        for handle in dict.fromkeys(d.handle for d in due):
+            signers[handle] = self.signer_for(handle)
+        self._signers, self._ready = signers, due
+        return self._start_ready()
+
+    def _start_ready(self) -> int:
+        """Start deliveries of _ready, in turn order, while the limits leave room."""
         started = 0
-        for delivery in due:
-            if started >= room:
-                break
+        position = 0
+        while position < len(self._ready) and len(self._in_flight) < self.max_total:
+            delivery = self._ready[position]
             if self._per_host[delivery.host] >= self.max_per_host:
+                position += 1
                 continue
-            if delivery.handle not in signers:
-                signers[delivery.handle] = self.signer_for(delivery.handle)
+            del self._ready[position]
             self._per_host[delivery.host] += 1
-            task = asyncio.create_task(self._attempt(delivery, signers[delivery.handle]))
-            self._in_flight[delivery.id] = task
+            signer = self._signers[delivery.handle]
+            self._in_flight[delivery.id] = asyncio.create_task(self._attempt(delivery, signer))
+            self._chained.add(delivery.id)
             started += 1
+        if not self._chain:
+            self._ready = []  # stepped by hand (tests): each cycle starts only what fits
         return started
 
     async def drain(self) -> None:
@@ -138,6 +164,8 @@ class DeliveryWorker:
         finally:
             self._in_flight.pop(delivery.id, None)
             self._per_host[delivery.host] -= 1
+            if self._chain and self._ready:
+                self._start_ready()
             self.wake()
 
     async def _post(self, delivery: delivery_queue.Delivery, signer: Signer) -> None:

@@ -119,40 +119,58 @@ def due_deliveries(
     limit: int,
     probe_interval: float,
     host_room: Callable[[str], int] | None = None,
+    spare: int = 0,
+    spare_per_host: int = 0,
 ) -> list[Delivery]:
     """Pending deliveries whose time has come, in turn order (fair between accounts, see
     _next_turn), to hosts that are available; for a host marked
     unavailable whose probe time has come, only its oldest one (the probe), and the next
     probe is pushed back at once so no second one starts while this one is out. With
-    `host_room`, at most that many for each host (what its concurrency limit leaves free)."""
+    `host_room`, at most that many for each host (what its concurrency limit leaves free).
+    After those, up to `spare` more to available hosts, at most `spare_per_host` each: the
+    delivery worker keeps them ready to start as soon as a slot frees."""
+    # `+d.next_attempt_at` keeps SQLite off the (state, next_attempt_at) index: walking
+    # (state, turn) in order stops at LIMIT, where that index made it sort every due row
+    # of a fan-out on every cycle (a 1,000-row fan-out: 0.7 ms a cycle, now 0.2 ms).
     rows = db.execute(
         f"""
         SELECT d.id, d.host, h.unavailable_since
         FROM deliveries d LEFT JOIN hosts h ON h.host = d.host
-        WHERE d.state = 'pending' AND d.next_attempt_at <= ?
+        WHERE d.state = 'pending' AND +d.next_attempt_at <= ?
           AND (h.unavailable_since IS NULL OR h.next_probe_at <= ?)
           AND d.id NOT IN ({",".join("?" * len(exclude))})
         ORDER BY d.turn, d.id
         LIMIT ?
         """,
-        [now, now, *exclude, limit * (1 if host_room is None else 4)],
+        [now, now, *exclude, (limit + spare) * (1 if host_room is None else 4)],
     ).fetchall()
     chosen: list[int] = []
+    extra: list[int] = []
     probed: set[str] = set()
     taken: dict[str, int] = {}
+    extra_taken: dict[str, int] = {}
     for delivery_id, host, unavailable_since in rows:
-        if host in probed or len(chosen) >= limit:
+        if host in probed:
             continue
-        if host_room is not None:
-            if taken.get(host, 0) >= host_room(host):
-                continue
-            taken[host] = taken.get(host, 0) + 1
+        if len(chosen) >= limit or (
+            host_room is not None and taken.get(host, 0) >= host_room(host)
+        ):
+            if (
+                len(extra) < spare
+                and unavailable_since is None
+                and extra_taken.get(host, 0) < spare_per_host
+            ):
+                extra_taken[host] = extra_taken.get(host, 0) + 1
+                extra.append(delivery_id)
+            continue
+        taken[host] = taken.get(host, 0) + 1
         if unavailable_since is not None:
             probed.add(host)
             db.execute(
                 "UPDATE hosts SET next_probe_at = ? WHERE host = ?", [now + probe_interval, host]
             )
         chosen.append(delivery_id)
+    chosen += extra
     # The rest only for the rows chosen: a fan-out's candidates are many, and alike.
     found = {
         r[0]: Delivery(r[0], r[1], r[2], r[3], r[4], r[5], r[6], rfc9421=bool(r[7]))
