@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .helpers import EXAMPLE_PROFILE, amity, make_school
+from .helpers import EXAMPLE_PROFILE, ServedNode, amity, free_port, make_school
 
 # What a spreadsheet set to a comma decimal mark saves as "CSV UTF-8": semicolons between
 # cells, list cells quoted, a byte-order mark, Windows line endings and a last empty line.
@@ -142,3 +142,26 @@ def test_init_from_a_wrong_directory_names_the_right_one(tmp_path: Path) -> None
         f"error: {export / 'keys'} is inside an export; give the export itself: --from {export}"
     ]
     assert not (tmp_path / "new").exists()
+
+
+def test_a_hosted_school_s_follow_names_the_school(tmp_path: Path) -> None:
+    port, other_port = free_port(), free_port()
+    ministry = make_school(tmp_path, "ministry", port)
+    profile = tmp_path / "uhuru.json"
+    profile.write_text(json.dumps(EXAMPLE_PROFILE))
+    amity("school", "add", "uhuru", "--profile", str(profile), data=ministry)
+    other = make_school(tmp_path, "other", other_port)
+    flag = "--allow-private-network"
+    served = [
+        ServedNode(data, p, flag).start() for data, p in ((ministry, port), (other, other_port))
+    ]
+    try:
+        target = f"other@127.0.0.1:{other_port}"
+        flags = ("--allow-private-network", "--wait")
+        result = amity("follow", target, "--school", "uhuru", *flags, data=ministry)
+        assert "accepted: school uhuru follows it." in result.stdout
+        result = amity("follow", target, *flags, data=ministry)
+        assert "accepted: this node follows it." in result.stdout
+    finally:
+        for node in served:
+            node.stop()
