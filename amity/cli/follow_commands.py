@@ -52,6 +52,7 @@ def follow(
         # poll (closing the node would tell it too, but only after the wait).
         wake.poke(data_dir)
         db, handle = node.store.db, node.handle
+        who = "this node" if node.is_first_account else f"school {handle}"
         outcome = wait_while_serving(
             data_dir,
             lambda: (
@@ -62,7 +63,7 @@ def follow(
         state = relations.following_state(db, handle, actor["id"])
         problem = relations.follow_problems(db, handle).get(actor["id"])
     if state == "accepted":
-        click.echo(f"{name} accepted: this node follows it.")
+        click.echo(f"{name} accepted: {who} follows it.")
     elif state == "rejected":
         fail([f"{name} rejected the follow"])
     elif problem:

@@ -9,6 +9,7 @@ from ..federation.signer import Signer
 from ..protocol.actor import ActorUrls
 from ..protocol.discovery import HANDLE_PATTERN
 from ..protocol.profile import validate_profile
+from ..protocol.school_row_checks import HANDLE_RULE, free_handle, suggest_handle
 from .clock import format_time, read_time
 from .errors import NodeError
 from .keys import (
@@ -22,6 +23,7 @@ from .keys import (
     save_keys,
 )
 from .school_accounts import ACTIVE, account_row, account_state, check_school
+from .school_accounts import REMOVED as REMOVED_ACCOUNT
 from .school_accounts import UNKNOWN as UNKNOWN_ACCOUNT
 
 if TYPE_CHECKING:
@@ -35,14 +37,43 @@ REMOVED_GRACE = 30 * 86400.0
 def check_new_handle(node: Node, handle: str) -> str:
     """`handle` when a new school may take it; NodeError saying why not."""
     if not HANDLE_PATTERN.match(handle):
+        meant = suggest_handle(handle)
+        hint = f"; did you mean {meant!r}?" if meant and not _taken(node, meant) else ""
+        raise NodeError(f"school handle {handle!r}: use {HANDLE_RULE}{hint}")
+    state = account_state(node.store.db, handle)
+    if state != UNKNOWN_ACCOUNT or node.store.actor(handle):
+        free = _free_handle(node, handle)
+        if state == REMOVED_ACCOUNT:
+            raise NodeError(
+                f"{handle!r} was already used by a school removed from this node, and a "
+                "handle is never given to another school (its old actor answers 410 Gone); "
+                f"choose another, such as {free!r}"
+            )
+        if handle == node.config.handle:
+            raise NodeError(
+                f"{handle!r} is already this node's first account; choose another, such as {free!r}"
+            )
         raise NodeError(
-            f"school handle {handle!r}: use 1-64 lower-case letters, digits, '_' or '-'"
+            f"{handle!r} is already an account on this node (see amity school list); "
+            f"choose another, such as {free!r}"
         )
-    if account_state(node.store.db, handle) != UNKNOWN_ACCOUNT or node.store.actor(handle):
-        raise NodeError(f"this node already has (or had) an account {handle!r}; choose another")
     if any(path.exists() for path in key_paths(node.config.keys_dir, handle)):
         raise NodeError(f"key files for {handle!r} already exist under {node.config.keys_dir}")
     return handle
+
+
+def _taken(node: Node, handle: str) -> bool:
+    return account_state(node.store.db, handle) != UNKNOWN_ACCOUNT or bool(node.store.actor(handle))
+
+
+def _free_handle(node: Node, handle: str) -> str:
+    """`handle-2`, `handle-3`, ...: the first no account of this node has or had."""
+    tried: set[str] = set()
+    while True:
+        candidate = free_handle(handle, tried)
+        if not _taken(node, candidate):
+            return candidate
+        tried.add(candidate)
 
 
 def add_school(

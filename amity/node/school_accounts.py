@@ -78,25 +78,29 @@ def listed_schools(db: Database, config: NodeConfig) -> list[dict[str, Any]]:
     return found
 
 
+class UnknownSchool(NodeError):
+    """The school a command was asked to act for is not served here."""
+
+
 def check_school(db: Database, handle: str) -> str:
-    """`handle` if it is an account served here; NodeError naming `amity school list` and
-    the closest handle otherwise."""
+    """`handle` if it is an account served here; UnknownSchool naming `amity school list`
+    and the closest handle otherwise."""
     state = account_state(db, handle)
     if state == ACTIVE:
         return handle
     if state == REMOVED:
-        raise NodeError(
+        raise UnknownSchool(
             f"school {handle!r} was removed from this node; `amity school list` shows the others"
         )
     if state == MOVED:
-        raise NodeError(
+        raise UnknownSchool(
             f"school {handle!r} moved to its own node; `amity school list` shows the others"
         )
     message = f"no school {handle} here; `amity school list` shows them"
     close = _closest(db, handle)
     if close:
         message += f" (did you mean {close}?)"
-    raise NodeError(message)
+    raise UnknownSchool(message)
 
 
 def _closest(db: Database, handle: str) -> str | None:

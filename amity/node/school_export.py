@@ -173,6 +173,14 @@ def read_export(directory: Path) -> SchoolExport:
     SHA-256, the keys, the signed profile; NodeError saying what is wrong."""
     hint = "make one on the old node with: amity school export HANDLE DIR"
     manifest_path = directory / MANIFEST
+    if not directory.exists():
+        raise NodeError(
+            f"{directory} does not exist; give the directory `amity school export` wrote ({hint})"
+        )
+    if (directory.parent / MANIFEST).is_file():
+        raise NodeError(
+            f"{directory} is inside an export; give the export itself: --from {directory.parent}"
+        )
     if not directory.is_dir() or not manifest_path.is_file():
         raise NodeError(f"{directory} is not an Amity school export (no {MANIFEST}); {hint}")
     manifest = _load_json(manifest_path, str(manifest_path))

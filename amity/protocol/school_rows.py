@@ -143,8 +143,11 @@ def _jsonl_row(number: int, line: str) -> RawRow:
 
 
 def read_csv(text: str) -> list[RawRow]:
-    """A header row naming the columns, then one school per row."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    """A header row naming the columns, then one school per row; cells separated by commas,
+    or by semicolons when the header holds semicolons and no comma (a spreadsheet saving
+    "CSV" where the decimal mark is a comma)."""
+    delimiter = _delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     records: list[tuple[int, list[str]]] = []
     line = 1
     try:
@@ -163,7 +166,12 @@ def read_csv(text: str) -> list[RawRow]:
     if not rows:
         raise ImportRefused([(header_line, "is the header; the file holds no school below it")])
     _check_count(len(rows))
-    return [_csv_row(number, columns, cells) for number, cells in rows]
+    return [_csv_row(number, columns, cells, delimiter) for number, cells in rows]
+
+
+def _delimiter(text: str) -> str:
+    header = next((line for line in text.split("\n") if line.strip()), "")
+    return ";" if ";" in header and "," not in header else ","
 
 
 def _check_header(line: int, header: list[str]) -> list[str]:
@@ -194,14 +202,15 @@ def _is_name_column(column: str) -> bool:
     return column.startswith(NAME_MAP_PREFIX) and len(column) > len(NAME_MAP_PREFIX)
 
 
-def _csv_row(number: int, columns: list[str], cells: list[str]) -> RawRow:
+def _csv_row(number: int, columns: list[str], cells: list[str], delimiter: str) -> RawRow:
     row = RawRow(number)
     if len(cells) != len(columns):
+        held = "comma" if delimiter == "," else "semicolon (a list such as en;sw)"
         row.problems.append(
             (
                 "row",
                 f"has {len(cells)} cells where the header has {len(columns)}; "
-                "a cell holding a comma must be in double quotes",
+                f"a cell holding a {held} must be in double quotes",
             )
         )
         return row
