@@ -82,7 +82,6 @@ def add_school(
     """Create the school account `handle` with its own keys (new ones if None), sign and
     publish its profile (queued to the hubs the node follows); nothing is left on failure.
     Returns the Node acting for it."""
-    from .node import Node
 
     check_new_handle(node, handle)
     data = validate_profile(profile)
@@ -93,15 +92,7 @@ def add_school(
     try:
         with db.atomic():
             node.store.add_actor(handle, "school", format_time(node.clock()))
-            school = Node(
-                node.config,
-                node.store,
-                keys,
-                node.clock,
-                handle=handle,
-                key_cache=node.key_cache,
-                owns_store=False,
-            )
+            school = node.view(handle, keys)
             school.publish_profile(data)
     except BaseException:
         for path in key_paths(node.config.keys_dir, handle):
@@ -178,7 +169,6 @@ def removed_view(node: Node, handle: str) -> Node | None:
     Delete, its Leaves and Rejects) are still pending, at most REMOVED_GRACE after the
     removal: its actor keeps answering, with its keys and `removed`, so a receiver that
     never cached its key can verify them. None otherwise (the actor answers 410)."""
-    from .node import Node
 
     db = node.store.db
     row = account_row(db, handle)
@@ -193,15 +183,7 @@ def removed_view(node: Node, handle: str) -> Node | None:
         keys = load_keys(node.config.keys_dir / REMOVED_DIR, handle)
     except NodeError:
         return None  # the operator moved them away: no actor to show
-    return Node(
-        node.config,
-        node.store,
-        keys,
-        node.clock,
-        handle=handle,
-        key_cache=node.key_cache,
-        owns_store=False,
-    )
+    return node.view(handle, keys)
 
 
 def served_school(node: Node, handle: str) -> tuple[str, Node | None]:

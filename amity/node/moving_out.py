@@ -79,12 +79,4 @@ def moved_view(node: Node, handle: str) -> Node | None:
         keys = node.key_cache.get(handle)
     except NodeError:
         return None
-    return Node(
-        node.config,
-        node.store,
-        keys,
-        node.clock,
-        handle=handle,
-        key_cache=node.key_cache,
-        owns_store=False,
-    )
+    return node.view(handle, keys)

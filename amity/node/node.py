@@ -84,10 +84,15 @@ class Node:
         if handle != self.config.handle:
             check_school(self.store.db, handle)
         assert self.key_cache is not None
+        return self.view(handle, self.key_cache.get(handle))
+
+    def view(self, handle: str, keys: ActorKeys) -> Node:
+        """A view acting for the account `handle` with `keys`, sharing this node's database
+        connection and key cache (closing it leaves the database open); no checks."""
         return Node(
             self.config,
             self.store,
-            self.key_cache.get(handle),
+            keys,
             self.clock,
             handle=handle,
             key_cache=self.key_cache,
