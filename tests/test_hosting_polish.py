@@ -81,6 +81,8 @@ def test_school_add_suggests_a_handle(tmp_path: Path) -> None:
         "'_' or '-'; did you mean 'jua-kali'?",
         "ministry": "error: 'ministry' is already this node's first account; choose another, "
         "such as 'ministry-2'",
+        "Uhuru": "error: school handle 'Uhuru': use 1-64 lower-case letters, digits, "
+        "'_' or '-'; 'uhuru' is taken already: did you mean 'uhuru-2'?",
     }
     for handle, expected in tries.items():
         result = amity("school", "add", handle, "--profile", profile, data=data, check=False)

@@ -38,7 +38,11 @@ def check_new_handle(node: Node, handle: str) -> str:
     """`handle` when a new school may take it; NodeError saying why not."""
     if not HANDLE_PATTERN.match(handle):
         meant = suggest_handle(handle)
-        hint = f"; did you mean {meant!r}?" if meant and not _taken(node, meant) else ""
+        hint = ""
+        if meant and not _taken(node, meant):
+            hint = f"; did you mean {meant!r}?"
+        elif meant:  # `Uhuru` when `uhuru` is taken: suggest a free one like it
+            hint = f"; {meant!r} is taken already: did you mean {_free_handle(node, meant)!r}?"
         raise NodeError(f"school handle {handle!r}: use {HANDLE_RULE}{hint}")
     state = account_state(node.store.db, handle)
     if state != UNKNOWN_ACCOUNT or node.store.actor(handle):
