@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import subprocess
 import sys
@@ -30,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fanout import run_case
-from inbox import blast, signed_requests
-from nodes import free_port, init_school, stop
-from nodes import serve as serve_sender
+from inbox import blast, blast_to, signed_requests
+from nodes import free_port, init_school, profile_json, stop
+from nodes import serve as serve_node
 
 from amity.node.keys import generate_keys
 from amity.node.node import Node, init_node
@@ -42,38 +41,14 @@ UNLIMITED = (
     "inbox_per_minute_per_address = 10000000\ninbox_burst_per_address = 10000000\n"
 )
 
-PROFILE = json.loads(
-    (Path(__file__).resolve().parent.parent / "examples" / "profile.json").read_text()
-)
+PROFILE = profile_json()
 
 
 def serve(data: Path, port: int) -> tuple[subprocess.Popen[bytes], float]:
-    """`amity serve` on `data`; (process, seconds until it answered)."""
+    """`amity serve` on `data` (bench/nodes.py); (process, seconds until it answered)."""
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "amity.cli",
-            "serve",
-            "--data",
-            str(data),
-            "--port",
-            str(port),
-            "--no-lan-discovery",
-            "--allow-private-network",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/.well-known/nodeinfo", timeout=1)
-            return process, time.perf_counter() - started
-        except OSError:
-            if process.poll() is not None:
-                raise SystemExit(f"amity serve exited with {process.returncode}") from None
-            time.sleep(0.02)
+    process = serve_node(data, port, "--port", str(port))
+    return process, time.perf_counter() - started
 
 
 def peak_memory_mb(pid: int) -> float:
@@ -102,34 +77,9 @@ def inbox_rate(sender: Node, port: int, handles: list[str], concurrency: int = 1
     asyncio.run(blast(f"{base}/{handles[0]}/inbox", warm, 4))
     requests = []
     for handle in handles:
-        requests += signed_requests(sender, f"{base}/{handle}/inbox", 1)
-    return asyncio.run(blast_many(base, handles, requests, concurrency))
-
-
-async def blast_many(
-    base: str, handles: list[str], requests: list[tuple[bytes, dict[str, str]]], concurrency: int
-) -> float:
-    """As inbox.blast, each request to its own school's inbox."""
-    import aiohttp
-
-    queue = list(zip(handles, requests, strict=True))
-    statuses: list[int] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-
-        async def worker() -> None:
-            while queue:
-                handle, (body, headers) = queue.pop()
-                async with session.post(f"{base}/{handle}/inbox", data=body, headers=headers) as r:
-                    await r.read()
-                    statuses.append(r.status)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
-    bad = [s for s in statuses if s != 202]
-    if bad:
-        raise SystemExit(f"{len(bad)} requests were refused, e.g. {bad[0]}")
-    return len(statuses) / elapsed
+        url = f"{base}/{handle}/inbox"
+        requests += [(url, body, headers) for body, headers in signed_requests(sender, url, 1)]
+    return asyncio.run(blast_to(requests, concurrency))
 
 
 def main() -> None:
@@ -168,7 +118,7 @@ def main() -> None:
             f"({added / args.schools * 1000:.1f} ms each)"
         )
         sender_data = init_school(Path(tmp), "sender", ports["sender"])
-        sender_process = serve_sender(sender_data, ports["sender"])
+        sender_process = serve_node(sender_data, ports["sender"])
         sender = Node.open(sender_data)
         everyone = [f"school-{n:05d}" for n in range(args.schools)]
         results = {}

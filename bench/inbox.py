@@ -76,7 +76,13 @@ def signed_requests(sender: Node, url: str, count: int) -> list[tuple[bytes, dic
 
 
 async def blast(url: str, requests: list[tuple[bytes, dict[str, str]]], concurrency: int) -> float:
-    """Requests per second; every answer must be 202."""
+    """Requests per second to one inbox; every answer must be 202."""
+    return await blast_to([(url, body, headers) for body, headers in requests], concurrency)
+
+
+async def blast_to(requests: list[tuple[str, bytes, dict[str, str]]], concurrency: int) -> float:
+    """Requests per second, each (url, body, headers) posted to its own URL; every answer
+    must be 202."""
     queue = list(requests)
     statuses: list[int] = []
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -84,7 +90,7 @@ async def blast(url: str, requests: list[tuple[bytes, dict[str, str]]], concurre
 
         async def worker() -> None:
             while queue:
-                body, headers = queue.pop()
+                url, body, headers = queue.pop()
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     statuses.append(response.status)
