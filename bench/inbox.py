@@ -1,12 +1,14 @@
 """Signed activities accepted per second by one node's inbox, on loopback.
 
-Run: python bench/inbox.py [--requests N] [--concurrency C]
+Run: python bench/inbox.py [--requests N] [--concurrency C] [--rounds R]
 
 The receiver is a real `amity serve` process; every request is a distinct Create of a Note,
 signed in advance by a second real node (whose actor the receiver fetches once and caches).
 The inbox verifies each signature and Digest, checks origins and stores the object once.
 The baseline is a bare aiohttp handler, also in its own process, that reads the same requests
-and answers 202 without verifying or storing anything.
+and answers 202 without verifying or storing anything. The two take turns, --rounds times
+(fresh activities each round), and the medians are compared: the machine's speed drifts
+between runs more than between two turns.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -108,6 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -127,22 +131,28 @@ def main() -> None:
             inbox = f"http://127.0.0.1:{receiver_port}/inbox"
             warm = signed_requests(sender_node, inbox, 20)  # the receiver caches the key
             asyncio.run(blast(inbox, warm, 4))
-            requests = signed_requests(sender_node, inbox, args.requests)
-            bare_requests = signed_requests(
-                sender_node, f"http://127.0.0.1:{bare_port}/inbox", args.requests
-            )
+            bare_inbox = f"http://127.0.0.1:{bare_port}/inbox"
+            amity_rates: list[float] = []
+            bare_rates: list[float] = []
+            for _ in range(args.rounds):
+                requests = signed_requests(sender_node, inbox, args.requests)
+                bare_requests = signed_requests(sender_node, bare_inbox, args.requests)
+                amity_rates.append(asyncio.run(blast(inbox, requests, args.concurrency)))
+                bare_rates.append(asyncio.run(blast(bare_inbox, bare_requests, args.concurrency)))
             sender_node.close()
-            amity_rate = asyncio.run(blast(inbox, requests, args.concurrency))
-            bare_rate = asyncio.run(
-                blast(f"http://127.0.0.1:{bare_port}/inbox", bare_requests, args.concurrency)
-            )
         finally:
             for process in (receiver, sender, bare):
                 stop(process)
-    print(f"{args.requests} signed Create activities, {args.concurrency} concurrent, loopback")
+    amity_rate, bare_rate = statistics.median(amity_rates), statistics.median(bare_rates)
+    print(
+        f"{args.requests} signed Create activities, {args.concurrency} concurrent, loopback, "
+        f"{args.rounds} rounds (medians)"
+    )
     print(f"  amity inbox (verify, check, store once)   {amity_rate:8.0f} /s")
     print(f"  bare aiohttp handler (read, answer 202)   {bare_rate:8.0f} /s")
     print(f"  ratio amity / bare                        {amity_rate / bare_rate:8.2f}")
+    each = ", ".join(f"{a / b:.2f}" for a, b in zip(amity_rates, bare_rates, strict=True))
+    print(f"  ratio in each round                       {each}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from amity.protocol.errors import ValidationFailed
 from amity.protocol.matching import MatchContext, School, evaluate
 from amity.protocol.pairing import pairing_round
 from amity.protocol.pairing_assignment import assign
-from amity.protocol.pairing_candidates import candidate_graph
+from amity.protocol.pairing_candidates import _best_first_order, candidate_graph
 from amity.protocol.pairing_lp import COVER_POINTS
 from amity.protocol.pairing_score import PairScorer, pair_explainer, pair_score
 from amity.protocol.profile import validate_profile
@@ -506,3 +506,23 @@ def test_a_round_with_no_opted_in_school_says_how_schools_take_part(tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert ": 0 opted-in schools.\n" in result.output
     assert 'setting "pairing_rounds": true in its profile' in result.output
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 9), st.sampled_from([-3.0, 0.0, 1.5, 2.25, 40.0]), st.integers(0, 9)
+        ),
+        max_size=60,
+    ),
+    st.sampled_from([10, 2**31]),  # 2**31 schools: the key would overflow, lexsort is used
+)
+def test_best_first_order_is_lexsort_by_school_score_and_index(
+    rows: list[tuple[int, float, int]], total: int
+) -> None:
+    rows.sort(key=lambda row: row[0])  # the candidate graph's rows come by school
+    mine = np.array([r[0] for r in rows], np.int64)
+    values = np.array([r[1] for r in rows], np.float64)
+    theirs = np.array([r[2] for r in rows], np.int64)
+    expected = np.lexsort((theirs, -values, mine))
+    assert _best_first_order(mine, values, theirs, total).tolist() == expected.tolist()

@@ -59,7 +59,7 @@ async def test_a_burst_starts_the_helper_and_a_lone_signature_does_not(
     async with asyncio.timeout(20):
         while not signatures.helper_running:
             await asyncio.sleep(0.01)
-    many = [f"many {i}".encode() for i in range(40)]  # more than the backlog: some made here
+    many = [f"many {i}".encode() for i in range(80)]  # more than the backlog: some made here
     for message, signature in zip(
         many, await asyncio.gather(*(signatures.sign(key, m) for m in many)), strict=True
     ):

@@ -5,8 +5,9 @@ the rest of a POST. cryptography holds the GIL while it signs, so a thread would
 the event loop's core; a helper process can use the machine's other core. It starts at the
 first burst (BURST signatures wanted in one turn of the event loop) and stays until the
 client closes. The node still signs itself when the helper is not there (yet, or after it
-failed) and when BACKLOG signatures already wait for it: on a busy machine the helper may
-get no core, and the node's own is then the faster one.
+failed) and when BACKLOG signatures already wait for it (more than one school's fan-out
+has in flight): the event loop's core is the one that also posts, so work left there
+delays every delivery, while the helper shares its core only with other processes.
 
 The helper itself is signing_helper.py.
 """
@@ -30,7 +31,7 @@ from .signing_helper import READY as _READY
 
 log = logging.getLogger(__name__)
 BURST = 8
-BACKLOG = 16
+BACKLOG = 64  # beyond the delivery worker's 32 in flight: one fan-out all goes to the helper
 MAX_KEYS = 64  # keys' DER kept, as many as the helper keeps parsed
 _HELPER = Path(__file__).with_name("signing_helper.py")
 _BROKEN = (OSError, EOFError, asyncio.IncompleteReadError, struct.error)
