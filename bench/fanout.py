@@ -14,6 +14,8 @@ Two cases, one after the other in the same run, each with its own school node: f
 whose cached actor documents are Amity actors (signed RFC 9421 Ed25519, on the event loop)
 and Mastodon-shaped ones (signed rsa-sha256, with the signing helper process). With
 `--hosted N`, each case runs again for a school hosted by a node with N other schools.
+For the rsa-sha256 case it also prints how long N RSA-2048 signatures alone take on one
+core of this machine: the signing helper cannot finish before that.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from amity.federation import actor_cache, relations
 from amity.node.keys import generate_keys
 from amity.node.node import Node, init_node
 from amity.protocol.actor import ActorUrls, actor_document
+from amity.protocol.httpsig import rsa_sign
 
 RECEIVER = """
 import asyncio, json, sys, time
@@ -205,6 +208,18 @@ def run_case(
     return first, last, plain, signed_rfc9421
 
 
+def rsa_signing_alone(count: int) -> float:
+    """Seconds for `count` rsa-sha256 signatures of request-sized messages, in one process."""
+    key = generate_keys().rsa_private
+    messages = [
+        f"(request-target): post /inbox/{i}\nhost: 127.0.0.1".encode() for i in range(count)
+    ]
+    start = time.perf_counter()
+    for message in messages:
+        rsa_sign(key, message)
+    return time.perf_counter() - start
+
+
 SIGNED_WITH = {
     "amity": "Amity peers, RFC 9421 Ed25519",
     "mastodon": "Mastodon-shaped peers, rsa-sha256",
@@ -233,6 +248,7 @@ def main() -> None:
             results[kind] = run_case(kind, args, Path(tmp))
             if args.hosted is not None:
                 results[f"{kind}-hosted"] = run_case(kind, args, Path(tmp), args.hosted)
+    signing = rsa_signing_alone(args.followers) if "mastodon" in kinds else None
     print(f"1 profile Update to {args.followers} inboxes on {args.hosts} loopback hosts")
     for case, (first, last, plain, signed_rfc9421) in results.items():
         kind, _, hosted = case.partition("-")
@@ -249,6 +265,11 @@ def main() -> None:
             f"  amity from first to last arrival               {last - first:6.2f} s "
             f"(ratio {(last - first) / plain:.2f})"
         )
+        if kind == "mastodon" and signing is not None:
+            print(
+                f"  {args.followers} RSA signatures alone, one core       {signing:6.2f} s "
+                f"(ratio {signing / plain:.2f}: the helper's floor)"
+            )
 
 
 if __name__ == "__main__":
