@@ -7,11 +7,10 @@ daylight-saving rules), languages of instruction weighted as in the world's scho
 (English, Spanish, French, Arabic, Portuguese, ... most often), learning one or two
 others, age ranges of primary and secondary schools, 1 to 3 free places, school days (some
 Sunday-to-Thursday) and hours. For each size it prints: seconds (candidates and their
-scores, the assignment, the rest) and the CPU seconds of the process (all its threads),
-peak memory (the peak RSS of a process that runs that size alone), the load average
-before and after, the time of a fixed reference workload run just before (on a shared
-virtual machine the speed drifts between runs, CPU seconds included, and the figures
-move with it), the share paired against the bound (schools with at least one candidate
+scores, the assignment, the rest) and the CPU seconds of the process (all its threads: a
+measure the other work on a shared machine does not stretch), peak memory (the peak RSS
+of a process that runs that size alone), the load average before and after (the machine
+is shared), the share paired against the bound (schools with at least one candidate
 after pruning), the total score, the relaxation's bound (docs/protocol.md, "Pairing
 rounds") and a greedy baseline (best remaining pair first, same candidates) in the same
 run. At --exact-at it also runs an integer program (HiGHS, scipy) for the most schools
@@ -151,21 +150,7 @@ def max_coverage(capacity: list[int], edges: list[tuple[int, int]]) -> int | Non
     return round(-result.fun) if result.success else None
 
 
-def reference_seconds() -> float:
-    """The time of a fixed pure-Python workload (dict and list work, as in the candidate
-    step): the same code's figures differ by a quarter between runs on a shared machine,
-    and this moves with them, so runs can be compared through it."""
-    start = time.perf_counter()
-    found: dict[int, None] = {}
-    for i in range(3_000_000):
-        j = (i * 7919) % 1_000_003
-        if j not in found:
-            found[j] = None
-    return time.perf_counter() - start
-
-
 def run(count: int, exact: bool) -> None:
-    reference = reference_seconds()
     schools = generated_schools(count)
     ctx = MatchContext(week=WEEK, now=NOW)
     load = os.getloadavg()
@@ -190,8 +175,7 @@ def run(count: int, exact: bool) -> None:
         f"\n{count:,} schools: {seconds:.1f} s ({pruned:.1f} s candidates and scores, "
         f"{assigning:.1f} s assignment, {seconds - pruned - assigning:.1f} s the rest); "
         f"{cpu:.1f} s of CPU; peak memory (RSS) {peak / 1024:.0f} MiB; load average "
-        f"{load[0]:.1f} before, {after[0]:.1f} after (2 cores); the machine's reference "
-        f"workload took {reference:.2f} s just before"
+        f"{load[0]:.1f} before, {after[0]:.1f} after (2 cores)"
     )
     print(
         f"  candidate pairs scored {report.scored:,}, kept {report.edges:,}; live minutes "
