@@ -8,9 +8,9 @@ daylight-saving rules), languages of instruction weighted as in the world's scho
 others, age ranges of primary and secondary schools, 1 to 3 free places, school days (some
 Sunday-to-Thursday) and hours. For each size it prints: seconds (candidates and their
 scores, the assignment, the rest) and the CPU seconds of the process (all its threads; on
-a shared virtual machine they drift between runs as much as the seconds), peak memory (the peak RSS
-of a process that runs that size alone), the load average before and after (the machine
-is shared), the share paired against the bound (schools with at least one candidate
+a shared virtual machine they drift between runs as much as the seconds), peak memory
+(the peak RSS of a process that runs that size alone), the load average before and after
+(the machine is shared), the share paired against the bound (schools with at least one candidate
 after pruning), the total score, the relaxation's bound (docs/protocol.md, "Pairing
 rounds") and a greedy baseline (best remaining pair first, same candidates) in the same
 run. At --exact-at it also runs an integer program (HiGHS, scipy) for the most schools
