@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -14,9 +16,10 @@ from aiohttp.test_utils import TestServer
 from amity.federation import delivery_queue
 from amity.federation.backoff import MAX_ATTEMPTS, PROBE_INTERVAL, retry_delay
 from amity.federation.client import FederationClient
-from amity.federation.delivery import DeliveryWorker
+from amity.federation.delivery import SIGNED_AHEAD_MAX_AGE, DeliveryWorker
 from amity.federation.runner import DbRunner
 from amity.node.node import Node, init_node
+from amity.protocol.httpsig import check_digest, parse_signature_header, verify_request
 
 from .helpers import EXAMPLE_PROFILE, free_port
 
@@ -252,3 +255,133 @@ async def test_serving_worker_posts_each_once_within_the_host_limit(tmp_path: Pa
         await server.close()
     assert sorted(seen) == sorted(set(seen)) and len(seen) == 60
     assert most <= 4
+
+
+class _CountingClient(FederationClient):
+    """The real client; it counts the POSTs that came with headers signed ahead."""
+
+    ahead = 0
+
+    async def post(self, *args: Any, signed: dict[str, str] | None = None, **kw: Any) -> Any:
+        self.ahead += signed is not None
+        return await super().post(*args, signed=signed, **kw)
+
+
+async def test_serving_worker_signs_ready_deliveries_while_others_are_posted(
+    tmp_path: Path,
+) -> None:
+    """Rows kept ready beyond the free slots are signed ahead: RSA signatures that verify,
+    each delivery once, and most of them not signed while holding a slot."""
+    node = init_node(
+        tmp_path / "n",
+        handle="school",
+        base_url="http://127.0.0.1:9",
+        kind="school",
+        profile=dict(EXAMPLE_PROFILE),
+    )
+    public_key = node.keys.rsa_private.public_key()
+    seen: list[str] = []
+
+    async def inbox(request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        verify_request(
+            parse_signature_header(headers["signature"]),
+            method="POST",
+            target=request.path_qs,
+            headers=headers,
+            public_key=public_key,
+            now=datetime.now(UTC),
+            require=("(request-target)", "host", "date", "digest"),
+        )
+        check_digest(headers.get("digest"), body)
+        seen.append(str(json.loads(body)["id"]))
+        await asyncio.sleep(0.01)
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/inbox", inbox)
+    port = free_port()
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    _queue(node, f"http://127.0.0.1:{port}/inbox", 60)
+    runner = DbRunner(node.store.db)
+    try:
+        async with _CountingClient(
+            allow_private_network=True, clock=lambda: datetime.now(UTC)
+        ) as client:
+            worker = DeliveryWorker(runner, client, lambda _h: node.signer(), clock=Clock())
+            task = asyncio.create_task(worker.run())
+            async with asyncio.timeout(30):
+                while len(seen) < 60 or await runner(delivery_queue.queue_rows):
+                    await asyncio.sleep(0.02)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not worker._ahead  # nothing left signing once stopped
+    finally:
+        runner.close()
+        node.close()
+        await server.close()
+    assert sorted(seen) == sorted(set(seen)) and len(seen) == 60
+    assert client.ahead >= 60 - 2 * worker.max_per_host
+
+
+@pytest.mark.parametrize(("wait", "reused"), [(10.0, True), (SIGNED_AHEAD_MAX_AGE + 1, False)])
+async def test_headers_signed_ahead_are_used_only_while_fresh(
+    tmp_path: Path, wait: float, reused: bool
+) -> None:
+    """A row signed ahead, then held back `wait` seconds by a slow delivery: its headers
+    (their Date) are the ones made ahead only within SIGNED_AHEAD_MAX_AGE."""
+    node = init_node(
+        tmp_path / "n",
+        handle="school",
+        base_url="http://127.0.0.1:9",
+        kind="school",
+        profile=dict(EXAMPLE_PROFILE),
+    )
+    clock = Clock()
+    release = asyncio.Event()
+    dates: list[str] = []
+
+    async def inbox(request: web.Request) -> web.Response:
+        await request.read()
+        dates.append(request.headers["Date"])
+        if len(dates) == 1:
+            await release.wait()
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/inbox", inbox)
+    port = free_port()
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    _queue(node, f"http://127.0.0.1:{port}/inbox", 2)
+    runner = DbRunner(node.store.db)
+    try:
+        async with FederationClient(allow_private_network=True, clock=clock) as client:
+            worker = DeliveryWorker(
+                runner, client, lambda _h: node.signer(), clock=clock, max_total=1
+            )
+            task = asyncio.create_task(worker.run())
+            async with asyncio.timeout(20):
+                while (
+                    not dates
+                    or not worker._ahead
+                    or not all(t.done() for _, t in worker._ahead.values())
+                ):
+                    await asyncio.sleep(0.01)
+            asked = dates[0]
+            clock.now += wait
+            release.set()
+            async with asyncio.timeout(20):
+                while len(dates) < 2:
+                    await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    finally:
+        runner.close()
+        node.close()
+        await server.close()
+    assert (dates[1] == asked) is reused

@@ -162,15 +162,15 @@ class FederationClient:
                 raise FetchFailed(f"{url} did not answer with JSON ({exc})") from exc
         raise FetchFailed(f"{url} redirects more than {MAX_REDIRECTS} times")
 
-    async def post(
+    async def post_headers(
         self, url: str, body: bytes, signer: Signer, *, rfc9421: bool = False
-    ) -> PostResult:
-        """POST a signed activity: draft-cavage rsa-sha256, or with `rfc9421` (and an Ed25519
-        key in `signer`) an RFC 9421 Ed25519 signature; network failures raise FetchFailed."""
-        self._check(url)
+    ) -> dict[str, str]:
+        """The signature headers `post` sends: draft-cavage rsa-sha256, or with `rfc9421`
+        (and an Ed25519 key in `signer`) an RFC 9421 Ed25519 signature. Made on their own,
+        they let a caller sign one POST while others are on the wire."""
         if rfc9421 and signer.ed25519_key is not None and signer.ed25519_key_id is not None:
             # About 60 us: made here on the event loop, no helper process needed.
-            signed = sign_message(
+            return sign_message(
                 method="POST",
                 url=url,
                 content_type=ACTIVITY_TYPE,
@@ -179,8 +179,22 @@ class FederationClient:
                 private_key=signer.ed25519_key,
                 now=self.clock(),
             )
-        else:
-            signed = await self._headers("POST", url, body, signer)
+        return await self._headers("POST", url, body, signer)
+
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        signer: Signer,
+        *,
+        rfc9421: bool = False,
+        signed: dict[str, str] | None = None,
+    ) -> PostResult:
+        """POST a signed activity, signed as `post_headers` says (or with `signed`, headers
+        it made for this url and body a moment ago); network failures raise FetchFailed."""
+        self._check(url)
+        if signed is None:
+            signed = await self.post_headers(url, body, signer, rfc9421=rfc9421)
         headers = {"Content-Type": ACTIVITY_TYPE, **signed}
         try:
             async with self.session.post(

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # Another process's wake-up (node/wake.py) may be lost; the queue is looked at this often
 # anyway. Retries do not wait for it: the worker sleeps exactly until the next one is due.
 SAFETY_POLL = 30.0
+# Headers signed ahead for a ready delivery are used only this soon after: each attempt is
+# signed anew, and a receiver checks the signature's Date against its clock.
+SIGNED_AHEAD_MAX_AGE = 30.0
 
 
 class DeliveryWorker:
@@ -68,6 +71,10 @@ class DeliveryWorker:
         self._ready: list[delivery_queue.Delivery] = []
         self._signers: dict[str, Signer] = {}
         self._chained: set[int] = set()  # started from _ready while a cycle's query ran
+        # Signature headers being made for rows of _ready (by id, with when they were
+        # asked for): an RSA signature costs about as much as a POST, and made while the
+        # deliveries in flight are on the wire it does not hold a slot.
+        self._ahead: dict[int, tuple[float, asyncio.Task[dict[str, str]]]] = {}
 
     def wake(self) -> None:
         """Look at the queue now rather than at the next poll (new rows were added)."""
@@ -91,6 +98,7 @@ class DeliveryWorker:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
             await self._record_delivered()
             self._chain, self._ready = False, []
+            self._sign_ahead()  # nothing is ready: every signature still being made stops
 
     async def run_single_cycle(self) -> int:
         """Start every delivery that is due and fits the limits; returns how many started."""
@@ -124,7 +132,44 @@ class DeliveryWorker:
         for handle in dict.fromkeys(d.handle for d in due):
             signers[handle] = self.signer_for(handle)
         self._signers, self._ready = signers, due
-        return self._start_ready()
+        started = self._start_ready()
+        self._sign_ahead()
+        return started
+
+    def _sign_ahead(self) -> None:
+        """Start signing each row of _ready (the next to go out); forget those no longer
+        there (another cycle found them not due, or the worker is stopping)."""
+        ready = {delivery.id: delivery for delivery in self._ready}
+        # A row just started is in flight: its attempt takes the headers.
+        for row in [row for row in self._ahead if row not in ready and row not in self._in_flight]:
+            self._ahead.pop(row)[1].cancel()
+        now = self.clock().timestamp()
+        for row, delivery in ready.items():
+            if row not in self._ahead:
+                task = asyncio.create_task(
+                    self.client.post_headers(
+                        delivery.inbox,
+                        delivery.body,
+                        self._signers[delivery.handle],
+                        rfc9421=delivery.rfc9421,
+                    )
+                )
+                task.add_done_callback(_retrieve)
+                self._ahead[row] = (now, task)
+
+    async def _signed_ahead(self, delivery: delivery_queue.Delivery) -> dict[str, str] | None:
+        """The headers signed ahead for `delivery`, if they are fresh; None: sign now."""
+        ahead = self._ahead.pop(delivery.id, None)
+        if ahead is None:
+            return None
+        asked_at, task = ahead
+        if task.cancelled() or self.clock().timestamp() - asked_at > SIGNED_AHEAD_MAX_AGE:
+            task.cancel()
+            return None
+        try:
+            return await task
+        except Exception:  # the signing failed: post() signs again and reports it
+            return None
 
     def _start_ready(self) -> int:
         """Start deliveries of _ready, in turn order, while the limits leave room."""
@@ -172,7 +217,11 @@ class DeliveryWorker:
         retry_after: float | None = None
         try:
             result = await self.client.post(
-                delivery.inbox, delivery.body, signer, rfc9421=delivery.rfc9421
+                delivery.inbox,
+                delivery.body,
+                signer,
+                rfc9421=delivery.rfc9421,
+                signed=await self._signed_ahead(delivery),
             )
             status, retry_after = result.status, result.retry_after
             error = result.problem()
@@ -217,3 +266,9 @@ class DeliveryWorker:
         await self.db(
             lambda db: delivery_queue.failed(db, delivery, error, now + delay, now, PROBE_INTERVAL)
         )
+
+
+def _retrieve(task: asyncio.Task[dict[str, str]]) -> None:
+    """Take a dropped signing task's error, so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
