@@ -151,7 +151,9 @@ def main() -> None:
     print(f"  amity inbox (verify, check, store once)   {amity_rate:8.0f} /s")
     print(f"  bare aiohttp handler (read, answer 202)   {bare_rate:8.0f} /s")
     print(f"  ratio amity / bare                        {amity_rate / bare_rate:8.2f}")
-    each = ", ".join(f"{a / b:.2f}" for a, b in zip(amity_rates, bare_rates, strict=True))
+    each = ", ".join(
+        f"{a / b:.2f} ({a:.0f}/{b:.0f})" for a, b in zip(amity_rates, bare_rates, strict=True)
+    )
     print(f"  ratio in each round                       {each}")
 
 
