@@ -245,9 +245,9 @@ def _best_first_order(
     """np.lexsort((theirs, -values, mine)): by school, best score first, then by index.
     When the three fit one int64 key (the scores replaced by their rank), that key's sort
     does it: 1 s against lexsort's 4 s for 4.7 million random rows on a 2-core machine."""
-    ranks, rank = np.unique(-values, return_inverse=True)
+    distinct, rank = np.unique(-values, return_inverse=True)
     width = max(total, 1)
-    if width * width * max(len(ranks), 1) >= 2**62:
+    if width * width * max(len(distinct), 1) >= 2**62:
         return np.lexsort((theirs, -values, mine))
-    key = (mine * len(ranks) + rank.reshape(-1)) * width + theirs
+    key = (mine * len(distinct) + rank.reshape(-1)) * width + theirs
     return np.argsort(key, kind="stable")

@@ -45,8 +45,6 @@ class Relaxation:
 def relax(capacity: Sequence[int], edges: dict[Edge, float]) -> Relaxation | None:
     """The relaxation over the pairs whose schools both have capacity; None if HiGHS did not
     find its optimum."""
-    if not edges:
-        return Relaxation(0.0, [], [])
     # The edges in the dict's order, as arrays (a list of a million tuples is slow).
     ends = np.fromiter(itertools.chain.from_iterable(edges), np.int64, count=2 * len(edges))
     ends = ends.reshape(-1, 2)
