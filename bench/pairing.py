@@ -189,7 +189,8 @@ def run(count: int, exact: bool) -> None:
     if report.bound is not None:
         value = COVER_POINTS * report.paired + report.total_score
         print(
-            f"  relaxation bound {report.bound - COVER_POINTS * report.paired:,.1f} points "
+            f"  relaxation ({report.relaxation}) bound "
+            f"{report.bound - COVER_POINTS * report.paired:,.1f} points "
             f"above {COVER_POINTS:,.0f} x paired: the round is {report.bound - value:,.1f} "
             "points below it (no assignment pairing as many scores more than that)"
         )

@@ -28,7 +28,7 @@ from amity.protocol.matching import MatchContext, School, evaluate
 from amity.protocol.pairing import pairing_round
 from amity.protocol.pairing_assignment import assign
 from amity.protocol.pairing_candidates import _best_first_order, candidate_graph
-from amity.protocol.pairing_lp import COVER_POINTS
+from amity.protocol.pairing_lp import COVER_POINTS, FLOW_UNITS, relax
 from amity.protocol.pairing_score import PairScorer, pair_explainer, pair_score
 from amity.protocol.profile import validate_profile
 from amity.protocol.profile_document import profile_document, profile_from_document
@@ -174,6 +174,28 @@ def test_relaxation_path_equals_the_integer_optimum(
     assert covered == best_covered
     if not result.fractional:  # an integral relaxation is the optimum itself
         assert total == pytest.approx(best_total)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(graphs(max_nodes=30, max_edges=70, caps=(0, 1, 1, 2, 3)), st.integers(1, 13))
+def test_the_flow_and_the_simplex_reach_the_same_optimum(
+    case: tuple[list[int], dict[tuple[int, int], float]], divisor: int
+) -> None:
+    """The min-cost flow on the double cover, completed by HiGHS, against HiGHS alone:
+    the same optimum (within the rounding margin the bound adds), pairs within capacity."""
+    capacity, whole = case
+    edges = {edge: score / divisor for edge, score in whole.items()}  # not only integers
+    flow, simplex = relax(capacity, edges), relax(capacity, edges, flow=False)
+    assert flow is not None and simplex is not None
+    if any(capacity[u] and capacity[v] for u, v in edges):  # else nothing was solved
+        assert (flow.method, simplex.method) == ("flow", "simplex")
+    margin = sum(capacity) / FLOW_UNITS
+    assert simplex.bound - 1e-6 <= flow.bound <= simplex.bound + margin + 1e-6
+    for result in (flow, simplex):
+        chosen = dict.fromkeys(result.chosen, 0.0)
+        assert set(chosen) <= set(edges) and not set(result.partial) & set(chosen)
+        degree = _degrees(len(capacity), chosen)
+        assert all(d <= c for d, c in zip(degree, capacity, strict=True))
 
 
 # --- rounds over matching's schools -------------------------------------------------------

@@ -50,6 +50,7 @@ class RoundReport:
     exact: bool  # see docs/protocol.md: the assignment is the best one (within the bound)
     phases: dict[str, int]
     bound: float | None = None  # the relaxation's optimum (pairing_lp), when it ran
+    relaxation: str | None = None  # how it was solved: "flow" (OR-Tools) or "simplex"
 
     @property
     def paired(self) -> int:
@@ -127,6 +128,7 @@ def pairing_round(
         edges=len(graph.edges),
         exact=not assignment.cut and (assignment.bound is None or not assignment.fractional),
         bound=assignment.bound,
+        relaxation=assignment.method,
         phases={
             "relaxed": assignment.relaxed,
             "fractional": assignment.fractional,

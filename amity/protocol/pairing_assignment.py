@@ -2,12 +2,13 @@
 first, then total score (docs/protocol.md, "Pairing rounds", states what it guarantees).
 
 0. Relaxation, when a connected component has more than `CHUNK` schools: the linear
-   program of pairing_lp (HiGHS); its pairs at 1 are kept, and phases 1-5 work on what it
-   left (phases 4-5 only near what changed after it; nothing when it was integral).
+   program of pairing_lp (a min-cost flow with OR-Tools, then HiGHS; or HiGHS alone); its
+   pairs at 1 are kept, and phases 1-5 work on what it left (phases 4-5 only near what
+   changed after it; nothing when it was integral).
 1. Core: a maximum-cardinality matching of maximum weight among those (Edmonds' blossom
    algorithm, rustworkx), one partner each, per connected component: of the whole graph,
    or after the relaxation of the schools it left alone. A component larger than `CHUNK`
-   (with no relaxation: HiGHS found no optimum) is cut into pieces along a reverse
+   (with no relaxation: no optimum was found) is cut into pieces along a reverse
    Cuthill-McKee order (scipy), which keeps neighbours close, each piece matched exactly;
    then schools left alone that can still be matched to each other are, and augmenting
    paths of length 3 are removed.
@@ -51,6 +52,7 @@ class Assignment:
     pieces: int = 0  # exact matchings run in the core phase
     cut: bool = False  # a component was cut into pieces: the core is then not exact
     bound: float | None = None  # the relaxation's optimum, when it ran (pairing_lp)
+    method: str | None = None  # how the relaxation was solved: "flow" or "simplex"
     fractional: int = 0  # pairs the relaxation left between 0 and 1
     relaxed: int = 0  # pairs from each phase
     core: int = 0
@@ -153,6 +155,7 @@ def assign(
     changing: set[int] | None = None
     if relaxation is not None:
         result.bound, result.fractional = relaxation.bound, relaxation.fractional
+        result.method = relaxation.method
         chosen = {edge: edges[edge] for edge in relaxation.chosen}
         result.relaxed = len(chosen)
         covered = {x for edge in chosen for x in edge}
