@@ -332,40 +332,6 @@ async def test_headers_signed_ahead_are_used_only_while_fresh(
     assert (dates[1] == dates[0]) is reused
 
 
-@pytest.mark.parametrize("hangs", [False, True])
-async def test_stopping_waits_briefly_for_deliveries_on_the_wire(
-    tmp_path: Path, hangs: bool
-) -> None:
-    """A stop (SIGTERM) while a receiver holds a delivery: answered within the grace, the
-    delivery is recorded and not sent again after the restart; never answered, the stop
-    still ends and the row stays queued."""
-    node = _school(tmp_path)
-    seen: list[str] = []
-
-    async def inbox(request: web.Request) -> web.Response:
-        seen.append(str((await request.json())["id"]))
-        await asyncio.sleep(3600 if hangs else 0.3)  # taken, the answer on its way
-        return web.Response(status=202)
-
-    async def received() -> bool:
-        return bool(seen)
-
-    runner = DbRunner(node.store.db)
-    try:
-        async with _inbox_at(inbox) as url, _client() as client:
-            _queue(node, url)
-            worker = DeliveryWorker(
-                runner, client, lambda _h: node.signer(), clock=Clock(), stop_grace=1.0
-            )
-            await _serve_until(worker, received)
-            rows = await runner(delivery_queue.queue_rows)
-    finally:
-        runner.close()
-        node.close()
-    assert len(seen) == 1
-    assert [(row["state"], row["attempts"]) for row in rows] == ([("pending", 0)] if hangs else [])
-
-
 def _school(tmp_path: Path) -> Node:
     return init_node(
         tmp_path / "n",

@@ -91,6 +91,8 @@ def test_kill_9_with_queued_deliveries_loses_none_and_repeats_none(
     for data in (b, c):
         amity("follow", actor_a, PRIVATE, data=data)
     wait_until(lambda: _accepted(b, actor_a) and _accepted(c, actor_a))
+    # The Accepts' answers recorded too: one cut off by the stop would be queued again.
+    wait_until(lambda: json.loads(amity("queue", "--json", data=a).stdout) == [])
 
     node_a.kill(signal.SIGTERM)
     for capacity in (11, 12, 13, 14, 15):  # queued while the node is down

@@ -30,9 +30,6 @@ SAFETY_POLL = 30.0
 # Headers signed ahead for a ready delivery are used only this soon after: each attempt is
 # signed anew, and a receiver checks the signature's Date against its clock.
 SIGNED_AHEAD_MAX_AGE = 30.0
-# On stop, deliveries already on the wire get this long (seconds, event-loop time) to be
-# answered: a receiver that has taken one must not get it again after the restart.
-STOP_GRACE = 3.0
 
 
 class DeliveryWorker:
@@ -50,7 +47,6 @@ class DeliveryWorker:
         first_retry: float = FIRST_DELAY,
         clock: Clock = system_clock,
         jitter: Callable[[], float] = random.random,
-        stop_grace: float = STOP_GRACE,
     ) -> None:
         self.db = db
         self.client = client
@@ -61,7 +57,6 @@ class DeliveryWorker:
         self.first_retry = first_retry
         self.clock = clock
         self.jitter = jitter
-        self.stop_grace = stop_grace
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._per_host: Counter[str] = Counter()
         self._wake = asyncio.Event()
@@ -98,14 +93,12 @@ class DeliveryWorker:
                     wait = min(wait, self._next_due - self.clock().timestamp())
                 await wait_or_wake(self._wake, wait)
         finally:
-            self._chain, self._ready = False, []  # a delivery that ends starts no other
-            self._sign_ahead()  # nothing is ready: every signature still being made stops
-            if self._in_flight:
-                await asyncio.wait(list(self._in_flight.values()), timeout=self.stop_grace)
             for task in list(self._in_flight.values()):
-                task.cancel()  # unanswered: still queued, sent again after the restart
+                task.cancel()
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
             await self._record_delivered()
+            self._chain, self._ready = False, []
+            self._sign_ahead()  # nothing is ready: every signature still being made stops
 
     async def run_single_cycle(self) -> int:
         """Start every delivery that is due and fits the limits; returns how many started."""

@@ -124,7 +124,8 @@ def _simplex(
     )
     if result.status != 0 or result.x is None:
         return None
-    return np.asarray(result.x[:m], np.float64)
+    x: Floats = np.asarray(result.x[:m], np.float64)
+    return x
 
 
 def _flow_halves(places: Ints, local: Ints, scores: Floats) -> Floats | None:
@@ -142,16 +143,21 @@ def _flow_halves(places: Ints, local: Ints, scores: Floats) -> Floats | None:
     first = np.full(n, -round(COVER_POINTS * FLOW_UNITS / 2), np.int64)
     half = -np.rint(scores * (FLOW_UNITS / 2)).astype(np.int64)
     total = int(places.sum())
-    tails = [zeros_n, zeros_n, taker, taker, giver[local[:, 0]], giver[local[:, 1]], [source]]
-    heads = [giver, giver, ones_n, ones_n, taker[local[:, 1]], taker[local[:, 0]], [sink]]
-    caps = [ones_n, places - 1, ones_n, places - 1, ones_m, ones_m, [total]]
-    costs = [first, zeros_n, first, zeros_n, half, half, [0]]
+    at_source, at_sink = np.full(n, source, np.int64), np.full(n, sink, np.int64)
+
+    def column(*parts: Ints | list[int]) -> Ints:
+        return np.concatenate(parts).astype(np.int64)
+
+    # Arcs: source to givers (first place, other places), takers to sink (the same), each
+    # pair both ways, and source to sink (places left unused).
     solver = min_cost_flow.SimpleMinCostFlow()
     arcs = solver.add_arcs_with_capacity_and_unit_cost(
-        np.concatenate(tails).astype(np.int64),
-        np.concatenate(heads).astype(np.int64),
-        np.concatenate(caps).astype(np.int64),
-        np.concatenate(costs).astype(np.int64),
+        column(
+            at_source, at_source, taker, taker, giver[local[:, 0]], giver[local[:, 1]], [source]
+        ),
+        column(giver, giver, at_sink, at_sink, taker[local[:, 1]], taker[local[:, 0]], [sink]),
+        column(ones_n, places - 1, ones_n, places - 1, ones_m, ones_m, [total]),
+        column(first, zeros_n, first, zeros_n, half, half, [0]),
     )
     supplies = np.zeros(2 + 2 * n, np.int64)
     supplies[source], supplies[sink] = total, -total
@@ -159,13 +165,14 @@ def _flow_halves(places: Ints, local: Ints, scores: Floats) -> Floats | None:
     if solver.solve() != solver.OPTIMAL:
         return None
     flows = np.asarray(solver.flows(arcs[4 * n : 4 * n + 2 * m]), np.float64)
-    return (flows[:m] + flows[m:]) / 2
+    halves: Floats = (flows[:m] + flows[m:]) / 2
+    return halves
 
 
 def _complete(places: Ints, local: Ints, scores: Floats, halves: Floats) -> Floats | None:
     """The flow's pairs at 1, and HiGHS's optimum of the rest: the schools a half touches,
     with their capacity left, and the pairs between them."""
-    x = (halves == 1).astype(np.float64)
+    x: Floats = (halves == 1).astype(np.float64)
     n = len(places)
     used = np.bincount(local[halves == 1].reshape(-1), minlength=n)
     touched = np.zeros(n, bool)
