@@ -305,3 +305,25 @@ def make_school(tmp_path: Path, handle: str, port: int, **profile_changes: Any) 
     with (data / "amity.toml").open("a") as config:
         config.write("\n[federation]\nfirst_retry_seconds = 1\n")
     return data
+
+
+async def read_rsa_signed(request: Any, public_key: Any) -> bytes:
+    """The body of an aiohttp request to a test inbox, once its draft-cavage RSA signature
+    and Digest verify against `public_key` (raises the verifier's error otherwise)."""
+    from datetime import UTC, datetime
+
+    from amity.protocol.httpsig import check_digest, parse_signature_header, verify_request
+
+    body: bytes = await request.read()
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    verify_request(
+        parse_signature_header(headers["signature"]),
+        method="POST",
+        target=request.path_qs,
+        headers=headers,
+        public_key=public_key,
+        now=datetime.now(UTC),
+        require=("(request-target)", "host", "date", "digest"),
+    )
+    check_digest(headers.get("digest"), body)
+    return body

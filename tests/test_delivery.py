@@ -21,9 +21,8 @@ from amity.federation.client import FederationClient
 from amity.federation.delivery import SIGNED_AHEAD_MAX_AGE, DeliveryWorker
 from amity.federation.runner import DbRunner
 from amity.node.node import Node, init_node
-from amity.protocol.httpsig import check_digest, parse_signature_header, verify_request
 
-from .helpers import EXAMPLE_PROFILE, free_port
+from .helpers import EXAMPLE_PROFILE, free_port, read_rsa_signed
 
 
 class Peer:
@@ -259,18 +258,7 @@ async def test_serving_worker_signs_ready_deliveries_while_others_are_posted(
     seen: list[str] = []
 
     async def inbox(request: web.Request) -> web.Response:
-        body = await request.read()
-        headers = {name.lower(): value for name, value in request.headers.items()}
-        verify_request(
-            parse_signature_header(headers["signature"]),
-            method="POST",
-            target=request.path_qs,
-            headers=headers,
-            public_key=public_key,
-            now=datetime.now(UTC),
-            require=("(request-target)", "host", "date", "digest"),
-        )
-        check_digest(headers.get("digest"), body)
+        body = await read_rsa_signed(request, public_key)
         seen.append(str(json.loads(body)["id"]))
         await asyncio.sleep(0.01)
         return web.Response(status=202)
