@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -196,6 +197,18 @@ def test_the_flow_and_the_simplex_reach_the_same_optimum(
         assert set(chosen) <= set(edges) and not set(result.partial) & set(chosen)
         degree = _degrees(len(capacity), chosen)
         assert all(d <= c for d, c in zip(degree, capacity, strict=True))
+
+
+def test_without_or_tools_the_simplex_solves_it_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node installed without the `rounds` extra: HiGHS alone, the same optimum."""
+    capacity = [1, 2, 1, 1, 2, 1]
+    edges = {(0, 1): 5.0, (1, 2): 4.0, (2, 0): 3.0, (3, 4): 2.5, (4, 5): 1.5, (1, 4): 6.0}
+    with_flow = relax(capacity, edges)
+    monkeypatch.setitem(sys.modules, "ortools.graph.python", None)  # import fails
+    without = relax(capacity, edges)
+    assert with_flow is not None and without is not None
+    assert (with_flow.method, without.method) == ("flow", "simplex")
+    assert without.bound == pytest.approx(with_flow.bound, abs=sum(capacity) / FLOW_UNITS)
 
 
 # --- rounds over matching's schools -------------------------------------------------------
