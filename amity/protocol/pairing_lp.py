@@ -74,15 +74,12 @@ def relax(
     local = local.reshape(-1, 2)
     places = np.asarray(capacity, np.int64)[vertices]
     halves = _flow_halves(places, local, scores) if flow else None
-    margin = 0.0
-    if halves is None:
+    x = None if halves is None else _complete(places, local, scores, halves)
+    # A flow optimal for the rounded costs is within this much of the true optimum.
+    margin, method = float(places.sum()) / FLOW_UNITS, "flow"
+    if x is None:  # no OR-Tools, or no optimum by that way: HiGHS solves it all
         x = _simplex(places, local, scores, np.ones(len(vertices), bool))
-        method = "simplex"
-    else:
-        x = _complete(places, local, scores, halves)
-        # A flow optimal for the rounded costs is within this much of the true optimum.
-        margin = float(places.sum()) / FLOW_UNITS
-        method = "flow"
+        margin, method = 0.0, "simplex"
     if x is None:
         return None
     ones = x > 1 - INTEGRAL
