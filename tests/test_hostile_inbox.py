@@ -175,63 +175,6 @@ async def test_a_junk_flood_naming_a_school_key_does_not_limit_the_school(
     assert "Traceback" not in log
 
 
-def helper_processes(node: ServedNode) -> list[int]:
-    """The node's RSA helper processes (its children running signing_helper.py)."""
-    assert node.process is not None
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if parent == node.process.pid and b"signing_helper.py" in command:
-            found.append(int(entry.name))
-    return found
-
-
-async def test_a_burst_is_checked_by_the_helper_and_forgeries_in_it_are_refused(
-    tmp_path: Path, school: School, nodes: list[ServedNode]
-) -> None:
-    hub = served_node(
-        tmp_path,
-        "hub",
-        "inbox_per_minute = 100000\ninbox_burst = 100000\n"
-        "inbox_per_minute_per_address = 100000\ninbox_burst_per_address = 100000\n",
-    )
-    nodes.append(hub)
-    inbox = f"{hub.base_url}/inbox"
-    target = f"{hub.base_url}/actors/hub"
-    assert helper_processes(hub) == []
-
-    def delivery(forged: bool) -> tuple[bytes, dict[str, str]]:
-        body = json.dumps(school.activity(target)).encode()
-        key = JUNK_KEY if forged else school.keys.rsa_private
-        return body, signed(inbox, body, school.urls.rsa_key_id, key)
-
-    async def burst(count: int, forged_every: int = 0) -> list[tuple[bool, int]]:
-        forged = [forged_every > 0 and i % forged_every == 3 for i in range(count)]
-        deliveries = [(f, delivery(f)) for f in forged]
-        async with aiohttp.ClientSession() as session:
-
-            async def send(forged: bool, body: bytes, headers: dict[str, str]) -> tuple[bool, int]:
-                status, _, _ = await post(session, inbox, body, headers)
-                return forged, status
-
-            return await asyncio.gather(*(send(f, *d) for f, d in deliveries))
-
-    first = await burst(40)  # genuine only: the helper starts during it
-    assert {status for _, status in first} == {202}
-    assert len(helper_processes(hub)) == 1
-    answers = await burst(60, 5)
-    assert {status for forged, status in answers if not forged} == {202}
-    # The first forgery fetches the key again (401), the rest wait for the next fetch (429).
-    assert {status for forged, status in answers if forged} <= {401, 429}
-    assert len(helper_processes(hub)) == 1
-    assert "Traceback" not in log_of(hub)
-
-
 async def test_forwarded_for_counts_only_from_a_trusted_proxy(
     tmp_path: Path, nodes: list[ServedNode]
 ) -> None:

@@ -57,7 +57,6 @@ from .moves import MoveInbox
 from .partnership_inbox import PartnershipInbox, route
 from .ratelimit import RateLimiter, address_key
 from .runner import DbRunner
-from .signing import Signatures
 
 log = logging.getLogger(__name__)
 Effect = Callable[[Database], object]
@@ -79,7 +78,6 @@ class Inbox:
         hooks: InboxHooks,
         follow_policy: str = follows.DEFAULT_POLICY,
         follow_limits: follows.FollowLimits | None = None,
-        signatures: Signatures | None = None,
     ) -> None:
         self.db = db
         self.actors = actors
@@ -91,7 +89,6 @@ class Inbox:
         self.hooks = hooks
         self.follow_policy = follow_policy
         self.follow_limits = follow_limits or follows.FollowLimits()
-        self.signatures = signatures  # RSA checks, to a helper process in a burst
         self.blocks = BlockList(db, clock=clock)
         self.handlers: dict[str, Callable[[IncomingActivity, Sender], Awaitable[Effect | None]]] = {
             "Follow": self._follow,
@@ -179,9 +176,8 @@ class Inbox:
         before any key is fetched; a signature that fails with the held key gets one fresh
         fetch (the key may have been rotated), at most once per key document in
         actors.REFETCH_INTERVAL: inside it the sender is told when to try again."""
-        now = self.clock()
         try:
-            check_without_key(request, now)
+            check_without_key(request, self.clock())
         except (BadSignature, MalformedDocument) as exc:
             raise Rejected(401, str(exc)) from exc
         fetches = self.actors.fetches
@@ -202,7 +198,7 @@ class Inbox:
                     retry_after=self.actors.refetch_wait(key_id) or 1.0,
                 )
             try:
-                await verify_signature(request, key_id, key, now, self.signatures)
+                verify_signature(request, key_id, key, self.clock())
             except KeyMismatch as exc:
                 if refresh or self.actors.fetched_since(key_id, fetches):
                     raise Rejected(401, str(exc)) from exc  # the key is as fresh as it gets

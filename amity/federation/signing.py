@@ -1,16 +1,13 @@
-"""RSA signatures for outgoing requests and their checks on incoming ones, shared with a
-helper process when they come in bursts.
+"""RSA signatures for outgoing requests, shared with a helper process in a fan-out.
 
-A fan-out signs one request per inbox, and a busy inbox checks one signature per delivery:
-an RSA-2048 operation costs about as much CPU as the rest of a POST. cryptography holds the
-GIL while it signs or verifies, so a thread would still take the event loop's core; a
-helper process can use the machine's other core. It starts at the first burst (BURST
-operations wanted, each within GAP seconds of the one before) and stays until the client
-closes. The
-node still works itself when the helper is not there (yet, or after it failed) and when
-BACKLOG operations already wait for it (more than one school's fan-out has in flight):
-the event loop's core is the one that also posts, so work left there delays every
-delivery, while the helper shares its core only with other processes.
+A fan-out signs one request per inbox, and an RSA-2048 signature costs about as much CPU as
+the rest of a POST. cryptography holds the GIL while it signs, so a thread would still take
+the event loop's core; a helper process can use the machine's other core. It starts at the
+first burst (BURST signatures wanted in one turn of the event loop) and stays until the
+client closes. The node still signs itself when the helper is not there (yet, or after it
+failed) and when BACKLOG signatures already wait for it (more than one school's fan-out
+has in flight): the event loop's core is the one that also posts, so work left there
+delays every delivery, while the helper shares its core only with other processes.
 
 The helper itself is signing_helper.py.
 """
@@ -28,21 +25,16 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ..protocol.httpsig import rsa_sign, rsa_verify
+from ..protocol.httpsig import rsa_sign
 from .signing_helper import LENGTH as _LENGTH
-from .signing_helper import PRIVATE, PUBLIC, READY, SIGN, UNCHECKED, VALID, VERIFY
+from .signing_helper import READY as _READY
 
 log = logging.getLogger(__name__)
 BURST = 8
-# Seconds of the event loop's own (monotonic) time between two operations of one burst: a
-# measure of load, not a protocol window. Deliveries to a busy inbox come a few per turn
-# of the loop, a fan-out's signatures dozens per turn.
-GAP = 0.05
 BACKLOG = 64  # beyond the delivery worker's 32 in flight: one fan-out all goes to the helper
-MAX_KEYS = 256  # keys' DER kept, as many as the helper keeps parsed
+MAX_KEYS = 64  # keys' DER kept, as many as the helper keeps parsed
 _HELPER = Path(__file__).with_name("signing_helper.py")
 _BROKEN = (OSError, EOFError, asyncio.IncompleteReadError, struct.error)
-_Key = rsa.RSAPrivateKey | rsa.RSAPublicKey
 
 
 class HelperFailed(Exception):
@@ -50,7 +42,7 @@ class HelperFailed(Exception):
 
 
 class Signatures:
-    """rsa-sha256 signatures, made and checked here or by the helper process."""
+    """rsa-sha256 signatures, made here or by the helper process."""
 
     def __init__(self, burst: int = BURST, backlog: int = BACKLOG) -> None:
         self.burst = burst
@@ -58,8 +50,7 @@ class Signatures:
         self._helper: _Helper | None = None
         self._starting: asyncio.Task[None] | None = None
         self._failed = False
-        self._wanted = 0  # operations in the current burst
-        self._last_wanted = float("-inf")
+        self._wanted_this_turn = 0
 
     @property
     def helper_running(self) -> bool:
@@ -80,24 +71,6 @@ class Signatures:
                     await helper.close()
         return rsa_sign(key, message)
 
-    async def verify(self, key: rsa.RSAPublicKey, signature: bytes, message: bytes) -> bool:
-        """Whether `signature` is the rsa-sha256 signature of `message` by `key`."""
-        helper = self._helper
-        if helper is None:
-            self._count_demand()
-        elif helper.outstanding < self.backlog:
-            try:
-                verdict = await helper.verify(key, signature, message)
-            except HelperFailed as exc:
-                if self._helper is helper:
-                    log.warning("the signing helper failed (%s); checking in this process", exc)
-                    self._failed, self._helper = True, None
-                    await helper.close()
-            else:
-                if verdict != UNCHECKED:
-                    return verdict == VALID
-        return rsa_verify(key, signature, message)
-
     async def close(self) -> None:
         if self._starting is not None:
             self._starting.cancel()
@@ -108,14 +81,17 @@ class Signatures:
             self._helper = None
 
     def _count_demand(self) -> None:
-        """Start the helper once a burst of BURST operations is wanted."""
+        """Start the helper once BURST signatures are wanted in one turn of the loop."""
         if self._failed or self._starting is not None:
             return
-        now = asyncio.get_running_loop().time()
-        self._wanted = self._wanted + 1 if now - self._last_wanted <= GAP else 1
-        self._last_wanted = now
-        if self._wanted >= self.burst:
+        if self._wanted_this_turn == 0:
+            asyncio.get_running_loop().call_soon(self._new_turn)
+        self._wanted_this_turn += 1
+        if self._wanted_this_turn >= self.burst:
             self._starting = asyncio.create_task(self._start_helper())
+
+    def _new_turn(self) -> None:
+        self._wanted_this_turn = 0
 
     async def _start_helper(self) -> None:
         try:
@@ -132,9 +108,9 @@ class _Helper:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         self.outstanding = 0
-        self._batch: list[tuple[bytes, _Key, bytes, bytes]] = []  # kind, key, message, sig
+        self._batch: list[tuple[rsa.RSAPrivateKey, bytes]] = []
         self._waiting: collections.deque[asyncio.Future[bytes]] = collections.deque()
-        self._ders: dict[int, tuple[_Key, bytes]] = {}
+        self._ders: dict[int, tuple[rsa.RSAPrivateKey, bytes]] = {}
         self._reader = asyncio.create_task(self._read_answers())
 
     @classmethod
@@ -150,53 +126,38 @@ class _Helper:
         )
         try:
             assert process.stdout is not None
-            if await process.stdout.readexactly(len(READY)) != READY:
+            if await process.stdout.readexactly(len(_READY)) != _READY:
                 raise EOFError("the signing helper did not start")
         except BaseException:
             await _stop(process)
             raise
         return cls(process)
 
-    def sign(self, key: rsa.RSAPrivateKey, message: bytes) -> asyncio.Future[bytes]:
-        """The signature, once the helper has made it."""
-        return self._ask(SIGN, key, message, b"")
-
-    def verify(
-        self, key: rsa.RSAPublicKey, signature: bytes, message: bytes
-    ) -> asyncio.Future[bytes]:
-        """VALID, INVALID or UNCHECKED (the helper could not use the key)."""
-        return self._ask(VERIFY, key, message, signature)
-
-    def _ask(
-        self, kind: bytes, key: _Key, message: bytes, signature: bytes
-    ) -> asyncio.Future[bytes]:
+    async def sign(self, key: rsa.RSAPrivateKey, message: bytes) -> bytes:
         if self._reader.done():
             raise HelperFailed("the signing helper has stopped")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bytes] = loop.create_future()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         if not self._batch:
-            loop.call_soon(self._send_batch)
-        self._batch.append((kind, key, message, signature))
+            asyncio.get_running_loop().call_soon(self._send_batch)
+        self._batch.append((key, message))
         self._waiting.append(future)
         self.outstanding += 1
-        return future
+        return await future
 
     def _send_batch(self) -> None:
         batch, self._batch = self._batch, []
         index: dict[int, int] = {}
         keys: list[bytes] = []
-        for _, key, _, _ in batch:
+        for key, _ in batch:
             if id(key) not in index:
                 index[id(key)] = len(keys)
                 keys.append(self._der(key))
         frame = [_LENGTH.pack(len(keys))]
         for der in keys:
-            frame += [der[:1], _LENGTH.pack(len(der) - 1), der[1:]]
+            frame += [_LENGTH.pack(len(der)), der]
         frame.append(_LENGTH.pack(len(batch)))
-        for kind, key, message, signature in batch:
-            frame += [kind, _LENGTH.pack(index[id(key)]), _LENGTH.pack(len(message)), message]
-            if kind == VERIFY:
-                frame += [_LENGTH.pack(len(signature)), signature]
+        for key, message in batch:
+            frame += [_LENGTH.pack(index[id(key)]), _LENGTH.pack(len(message)), message]
         assert self.process.stdin is not None
         try:
             self.process.stdin.write(b"".join(frame))
@@ -204,29 +165,16 @@ class _Helper:
             self._fail(exc)
 
     async def _read_answers(self) -> None:
-        """Every answer that has arrived, each time some arrive: a verdict is one byte, so
-        reading them one at a time would cost more than the check."""
         assert self.process.stdout is not None
         stdout = self.process.stdout
-        pending = b""
         try:
             while True:
-                data = await stdout.read(1 << 16)
-                if not data:
-                    raise EOFError("the signing helper has stopped")
-                pending += data
-                start = 0
-                while len(pending) - start >= _LENGTH.size:
-                    (length,) = _LENGTH.unpack_from(pending, start)
-                    end = start + _LENGTH.size + length
-                    if end > len(pending):
-                        break
-                    self.outstanding -= 1
-                    future = self._waiting.popleft()
-                    if not future.done():
-                        future.set_result(pending[start + _LENGTH.size : end])
-                    start = end
-                pending = pending[start:]
+                (length,) = _LENGTH.unpack(await stdout.readexactly(_LENGTH.size))
+                signature = await stdout.readexactly(length)
+                self.outstanding -= 1
+                future = self._waiting.popleft()
+                if not future.done():
+                    future.set_result(signature)
         except (*_BROKEN, IndexError) as exc:
             self._fail(exc)
 
@@ -237,22 +185,16 @@ class _Helper:
                 future.set_exception(HelperFailed(str(exc) or exc.__class__.__name__))
         self.outstanding = 0
 
-    def _der(self, key: _Key) -> bytes:
-        """The key's kind byte and DER, as the helper reads them."""
+    def _der(self, key: rsa.RSAPrivateKey) -> bytes:
         known = self._ders.get(id(key))
         if known is None or known[0] is not key:
-            if len(self._ders) >= MAX_KEYS:  # old keys after rotations; hosted schools; peers
+            if len(self._ders) >= MAX_KEYS:  # old keys after rotations; hosted schools
                 self._ders.clear()
-            if isinstance(key, rsa.RSAPrivateKey):
-                der = PRIVATE + key.private_bytes(
-                    serialization.Encoding.DER,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            else:
-                der = PUBLIC + key.public_bytes(
-                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-                )
+            der = key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
             known = self._ders[id(key)] = (key, der)
         return known[1]
 

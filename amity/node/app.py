@@ -164,7 +164,6 @@ def _federation(
                 follow_policy=settings.follow_policy or node.config.follow_policy,
                 follow_limits=settings.follow_limits
                 or FollowLimits(followers_per_host=node.config.followers_per_host),
-                signatures=client.signatures,
             )
             tasks = [
                 asyncio.create_task(worker.run()),
