@@ -176,8 +176,9 @@ class Inbox:
         before any key is fetched; a signature that fails with the held key gets one fresh
         fetch (the key may have been rotated), at most once per key document in
         actors.REFETCH_INTERVAL: inside it the sender is told when to try again."""
+        now = self.clock()
         try:
-            check_without_key(request, self.clock())
+            check_without_key(request, now)
         except (BadSignature, MalformedDocument) as exc:
             raise Rejected(401, str(exc)) from exc
         fetches = self.actors.fetches
@@ -198,7 +199,7 @@ class Inbox:
                     retry_after=self.actors.refetch_wait(key_id) or 1.0,
                 )
             try:
-                verify_signature(request, key_id, key, self.clock())
+                verify_signature(request, key_id, key, now)
             except KeyMismatch as exc:
                 if refresh or self.actors.fetched_since(key_id, fetches):
                     raise Rejected(401, str(exc)) from exc  # the key is as fresh as it gets

@@ -247,6 +247,7 @@ def check_freshness(
         raise BadSignature("Date is more than one hour from this node's clock")
 
 
+@functools.lru_cache(maxsize=64)  # one sender's requests share the Date of their second
 def _http_date(date: str) -> datetime:
     fixdate = _FIXDATE.match(date)
     if fixdate is not None:
