@@ -20,6 +20,7 @@ from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algor
 from amity.protocol.errors import BadSignature, MalformedDocument
 from amity.protocol.httpsig import (
     check_digest,
+    check_freshness,
     digest_header,
     http_date,
     parse_signature_header,
@@ -255,3 +256,17 @@ async def test_inbox_accepts_hs2019_ed25519_and_rfc9421_from_a_peer(tmp_path: Pa
         await amity.server.close()
         amity.node.close()
         await peer_server.close()
+
+
+def test_a_date_seen_before_is_judged_again_against_the_clock() -> None:
+    """Parsed Date headers are remembered; whether one is fresh is decided anew each time."""
+    now = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
+    date = "Thu, 03 Dec 2026 12:00:00 GMT"
+    check_freshness(date, None, now)
+    check_freshness(date, None, now + timedelta(minutes=59))
+    with pytest.raises(BadSignature, match="more than one hour"):
+        check_freshness(date, None, now + timedelta(minutes=61))
+    with pytest.raises(BadSignature, match="not an HTTP date"):
+        check_freshness("yesterday noon", None, now)
+    with pytest.raises(BadSignature, match="not an HTTP date"):
+        check_freshness("yesterday noon", None, now)  # a refusal is not remembered as a date
