@@ -4,19 +4,19 @@ sender, and the hooks the node reacts through."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlite_utils import Database
 
 from ..protocol.endorsement import Endorsement
 
 
-@dataclass(frozen=True)
-class InboxRequest:
+class InboxRequest(NamedTuple):
     """A signed request as the sender addressed it: a POST to an inbox, or a signed GET
     (a match query, with no body)."""
 
+    # A NamedTuple: one is built for every inbox request, at a fifth of the cost of a
+    # frozen dataclass.
     url: str  # the node's base URL + path + query
     target: str  # path + query, as in (request-target)
     headers: Mapping[str, str]  # lower-case names
@@ -26,8 +26,7 @@ class InboxRequest:
     method: str = "POST"  # a GET signs no Digest: it has no body
 
 
-@dataclass(frozen=True)
-class InboxResult:
+class InboxResult(NamedTuple):
     status: int
     reason: str
     retry_after: float | None = None
@@ -43,8 +42,7 @@ class Rejected(Exception):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True)
-class Sender:
+class Sender(NamedTuple):
     """Who signed the request."""
 
     key_id: str

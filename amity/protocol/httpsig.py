@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
@@ -43,10 +43,11 @@ _MONTHS = {
 }
 
 
-@dataclass(frozen=True)
-class SignatureParams:
+class SignatureParams(NamedTuple):
     """The parameters of a draft-cavage Signature header."""
 
+    # A NamedTuple: one is built for every inbox request, at a fifth of the cost of a
+    # frozen dataclass.
     key_id: str
     algorithm: str
     headers: tuple[str, ...]
