@@ -345,9 +345,11 @@ async def test_an_accept_arriving_long_after_expiry_counts_no_more(
             return bool(found) and all(row[0] >= 1 for row in found)
 
         await until(tried)
-        clock.now += timedelta(days=19)  # endTime (14 days) + 5 days
         mx1.server = TestServer(create_app(mx1.node, UNLIMITED), host="127.0.0.1", port=port)
         await mx1.server.start_server()
+        # Only now the time is stepped, so the retry it makes due finds mx1 listening (one
+        # made before would fail, and its next retry wait for a clock that no longer moves).
+        clock.now += timedelta(days=19)  # endTime (14 days) + 5 days
         ke.server.app[WORKER].wake()
 
         async def delivered() -> bool:
