@@ -152,7 +152,7 @@ def main() -> None:
         f"{args.requests} signed Create activities, {args.concurrency} concurrent, loopback, "
         f"{args.rounds} rounds (medians)"
     )
-    print(f"  amity inbox (verify, check, store once)   {amity_rate:8.0f} /s")
+    print(f"  amity inbox (verify, check, record once)  {amity_rate:8.0f} /s")
     print(f"  bare aiohttp handler (read, answer 202)   {bare_rate:8.0f} /s")
     print(f"  ratio amity / bare (of the medians)       {amity_rate / bare_rate:8.2f}")
     ratios = [a / b for a, b in zip(amity_rates, bare_rates, strict=True)]
