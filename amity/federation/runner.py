@@ -4,6 +4,14 @@ The thread takes every job waiting when it wakes and hands all their results bac
 event loop in one call, so a busy node pays one thread hand-off per batch, not per job.
 Jobs sent with `grouped` are committed together: each runs in a savepoint of one shared
 transaction, and every caller gets its answer only after that one COMMIT (group commit).
+
+When the thread is idle, one turn's grouped jobs (the inbox's) run on the event loop
+instead: handing them to the thread and their answers back costs the loop more than the
+jobs, and each hand-off waits for the GIL. They run there only when nothing is waiting for
+the thread (so no job overtakes an earlier one) and only if the write lock is free at once
+(another process writing makes them go to the thread, which waits; the loop never does).
+Their commits do not checkpoint the WAL (a checkpoint writes the database file and
+fsyncs): every CHECKPOINT_EVERY of them, the thread does.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from sqlite_utils import Database
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 MAX_GROUP = 64  # jobs per shared transaction: keeps the write lock short for the CLI
+CHECKPOINT_EVERY = 100  # commits on the loop between the thread's WAL checkpoints
 _STOP = None
 
 
@@ -43,6 +52,14 @@ class DbRunner:
         self.db = db
         self._jobs: SimpleQueue[list[_Job] | None] = SimpleQueue()
         self._pending: list[_Job] = []  # sent during this turn of the event loop
+        self._lock = threading.Lock()  # held while jobs run, on the thread or on the loop
+        self._sent = 0  # batches put on the queue (by the loop)
+        self._done = 0  # batches the thread has run (under the lock)
+        self._commits_here = 0  # commits on the loop since the last checkpoint
+        self._checkpoint_due = False
+        conn = db.conn
+        self._busy_timeout = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        self._autocheckpoint = int(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
         self._thread = threading.Thread(target=self._run, name="amity-db", daemon=True)
         self._thread.start()
         self._closed = False
@@ -73,9 +90,53 @@ class DbRunner:
         return future
 
     def _send(self) -> None:
-        """Hand the jobs of one turn of the event loop over at once: one wake-up."""
+        """Hand the jobs of one turn of the event loop over at once: one wake-up (or run
+        them here, see the module's docstring)."""
         jobs, self._pending = self._pending, []
+        if jobs and self._run_here(jobs):
+            return
+        self._sent += 1
         self._jobs.put(jobs)
+
+    def _run_here(self, group: list[_Job]) -> bool:
+        """Run `group` on this thread, the event loop's; False (nothing done, nothing
+        changed) unless every job is grouped and the database thread and the write lock
+        are free."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # close() outside the loop: the thread answers
+            return False
+        if len(group) > MAX_GROUP or not all(j.grouped and j.loop is loop for j in group):
+            return False
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._done != self._sent:  # earlier jobs wait for the thread: keep the order
+                return False
+            conn = self.db.conn
+            try:
+                conn.execute("PRAGMA busy_timeout = 0")  # never wait for another process here
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
+            except sqlite3.Error:
+                return False
+            try:
+                self._before_group()
+                if not self._shared_transaction(group):
+                    return False  # rolled back, or the lock was taken: the thread redoes it
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout}")
+                    conn.execute(f"PRAGMA wal_autocheckpoint = {self._autocheckpoint}")
+            self._commits_here += 1
+            if self._commits_here >= CHECKPOINT_EVERY:
+                self._commits_here = 0
+                self._checkpoint_due = True
+                self._sent += 1
+                self._jobs.put([])  # wakes the thread for it
+        finally:
+            self._lock.release()
+        _resolve(group)
+        return True
 
     def close(self) -> None:
         """Finish every job already sent, then stop the thread."""
@@ -91,16 +152,29 @@ class DbRunner:
         stop = False
         while not stop:
             batch: list[_Job] = []
+            taken = 0
             jobs = self._jobs.get()
             while True:
                 if jobs is _STOP:
                     stop = True
                 else:
                     batch += jobs
+                    taken += 1
                 if self._jobs.empty():
                     break
                 jobs = self._jobs.get_nowait()
-            self._execute(batch)
+            with self._lock:
+                if self._checkpoint_due:  # before the jobs sent after it was due
+                    self._checkpoint_due = False
+                    self._checkpoint()
+                self._execute(batch)
+                self._done += taken
+
+    def _checkpoint(self) -> None:
+        try:
+            self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:  # a reader in the way: the next one catches up
+            log.warning("WAL checkpoint failed: %s", exc)
 
     def _execute(self, batch: list[_Job]) -> None:
         """Run `batch` in order: grouped jobs next to each other share a transaction; the
@@ -122,14 +196,17 @@ class DbRunner:
     def _run_group(self, group: list[_Job]) -> None:
         if not group:
             return
+        self._before_group()
+        if len(group) == 1 or not self._shared_transaction(group):
+            self._one_by_one(group)
+        self._answer(group)
+
+    def _before_group(self) -> None:
         for hook in self.before_group:
             try:
                 hook(self.db)
             except Exception:
                 log.exception("database hook failed")
-        if len(group) == 1 or not self._shared_transaction(group):
-            self._one_by_one(group)
-        self._answer(group)
 
     def _shared_transaction(self, group: list[_Job]) -> bool:
         """Run `group` in one transaction; False (all rolled back) if that failed as a

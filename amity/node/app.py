@@ -130,9 +130,10 @@ def _federation(
                 interval=settings.sync_interval,
                 clock=node.clock,
             )
-            # The hooks run on the database thread, inside the inbox's or the sync's
-            # transaction: they wake the loops through the event loop, and what a woken loop
-            # reads on the database thread comes after that transaction.
+            # The hooks run inside the inbox's or the sync's transaction, on the database
+            # thread (or on the loop, runner.py): they wake the loops through the event
+            # loop, and what a woken loop reads through the runner comes after that
+            # transaction.
             loop = asyncio.get_running_loop()
 
             def via_loop(wake: Callable[[], None]) -> Callable[[], None]:
