@@ -7,7 +7,8 @@ signed in advance by a second real node (whose actor the receiver fetches once a
 The inbox verifies each signature and Digest, checks origins and records the activity's id
 once, in a committed transaction, before it answers (a Note is acknowledged, not kept).
 The baseline is a bare aiohttp handler, also in its own process, that reads the same requests
-and answers 202 without verifying or storing anything. The two take turns, --rounds times
+and answers 202 without verifying or storing anything. (`amity serve` runs on uvloop where
+it is installed; the bare handler on asyncio's own loop.) The two take turns, --rounds times
 (fresh activities each round, which of the two goes first alternating), and the medians
 are compared. A machine's speed drifts between runs more than between two turns, so the
 median of each round's own ratio is printed too: on a shared virtual machine it is the
