@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from amity.protocol.proofs import verify_with_actor
 
-from .helpers import ROOT, amity, free_port
+from .helpers import ROOT, amity, free_port, wait_until
 
 AP = "application/activity+json"
 
@@ -95,3 +101,47 @@ def test_backup_while_serving_restores_to_a_working_node(tmp_path: Path, served:
     restored = served(tmp_path / "copy", port)
     assert restored.get("/actors/benito/profile")[2] == original
     assert (tmp_path / "copy" / "keys" / "benito.ed25519").stat().st_mode & 0o077 == 0
+
+
+def _maps_uvloop(pid: int) -> bool:
+    return "/uvloop/loop." in Path(f"/proc/{pid}/maps").read_text()  # its compiled module
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/PID/maps")
+def test_serve_runs_on_uvloop_and_on_asyncio_where_uvloop_is_missing(
+    tmp_path: Path, served: Any
+) -> None:
+    """uvloop is left out where it has no wheel (pyproject.toml): `serve` then runs, and
+    stops, on asyncio's own loop just the same."""
+    pytest.importorskip("uvloop")
+    port = free_port()
+    data = _init(tmp_path, port)
+    node = served(data, port)
+    assert node.process is not None and _maps_uvloop(node.process.pid)
+    assert node.kill(signal.SIGTERM) == 0
+    hidden = "import sys; sys.modules['uvloop'] = None; from amity.cli.main import main; main()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", hidden, "serve", "--data", str(data), "--no-lan-discovery"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        status = wait_until(lambda: _status(f"http://127.0.0.1:{port}/actors/benito"), 30)
+        assert status == 200 and not _maps_uvloop(process.pid)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        output = process.stdout.read() if process.stdout else ""
+        assert "stopped" in output and "Traceback" not in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=20)
+
+
+def _status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except (urllib.error.URLError, ConnectionError):
+        return None
