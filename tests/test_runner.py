@@ -128,6 +128,7 @@ async def test_another_writer_sends_grouped_jobs_to_the_thread_and_the_loop_neve
     assert ran_on and all(ident != threading.get_ident() for ident in ran_on)
     assert _rows(tmp_path / "t.db") == [1, 2]
     assert runner.db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    assert runner.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
     other.close()
     runner.close()
 
@@ -153,10 +154,18 @@ async def test_commits_on_the_loop_leave_wal_checkpoints_to_the_thread(
     database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A checkpoint writes the database file and fsyncs: with SQLite asked to checkpoint
-    after every page, the loop's commits still leave the file alone; every
-    CHECKPOINT_EVERY of them the thread checkpoints."""
+    after every page, the loop's commits still leave the file alone; once they have
+    written CHECKPOINT_ROWS rows, the thread checkpoints."""
     database.execute("PRAGMA wal_autocheckpoint = 1")
-    monkeypatch.setattr(runner_module, "CHECKPOINT_EVERY", 10)
+    monkeypatch.setattr(runner_module, "CHECKPOINT_ROWS", 10)
+    checkpointed_on: list[int] = []
+    checkpoint = DbRunner._checkpoint
+
+    def recorded(self: DbRunner) -> None:
+        checkpointed_on.append(threading.get_ident())
+        checkpoint(self)
+
+    monkeypatch.setattr(DbRunner, "_checkpoint", recorded)
     runner = DbRunner(database)
     path = tmp_path / "t.db"
     blob = b"x" * 2000
@@ -172,11 +181,35 @@ async def test_commits_on_the_loop_leave_wal_checkpoints_to_the_thread(
     start = path.stat().st_size
     for k in range(9):
         assert await runner.grouped(insert(k)) == threading.get_ident()  # on the loop
-    assert path.stat().st_size == start  # nine commits, all still in the WAL
-    await runner.grouped(insert(9))  # the tenth: the thread is woken to checkpoint
+    assert path.stat().st_size == start and not checkpointed_on  # nine rows, in the WAL
+    await runner.grouped(insert(9))  # the tenth row: the thread is woken to checkpoint
     await runner(lambda db: None)  # runs after the checkpoint, on the same thread
     assert path.stat().st_size > start + 9 * len(blob)
+    assert len(checkpointed_on) == 1 and checkpointed_on[0] != threading.get_ident()
     assert runner.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1
+    runner.close()
+
+
+async def test_a_group_that_fails_as_a_whole_on_the_loop_is_done_again_on_the_thread(
+    runner: DbRunner, tmp_path: Path
+) -> None:
+    """A job that ends the shared transaction: nothing of the loop's attempt stays, and the
+    thread runs every job again, each on its own (the other job's row is committed)."""
+    ran_on: list[int] = []
+
+    def insert(db: Database) -> None:
+        ran_on.append(threading.get_ident())
+        db.execute("INSERT INTO t (k) VALUES (1)")
+
+    def ends_the_transaction(db: Database) -> None:
+        db.conn.execute("ROLLBACK")
+
+    results = await asyncio.gather(
+        runner.grouped(insert), runner.grouped(ends_the_transaction), return_exceptions=True
+    )
+    assert results[0] is None and isinstance(results[1], sqlite3.Error)
+    assert _rows(tmp_path / "t.db") == [1]
+    assert ran_on[0] == threading.get_ident() and ran_on[-1] != threading.get_ident()
     runner.close()
 
 
@@ -203,4 +236,51 @@ async def test_a_grouped_job_waits_for_jobs_the_thread_has_taken_but_not_yet_run
     gate.set()
     await asyncio.gather(first, second)
     assert order == ["first", "second"]
+    runner.close()
+
+
+def test_ctrl_c_in_a_job_on_the_loop_leaves_no_transaction_open(
+    database: Database, tmp_path: Path
+) -> None:
+    """Ctrl-C can now arrive while a group runs (on the loop's thread): the transaction is
+    rolled back, so the write lock is free for the CLI and no later job runs inside it."""
+    runner = DbRunner(database)
+
+    def interrupted(db: Database) -> None:
+        db.execute("INSERT INTO t (k) VALUES (1)")
+        raise KeyboardInterrupt
+
+    async def send() -> None:
+        await runner.grouped(interrupted)
+
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(send())
+    assert not database.conn.in_transaction
+    other = sqlite3.connect(tmp_path / "t.db", isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")  # the lock is free
+    other.execute("ROLLBACK")
+    other.close()
+    assert _rows(tmp_path / "t.db") == []
+    runner.close()
+
+
+async def test_a_hook_that_fails_on_the_loop_sends_the_group_to_the_thread(
+    runner: DbRunner,
+) -> None:
+    """The hooks refresh what a group is checked against (the block list): a read that
+    failed on the loop (it may not wait there) is done again on the thread, before the
+    group runs there."""
+    loop_thread = threading.get_ident()
+    hooked_on: list[int] = []
+
+    def refresh(db: Database) -> None:
+        hooked_on.append(threading.get_ident())
+        if threading.get_ident() == loop_thread:
+            raise sqlite3.OperationalError("database is locked")
+
+    runner.before_group.append(refresh)
+    ran_on: list[int] = []
+    await runner.grouped(lambda db: ran_on.append(threading.get_ident()))
+    assert hooked_on[0] == loop_thread and hooked_on[-1] != loop_thread
+    assert ran_on == [hooked_on[-1]]
     runner.close()

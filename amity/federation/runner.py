@@ -11,7 +11,7 @@ jobs, and each hand-off waits for the GIL. They run there only when nothing is w
 the thread (so no job overtakes an earlier one) and only if the write lock is free at once
 (another process writing makes them go to the thread, which waits; the loop never does).
 Their commits do not checkpoint the WAL (a checkpoint writes the database file and
-fsyncs): every CHECKPOINT_EVERY of them, the thread does.
+fsyncs): once they have written CHECKPOINT_ROWS rows, the thread does.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from sqlite_utils import Database
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 MAX_GROUP = 64  # jobs per shared transaction: keeps the write lock short for the CLI
-CHECKPOINT_EVERY = 100  # commits on the loop between the thread's WAL checkpoints
+CHECKPOINT_ROWS = 1000  # rows written on the loop between the thread's WAL checkpoints
 _STOP = None
 
 
@@ -55,7 +55,7 @@ class DbRunner:
         self._lock = threading.Lock()  # held while jobs run, on the thread or on the loop
         self._sent = 0  # batches put on the queue (by the loop)
         self._done = 0  # batches the thread has run (under the lock)
-        self._commits_here = 0  # commits on the loop since the last checkpoint
+        self._changes_at_checkpoint = db.conn.total_changes  # rows written, as of then
         self._checkpoint_due = False
         conn = db.conn
         self._busy_timeout = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
@@ -117,19 +117,24 @@ class DbRunner:
             try:
                 conn.execute("PRAGMA busy_timeout = 0")  # never wait for another process here
                 conn.execute("PRAGMA wal_autocheckpoint = 0")
+                # A hook that failed here (a read that would have waited, say) may work on
+                # the thread; a group must not run on what it failed to refresh.
+                if not self._before_group(quiet=True) or not self._shared_transaction(group):
+                    return False  # nothing committed: the thread does it all again
             except sqlite3.Error:
                 return False
-            try:
-                self._before_group()
-                if not self._shared_transaction(group):
-                    return False  # rolled back, or the lock was taken: the thread redoes it
             finally:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout}")
-                    conn.execute(f"PRAGMA wal_autocheckpoint = {self._autocheckpoint}")
-            self._commits_here += 1
-            if self._commits_here >= CHECKPOINT_EVERY:
-                self._commits_here = 0
+                for pragma, value in (
+                    ("busy_timeout", self._busy_timeout),
+                    ("wal_autocheckpoint", self._autocheckpoint),
+                ):
+                    try:
+                        conn.execute(f"PRAGMA {pragma} = {value}")
+                    except sqlite3.Error as exc:
+                        log.error("cannot restore PRAGMA %s = %s: %s", pragma, value, exc)
+            # Rows written stand in for pages: SQLite checkpoints after 1000 pages.
+            if conn.total_changes - self._changes_at_checkpoint >= CHECKPOINT_ROWS:
+                self._changes_at_checkpoint = conn.total_changes
                 self._checkpoint_due = True
                 self._sent += 1
                 self._jobs.put([])  # wakes the thread for it
@@ -201,12 +206,17 @@ class DbRunner:
             self._one_by_one(group)
         self._answer(group)
 
-    def _before_group(self) -> None:
+    def _before_group(self, quiet: bool = False) -> bool:
+        """Run the hooks; False if one failed (logged unless `quiet`)."""
+        ok = True
         for hook in self.before_group:
             try:
                 hook(self.db)
             except Exception:
-                log.exception("database hook failed")
+                ok = False
+                if not quiet:
+                    log.exception("database hook failed")
+        return ok
 
     def _shared_transaction(self, group: list[_Job]) -> bool:
         """Run `group` in one transaction; False (all rolled back) if that failed as a
@@ -225,11 +235,13 @@ class DbRunner:
                     conn.execute("ROLLBACK TO amity_job")
                 conn.execute("RELEASE amity_job")
             conn.execute("COMMIT")
-        except sqlite3.Error:
+        except BaseException as exc:  # Ctrl-C on the loop, too: never leave it open
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            return False
+            if isinstance(exc, sqlite3.Error):
+                return False
+            raise
         return True
 
     def _one_by_one(self, group: list[_Job]) -> None:
