@@ -55,9 +55,9 @@ class DbRunner:
         self._lock = threading.Lock()  # held while jobs run, on the thread or on the loop
         self._sent = 0  # batches put on the queue (by the loop)
         self._done = 0  # batches the thread has run (under the lock)
-        self._changes_at_checkpoint = db.conn.total_changes  # rows written, as of then
-        self._checkpoint_due = False
         conn = db.conn
+        self._changes_at_checkpoint = conn.total_changes  # rows written, as of then
+        self._checkpoint_due = False
         self._busy_timeout = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
         self._autocheckpoint = int(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
         self._thread = threading.Thread(target=self._run, name="amity-db", daemon=True)
@@ -99,9 +99,9 @@ class DbRunner:
         self._jobs.put(jobs)
 
     def _run_here(self, group: list[_Job]) -> bool:
-        """Run `group` on this thread, the event loop's; False (nothing done, nothing
-        changed) unless every job is grouped and the database thread and the write lock
-        are free."""
+        """Run `group` on this thread, the event loop's; False (nothing committed, the
+        thread is to run it) unless every job is grouped and the database thread and the
+        write lock are free."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # close() outside the loop: the thread answers
@@ -178,7 +178,7 @@ class DbRunner:
     def _checkpoint(self) -> None:
         try:
             self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error as exc:  # a reader in the way: the next one catches up
+        except sqlite3.Error as exc:  # the disk, say: the next one catches up
             log.warning("WAL checkpoint failed: %s", exc)
 
     def _execute(self, batch: list[_Job]) -> None:

@@ -93,8 +93,8 @@ class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's event loop where it is installed (it is not on Windows), asyncio's
-    otherwise: uvloop's costs less per request (bench/inbox.py)."""
+    """uvloop's event loop where it is installed (pyproject.toml: not on Windows, nor
+    where it has no wheel), asyncio's otherwise: uvloop's costs less per request."""
     try:
         import uvloop
     except ImportError:
